@@ -1,0 +1,67 @@
+"""Runs dbt in-process against the same database as the loader."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loader.db import Database
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class DbtError(RuntimeError):
+    """dbt failed; the message names the failing nodes."""
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    success: bool
+    failures: list[str]
+    warnings: list[str]
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | None = None,
+            *, quiet: bool = True) -> DbtOutcome:
+    """Invoke `dbt <args>` for this project; returns what passed, failed and warned."""
+    from dbt.cli.main import dbtRunner
+
+    cli_args = [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    if dbt_vars:
+        cli_args += ["--vars", json.dumps(dict(dbt_vars))]
+    if quiet:
+        cli_args = ["--quiet", *cli_args]
+    with _environ(db.dbt_env()):
+        result = dbtRunner().invoke(cli_args)
+    failures: list[str] = []
+    warnings: list[str] = []
+    for node_result in getattr(result.result, "results", None) or []:
+        status = str(getattr(node_result, "status", ""))
+        name = getattr(getattr(node_result, "node", None), "unique_id", "?")
+        message = getattr(node_result, "message", "") or ""
+        if status in ("error", "fail", "runtime error"):
+            failures.append(f"{name}: {status} {message}".strip())
+        elif status == "warn":
+            warnings.append(f"{name}: {message}".strip())
+    if result.exception is not None:
+        failures.append(f"dbt: {result.exception}")
+    return DbtOutcome(success=bool(result.success), failures=failures, warnings=warnings)
