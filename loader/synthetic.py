@@ -36,7 +36,8 @@ _FAMILY = (
 TRICKY_NAMES = (
     "Sigur Rós", "Motörhead", "Björk", "Mötley Crüe", "The The", "!!!", "Ünloco",
     "Guns N’ Roses", "Simon & Garfunkel", "Hall&Oates", "坂本龍一", "Мумий Тролль",
-    "فيروز", "BTS (방탄소년단)", "Sunn O)))", "Godspeed You! Black Emperor", "Sly & the Family Stone",
+    "فيروز", "BTS (방탄소년단)", "Sunn O)))", "Godspeed You! Black Emperor",
+    "Sly & the Family Stone",
     "Prince (The Artist Formerly Known As)", "The Beatles", "beatles", "Beatles, The",
     "Bobby \"Blue\" Bland", "Tom Waits ", " Leading Space", "AC/DC", "Emerson, Lake & Palmer",
     "Jean-Michel Jarre", "Ólafur Arnalds", "µ-Ziq", "Aphex Twin", "Røyksopp", "Mùm",

@@ -1,0 +1,215 @@
+"""`library-identity resolve`: candidates (dbt) → LML bulk-resolve → raw verdicts → merge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from loader.cli.app import (
+    EXIT_DB,
+    EXIT_GATE,
+    EXIT_INTERRUPTED,
+    EXIT_LML,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Settings,
+    fail,
+    graceful_stop,
+    lml_client,
+    main,
+    pass_settings,
+)
+from loader.cli.output import print_table
+from loader.db import DatabaseError
+from loader.dbt import DbtError
+from loader.lml.client import LMLAuthError
+from loader.resolve import run as resolve_run
+from loader.resolve.candidates import MODES, Partition
+from loader.resolve.counters import SKIP_BUCKETS, InvariantViolation, dry_run_report
+from loader.resolve.run import LMLUnavailable, ResolveOptions, ResolveResult, resolve
+from loader.runs import RunLocked
+from loader.telemetry import init_sentry
+
+log = logging.getLogger("library_identity.resolve")
+
+
+@contextmanager
+def progress_reporter(enabled: bool) -> Iterator[tuple[Any, Any]]:
+    """A progress bar on a terminal, a log line every ~10% otherwise."""
+    totals: dict[str, int] = {}
+    done: dict[str, int] = {}
+    if enabled and sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        bar = Progress("[progress.description]{task.description}", BarColumn(),
+                       MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+        tasks: dict[str, Any] = {}
+
+        def on_candidates(counts: dict[str, int]) -> None:
+            for cohort in ("va", "non_va"):
+                tasks[cohort] = bar.add_task(f"{cohort:>6}", total=counts.get(cohort, 0))
+
+        def advance(cohort: str, rows: int) -> None:
+            bar.advance(tasks[cohort], rows)
+
+        with bar:
+            yield on_candidates, advance
+        return
+
+    def on_candidates_log(counts: dict[str, int]) -> None:
+        totals.update(counts)
+        log.info("candidates va=%d non_va=%d", counts.get("va", 0), counts.get("non_va", 0))
+
+    def advance_log(cohort: str, rows: int) -> None:
+        before = done.get(cohort, 0)
+        done[cohort] = before + rows
+        total = max(1, totals.get(cohort, 1))
+        if done[cohort] * 10 // total != before * 10 // total or done[cohort] >= total:
+            log.info("progress cohort=%s rows=%d/%d", cohort, done[cohort], total)
+
+    yield on_candidates_log, advance_log
+
+
+def summary(result: ResolveResult) -> dict[str, Any]:
+    return {
+        "run_id": str(result.run_id) if result.run_id else None,
+        "status": result.status,
+        "seconds": round(result.seconds, 2),
+        "candidates": result.candidates,
+        "counters": result.counters.as_dict(),
+        "merge": None if result.merge is None else {
+            "success": result.merge.success, "failures": result.merge.failures,
+            "warnings": result.merge.warnings},
+    }
+
+
+def print_summary(result: ResolveResult) -> None:
+    c = {cohort: result.counters.cohorts[cohort] for cohort in ("va", "non_va")}
+    total = result.counters.total
+    rows: list[tuple[Any, ...]] = [
+        ("scanned", c["va"].scanned, c["non_va"].scanned, total.scanned),
+        ("resolved", c["va"].rows_resolved, c["non_va"].rows_resolved, total.rows_resolved),
+        ("resolved (compilation)", c["va"].rows_resolved_compilation,
+         c["non_va"].rows_resolved_compilation, total.rows_resolved_compilation),
+        ("unresolved", c["va"].rows_unresolved, c["non_va"].rows_unresolved,
+         total.rows_unresolved),
+    ]
+    rows += [(f"skipped: {b}", c["va"].rows_skipped[b], c["non_va"].rows_skipped[b],
+              total.rows_skipped[b]) for b in SKIP_BUCKETS]
+    rows += [
+        ("source rows skipped (null)", c["va"].source_rows_skipped_null_confidence,
+         c["non_va"].source_rows_skipped_null_confidence,
+         total.source_rows_skipped_null_confidence),
+        ("LML calls", c["va"].lml_total_calls, c["non_va"].lml_total_calls,
+         total.lml_total_calls),
+        ("LML latency (ms)", round(c["va"].lml_total_latency_ms),
+         round(c["non_va"].lml_total_latency_ms), round(total.lml_total_latency_ms)),
+    ]
+    title = f"resolve run {result.run_id} — {result.status} in {result.seconds:.1f}s"
+    print_table(title, ("counter", "va", "non_va", "total"), rows)
+    if result.merge is not None:
+        state = "passed" if result.merge.success else "FAILED"
+        click.echo(f"merge and gates: {state}")
+        for line in result.merge.failures + result.merge.warnings:
+            click.echo(f"  {line}")
+
+
+@main.command("resolve")
+@click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
+              help="full: never attempted, stale or retry-due rows; legacy: the old "
+                   "canonical-only scope; recheck: every unresolved row.")
+@click.option("--batch-size", type=int, default=500, show_default=True,
+              help="Rows per LML call for the non-V/A cohort (1..1000).")
+@click.option("--va-batch-size", type=int, default=100, show_default=True,
+              help="Rows per LML call for the V/A cohort (1..1000).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="LML calls in flight at once.")
+@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+              help="Cap on LML calls per minute (unlimited when unset).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=30.0, show_default=True, help="Seconds per LML call.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Attempts per call for transient failures (429, 502-504, network).")
+@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=5,
+              show_default=True, help="Stop the run (exit 3) after this many failed batches "
+                                      "in a row.")
+@click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
+@click.option("--partition", metavar="I/N", help="Only rows with library_id % N = I.")
+@click.option("--stale-days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="A resolved row is re-checked after this many days.")
+@click.option("--unresolved-retry-days", type=click.IntRange(min=1), default=7,
+              show_default=True, help="An unresolved row is retried after this many days.")
+@click.option("--dry-run", is_flag=True,
+              help="Call LML and count, write nothing; print one JSON report on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--no-merge", is_flag=True, help="Land verdicts only; skip the dbt merge.")
+@click.option("--merge-only", is_flag=True, help="Only run the dbt merge and gates.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
+@pass_settings
+def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_size: int,
+                    concurrency: int, requests_per_minute: float | None, timeout_s: float,
+                    max_attempts: int, max_consecutive_failures: int, limit: int | None,
+                    partition: str | None, stale_days: int, unresolved_retry_days: int,
+                    dry_run: bool, as_json: bool, no_merge: bool, merge_only: bool,
+                    progress: bool) -> None:
+    """Resolve library rows through LML and land the raw verdicts, then merge.
+
+    Runs dbt's candidate models, calls LML's bulk-resolve in batches (V/A cohort first),
+    lands every trusted verdict append-only, checks the counter invariant, then runs the
+    dbt merge and its gates.
+    """
+    try:
+        options = ResolveOptions(
+            mode=mode, batch_size=batch_size, va_batch_size=va_batch_size,
+            concurrency=concurrency, limit=limit,
+            partition=Partition.parse(partition) if partition else None, dry_run=dry_run,
+            stale_days=stale_days, unresolved_retry_days=unresolved_retry_days,
+            max_consecutive_failures=max_consecutive_failures)
+        options.validate()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if merge_only and (dry_run or no_merge):
+        fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
+    db = settings.database()
+    init_sentry(settings.sentry_dsn, environment=settings.sentry_environment,
+                traces_sample_rate=settings.sentry_traces_sample_rate)
+    try:
+        if merge_only:
+            outcome = resolve_run.merge_only(db, options)
+            for line in outcome.failures + outcome.warnings:
+                click.echo(line)
+            click.echo(f"merge and gates: {'passed' if outcome.success else 'FAILED'}")
+            sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
+        client = lml_client(settings, timeout_s=timeout_s, max_attempts=max_attempts,
+                            requests_per_minute=requests_per_minute)
+        with client, graceful_stop() as stop, \
+                progress_reporter(progress and not as_json) as (on_candidates, advance):
+            result = resolve(db, client, options, stop=stop, progress=advance,
+                             merge=not no_merge, on_candidates=on_candidates)
+    except RunLocked as exc:
+        fail(str(exc), EXIT_LOCKED)
+    except (LMLAuthError, LMLUnavailable) as exc:
+        fail(str(exc), EXIT_LML)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_DB)
+    except InvariantViolation as exc:
+        fail(str(exc), EXIT_GATE)
+    except DbtError as exc:
+        fail(str(exc), EXIT_GATE)
+    if dry_run:
+        click.echo(json.dumps(dry_run_report(result.counters, options.mode)))
+    elif as_json:
+        click.echo(json.dumps(summary(result)))
+    else:
+        print_summary(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if result.status == "gate_failed":
+        sys.exit(EXIT_GATE)

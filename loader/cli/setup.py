@@ -1,0 +1,133 @@
+"""Setting up: migrate, seed, the LML stand-in, and dbt passthrough."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from loader import secrets
+from loader.cli.app import (
+    EXIT_DB,
+    EXIT_GATE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Settings,
+    fail,
+    main,
+    pass_settings,
+)
+from loader.db import DatabaseError
+
+
+# -- migrate -----------------------------------------------------------------------------
+@main.command()
+@click.option("--rollback", "rollback_count", type=click.IntRange(min=1), metavar="N",
+              help="Roll back the last N applied migrations instead of applying.")
+@click.option("--status", "show_status", is_flag=True, help="List applied and pending migrations.")
+@pass_settings
+def migrate(settings: Settings, rollback_count: int | None, show_status: bool) -> None:
+    """Apply the schema migrations (idempotent). Station tables are created only where the
+    database lacks them; a station's own tables are never altered or dropped."""
+    from loader import migrate as migrations
+
+    db = settings.database()
+    try:
+        if show_status:
+            st = migrations.status(db)
+            for mid in st.applied:
+                click.echo(f"applied  {mid}")
+            for mid in st.pending:
+                click.echo(f"pending  {mid}")
+            return
+        if rollback_count:
+            done = migrations.rollback(db, rollback_count)
+            click.echo(f"rolled back: {', '.join(done) or 'nothing'}")
+            return
+        done = migrations.apply(db)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_DB)
+    click.echo(f"{db.describe()}: applied {', '.join(done)}" if done
+               else f"{db.describe()}: up to date")
+
+
+# -- seed --------------------------------------------------------------------------------
+@main.command()
+@click.option("--rows", type=click.IntRange(min=0), default=64_676, show_default=True,
+              help="Library rows to generate.")
+@click.option("--replace", is_flag=True, help="Wipe an existing sample library first.")
+@pass_settings
+def seed(settings: Settings, rows: int, replace: bool) -> None:
+    """Fill the station tables with a deterministic synthetic library (same N, same rows)."""
+    from loader import migrate as migrations
+    from loader.seed import SeedError, seed_library
+
+    db = settings.database()
+    migrations.apply(db)
+    try:
+        with db.connect() as conn:
+            summary = seed_library(conn, rows, replace=replace)
+    except SeedError as exc:
+        fail(str(exc), EXIT_USAGE)
+    click.echo(f"seeded {summary.library_rows:,} library rows, {summary.va_rows:,} V/A, "
+               f"{summary.compilation_track_rows:,} compilation credits, "
+               f"{summary.active_rotation_rows:,} active rotation rows "
+               f"in {summary.seconds:.1f}s")
+
+
+# -- lml-standin -------------------------------------------------------------------------
+@main.command("lml-standin")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--api-key", envvar="LML_STANDIN_API_KEY", default="standin-key",
+              show_default=True, help="Key the stand-in accepts; '' disables auth.")
+@click.option("--latency-ms", type=float, default=0, help="Added latency per API call.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of API calls answered with --error-status.")
+@click.option("--error-status", type=int, default=503, show_default=True)
+@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of API calls that hang (--hang-seconds).")
+@click.option("--hang-seconds", type=float, default=60.0, show_default=True)
+@click.option("--short-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of bulk responses missing their last result.")
+@click.option("--foreign-id-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of bulk responses with a library_id that was not sent.")
+@click.option("--duplicate-id-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of bulk responses answering one library_id twice.")
+@click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of responses with a body that is not JSON.")
+@click.option("--bad-enum-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of bulk responses with an unknown kind or out-of-range confidence.")
+@click.option("--cache-stats/--no-cache-stats", default=False,
+              help="Send a cache_stats object (live LML sends null).")
+@click.option("--no-refresh", is_flag=True, help="Serve without the refresh route (404).")
+def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rate: float,
+                error_status: int, timeout_rate: float, hang_seconds: float, short_rate: float,
+                foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
+                bad_enum_rate: float, cache_stats: bool, no_refresh: bool) -> None:
+    """Run the project's LML stand-in on loopback: the LML contract with deterministic,
+    realistic verdicts and fault injection, for demos, tests and benchmarks."""
+    from loader.standin.server import StandInConfig, serve
+
+    secrets.register(api_key)
+    config = StandInConfig(
+        api_key=api_key or None, latency_ms=latency_ms, error_rate=error_rate,
+        error_status=error_status, timeout_rate=timeout_rate, hang_seconds=hang_seconds,
+        short_rate=short_rate, foreign_id_rate=foreign_id_rate,
+        duplicate_id_rate=duplicate_id_rate, malformed_rate=malformed_rate,
+        bad_enum_rate=bad_enum_rate, cache_stats=cache_stats, refresh_enabled=not no_refresh)
+    serve(config, host, port)
+
+
+# -- dbt ---------------------------------------------------------------------------------
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@pass_settings
+def dbt(settings: Settings, dbt_args: tuple[str, ...]) -> None:
+    """Run dbt on this project against the same database, e.g. `library-identity dbt build`."""
+    from loader.dbt import run_dbt
+
+    outcome = run_dbt(settings.database(), list(dbt_args) or ["build"], quiet=False)
+    sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
+
+

@@ -1,0 +1,98 @@
+"""The shapes LML promises (contract 1.33.0, with its live deviations), as pydantic models.
+
+Models are strict where a wrong value would land bad data (kinds, sources, methods,
+confidence in 0..1) and lenient where LML is known to deviate (explicit nulls,
+cache_stats: null, unknown extra keys).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENTITY_SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
+IDENTITY_METHODS = ("manual", "cross_source_agreement", "exact_match", "name_variation",
+                    "member_group", "alias_match", "trigram", "llm")
+RESULT_KINDS = ("single_artist", "compilation", "unresolved")
+
+IdentitySource = Literal["discogs", "musicbrainz", "wikidata", "spotify", "apple_music",
+                         "bandcamp"]
+IdentityMethod = Literal["manual", "cross_source_agreement", "exact_match", "name_variation",
+                         "member_group", "alias_match", "trigram", "llm"]
+Confidence = float
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ReconciledIdentity(_Model):
+    discogs_artist_id: int | None = None
+    musicbrainz_artist_id: str | None = None
+    wikidata_qid: str | None = None
+    spotify_artist_id: str | None = None
+    apple_music_artist_id: str | None = None
+    bandcamp_id: str | None = None
+
+
+class ProvenanceEntry(_Model):
+    source: IdentitySource
+    method: IdentityMethod
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    external_id: str | None = None
+
+
+class TrackIdentity(_Model):
+    track_position: str | None = None
+    artist_name: str = Field(min_length=1)
+    track_title: str | None = None
+    resolved_artist_name: str | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    method: IdentityMethod | None = None
+    sources: list[ProvenanceEntry] | None = None
+
+
+class BulkResolveResult(_Model):
+    kind: Literal["single_artist", "compilation", "unresolved"]
+    library_id: int
+    main: ReconciledIdentity | None = None
+    method: IdentityMethod | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    provenance: list[ProvenanceEntry] = Field(default_factory=list)
+    tracks_attempted: bool | None = None
+    tracks: list[TrackIdentity] | None = None
+
+
+class CacheStats(_Model):
+    memory_hits: int = Field(ge=0)
+    pg_hits: int = Field(ge=0)
+    pg_misses: int = Field(ge=0)
+    api_calls: int = Field(ge=0)
+    pg_time_ms: float = Field(ge=0)
+    api_time_ms: float = Field(ge=0)
+
+
+class CacheRefreshArtistOutcome(_Model):
+    external_id: str
+    outcome: str
+    message: str | None = None
+
+
+class CacheRefreshSourceResult(_Model):
+    release_outcome: str
+    artists: list[CacheRefreshArtistOutcome] = Field(default_factory=list)
+    message: str | None = None
+
+
+class CacheRefreshResultItem(_Model):
+    identity_id: int
+    status: str
+    sources: dict[str, CacheRefreshSourceResult | None] | None = None
+    message: str | None = None
+
+
+class ReleaseIdentityResolveResponse(_Model):
+    identity_id: int
+    kind: str
+    minted: bool

@@ -1,0 +1,1 @@
+"""`library-identity resolve`: candidates → LML bulk-resolve → raw verdict log → dbt merge."""

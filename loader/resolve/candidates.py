@@ -1,0 +1,90 @@
+"""The run's candidates: dbt decides who needs resolving, the loader pages a snapshot.
+
+dbt (re)builds `library_candidates` for the chosen mode; the loader then copies it into
+a temporary table once, so the run works on a fixed set (rows landed during the run
+never come back in the same run) and pages it by library_id cursor, never OFFSET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from loader.db import Database
+from loader.dbt import DbtError, run_dbt
+from loader.resolve.verdicts import Candidate
+
+MODES = ("full", "legacy", "recheck")
+DBT_SCHEMA = "identity"
+CANDIDATES_MODEL = "library_candidates"
+
+
+@dataclass(frozen=True)
+class Partition:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        try:
+            index_text, count_text = text.split("/")
+            index, count = int(index_text), int(count_text)
+        except ValueError:
+            raise ValueError(f"partition must look like i/n (e.g. 0/4), got {text!r}") from None
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"partition {text!r}: need n >= 1 and 0 <= i < n")
+        return cls(index, count)
+
+
+def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> None:
+    """Have dbt rebuild the candidate model (and what it reads) for these vars."""
+    outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}"], dbt_vars)
+    if not outcome.success:
+        raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
+
+
+def snapshot(conn: psycopg.Connection, *, partition: Partition | None,
+             limit: int | None) -> dict[str, int]:
+    """Copy the candidate view into pg_temp.run_candidates; returns rows per cohort."""
+    where = sql.SQL("artist_name is not null")
+    params: list[Any] = []
+    if partition and partition.count > 1:
+        where = sql.SQL("{} and library_id % %s = %s").format(where)
+        params += [partition.count, partition.index]
+    limit_sql = sql.SQL("")
+    if limit is not None:
+        # --limit keeps the V/A cohort first, like the run order.
+        limit_sql = sql.SQL(" order by (cohort = 'va') desc, library_id limit %s")
+        params.append(limit)
+    conn.execute("drop table if exists pg_temp.run_candidates")
+    conn.execute(
+        sql.SQL("create temp table run_candidates as "
+                "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+                "from {}.{} where {}{}").format(
+            sql.Identifier(DBT_SCHEMA), sql.Identifier(CANDIDATES_MODEL), where, limit_sql),
+        params)
+    conn.execute("create index on pg_temp.run_candidates (cohort, library_id)")
+    conn.execute("analyze pg_temp.run_candidates")
+    rows = conn.execute(
+        "select cohort, count(*) from pg_temp.run_candidates group by cohort").fetchall()
+    conn.commit()
+    return {cohort: count for cohort, count in rows}
+
+
+def pages(conn: psycopg.Connection, cohort: str, batch_size: int) -> Iterator[list[Candidate]]:
+    """Pages of the snapshot for one cohort, by library_id cursor."""
+    cursor = -1
+    while True:
+        rows = conn.execute(
+            "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+            "from pg_temp.run_candidates where cohort = %s and library_id > %s "
+            "order by library_id limit %s", (cohort, cursor, batch_size)).fetchall()
+        conn.commit()
+        if not rows:
+            return
+        cursor = rows[-1][0]
+        yield [Candidate(*row) for row in rows]

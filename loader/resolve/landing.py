@@ -1,0 +1,58 @@
+"""Lands a batch's verdicts in the append-only raw verdict log.
+
+One transaction per batch: the COPY and the run's counters commit together, so a
+killed run leaves exactly the batches it finished, each counted once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from loader import runs
+from loader.resolve.verdicts import Verdict
+
+COLUMNS = (
+    "run_id", "library_id", "cohort", "kind", "method", "confidence", "discogs_artist_id",
+    "musicbrainz_artist_id", "wikidata_qid", "spotify_artist_id", "apple_music_artist_id",
+    "bandcamp_id", "tracks_contract_version", "tracks_attempted", "track_count", "request",
+    "result",
+)
+_COPY_SQL = f"copy identity_loader.raw_verdicts ({', '.join(COLUMNS)}) from stdin"
+
+
+def _dumps(value: Any) -> str:
+    # Postgres jsonb rejects \u0000; LML never sends it, but a library title could carry one.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("\\u0000", "")
+
+
+def _row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
+    main = v.result.main
+    return (
+        run_id, v.candidate.library_id, v.candidate.cohort, v.result.kind, v.result.method,
+        v.result.confidence,
+        main.discogs_artist_id if main else None,
+        main.musicbrainz_artist_id if main else None,
+        main.wikidata_qid if main else None,
+        main.spotify_artist_id if main else None,
+        main.apple_music_artist_id if main else None,
+        main.bandcamp_id if main else None,
+        v.tracks_contract_version, v.tracks_attempted, len(v.result.tracks or ()),
+        Jsonb(v.candidate.as_input(), dumps=_dumps), Jsonb(v.raw, dumps=_dumps),
+    )
+
+
+def land_batch(conn: psycopg.Connection, run_id: uuid.UUID, verdicts: Sequence[Verdict],
+               counters: dict[str, Any]) -> None:
+    """COPY the verdicts and store the run's counters so far, in one transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        if verdicts:
+            with cur.copy(_COPY_SQL) as copy:
+                for verdict in verdicts:
+                    copy.write_row(_row(run_id, verdict))
+        runs.save_counters(conn, run_id, counters)

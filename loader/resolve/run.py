@@ -1,0 +1,344 @@
+"""The batch loop of `resolve`: page candidates, call LML with bounded concurrency,
+sort each response, land what is trusted, count everything."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+import sentry_sdk
+
+from loader import runs
+from loader.db import Database, DatabaseError
+from loader.dbt import DbtOutcome
+from loader.lml.client import LML_BULK_RESOLVE_CAP, CallResult, LMLAuthError, LMLClient, LMLError
+from loader.resolve import candidates, landing
+from loader.resolve.counters import InvariantViolation, RunCounters
+from loader.resolve.merge import merge as run_merge
+from loader.resolve.verdicts import Candidate, classify_batch
+
+log = logging.getLogger(__name__)
+
+COHORT_ORDER = ("va", "non_va")
+STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
+
+
+class LMLUnavailable(RuntimeError):
+    """LML could not be reached or kept failing; the run stopped early."""
+
+
+@dataclass
+class ResolveOptions:
+    mode: str = "full"
+    batch_size: int = 500
+    va_batch_size: int = 100
+    concurrency: int = 1
+    limit: int | None = None
+    partition: candidates.Partition | None = None
+    dry_run: bool = False
+    stale_days: int = 7
+    unresolved_retry_days: int = 7
+    include_tracks: bool = True
+    max_consecutive_failures: int = 5
+
+    def validate(self) -> None:
+        if self.mode not in candidates.MODES:
+            raise ValueError(f"mode must be one of {', '.join(candidates.MODES)}")
+        for name in ("batch_size", "va_batch_size"):
+            value = getattr(self, name)
+            if not 1 <= value <= LML_BULK_RESOLVE_CAP:
+                raise ValueError(f"{name.replace('_', '-')} must be between 1 and "
+                                 f"{LML_BULK_RESOLVE_CAP} (LML's cap), got {value}")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must not be negative")
+        if self.stale_days < 1 or self.unresolved_retry_days < 1:
+            raise ValueError("stale-days and unresolved-retry-days must be at least 1")
+
+    def dbt_vars(self) -> dict[str, Any]:
+        return {"candidate_mode": self.mode, "stale_days": self.stale_days,
+                "unresolved_retry_days": self.unresolved_retry_days}
+
+    def batch_size_for(self, cohort: str) -> int:
+        return self.va_batch_size if cohort == "va" else self.batch_size
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["partition"] = (f"{self.partition.index}/{self.partition.count}"
+                             if self.partition else None)
+        return data
+
+
+@dataclass
+class ResolveResult:
+    run_id: uuid.UUID | None
+    status: str
+    counters: RunCounters
+    candidates: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    merge: DbtOutcome | None = None
+
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class _Call:
+    batch: list[Candidate]
+    cohort: str
+    result: CallResult | None = None
+    error: LMLError | None = None
+    latency_ms: float = 0.0
+    attempts: int = 1
+
+
+def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tracks: bool,
+              parent: Any) -> _Call:
+    call = _Call(batch=batch, cohort=cohort)
+    started = time.perf_counter()
+    with parent.start_child(op="http.client", name="lml.bulk_resolve_libraries") as span:
+        span.set_data("lml.batch_size", len(batch))
+        span.set_data("lml.cohort", cohort)
+        try:
+            call.result = client.bulk_resolve([c.as_input() for c in batch],
+                                              include_tracks=include_tracks)
+            call.attempts = call.result.attempts
+            stats = call.result.body.get("cache_stats") if isinstance(
+                call.result.body, dict) else None
+            if isinstance(stats, dict):
+                for key, value in stats.items():
+                    if isinstance(value, int | float):
+                        span.set_data(f"lml.cache.{key}", value)
+            span.set_status("ok")
+        except LMLError as exc:
+            call.error = exc
+            call.attempts = exc.attempts
+            span.set_status("permanent_error" if not exc.retryable else "unavailable")
+        call.latency_ms = (time.perf_counter() - started) * 1000
+        span.set_data("lml.latency_ms", round(call.latency_ms, 1))
+        span.set_data("lml.attempts", call.attempts)
+    return call
+
+
+class _Runner:
+    def __init__(self, db: Database, client: LMLClient, options: ResolveOptions,
+                 stop: threading.Event, progress: Progress | None) -> None:
+        self.db = db
+        self.client = client
+        self.options = options
+        self.stop = stop
+        self.progress = progress or (lambda cohort, n: None)
+        self.counters = RunCounters()
+        self.run_id: uuid.UUID | None = None
+        self.write_conn: psycopg.Connection | None = None
+        self.consecutive_failures = 0
+
+    # -- landing ---------------------------------------------------------------
+    def _writer(self) -> psycopg.Connection:
+        if self.write_conn is None or self.write_conn.closed:
+            self.write_conn = self.db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        return self.write_conn
+
+    def _land(self, call: _Call, verdicts: list[Any], counters: dict[str, Any]) -> bool:
+        """Land one batch; one reconnect on a dropped connection. False = writer_error."""
+        assert self.run_id is not None
+        for attempt in (1, 2):
+            try:
+                landing.land_batch(self._writer(), self.run_id, verdicts, counters)
+                return True
+            except psycopg.OperationalError as exc:
+                if self.write_conn is not None:
+                    self.write_conn.close()
+                if attempt == 2:
+                    raise DatabaseError(f"lost the database connection while landing a batch "
+                                        f"({type(exc).__name__}); committed batches are safe, "
+                                        "re-run to continue") from None
+                log.warning("db_reconnect reason=%s", type(exc).__name__)
+            except psycopg.Error as exc:
+                log.error("writer_error run_id=%s batch_first_id=%s error=%s", self.run_id,
+                          call.batch[0].library_id, type(exc).__name__)
+                sentry_sdk.capture_exception(exc)
+                return False
+        return False
+
+    def _handle(self, call: _Call) -> None:
+        cohort_counters = self.counters.cohorts[call.cohort]
+        cohort_counters.lml_total_calls += call.attempts
+        cohort_counters.lml_total_latency_ms += call.latency_ms
+        if call.error is not None:
+            if isinstance(call.error, LMLAuthError):
+                cohort_counters.skip("lml_error", len(call.batch))
+                raise call.error
+            self.consecutive_failures += 1
+            cohort_counters.skip("lml_error", len(call.batch))
+            log.warning("lml_error cohort=%s rows=%d error=%s", call.cohort, len(call.batch),
+                        call.error)
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "lml_error")
+                sentry_sdk.capture_exception(call.error)
+            if self.consecutive_failures >= self.options.max_consecutive_failures:
+                raise LMLUnavailable(
+                    f"LML failed {self.consecutive_failures} batches in a row "
+                    f"(last: {call.error}); stopping")
+            self._checkpoint()
+            return
+        self.consecutive_failures = 0
+        assert call.result is not None
+        outcome = classify_batch(call.batch, call.result.body)
+        for problem in outcome.problems:
+            log.warning("%s cohort=%s", problem, call.cohort)
+        if self.options.dry_run:
+            cohort_counters.add(outcome.counters)
+            return
+        # The counters commit with the batch, so they must already include it.
+        landed = copy.deepcopy(self.counters)
+        landed.cohorts[call.cohort].add(outcome.counters)
+        if self._land(call, outcome.verdicts, landed.as_dict()):
+            self.counters = landed
+        else:
+            cohort_counters.add(outcome.counters.landing_failed(len(outcome.verdicts)))
+
+    def _checkpoint(self) -> None:
+        if self.options.dry_run or self.run_id is None:
+            return
+        conn = self._writer()
+        with conn.transaction():
+            runs.save_counters(conn, self.run_id, self.counters.as_dict())
+
+    # -- the loop --------------------------------------------------------------
+    def drain(self, read_conn: psycopg.Connection, cohort: str, txn: Any) -> None:
+        batch_size = self.options.batch_size_for(cohort)
+        in_flight: set[Future[_Call]] = set()
+        with ThreadPoolExecutor(max_workers=self.options.concurrency,
+                                thread_name_prefix=f"lml-{cohort}") as pool:
+            try:
+                for batch in candidates.pages(read_conn, cohort, batch_size):
+                    if self.stop.is_set():
+                        break
+                    in_flight.add(pool.submit(_call_lml, self.client, batch, cohort,
+                                              self.options.include_tracks, txn))
+                    if len(in_flight) >= self.options.concurrency:
+                        in_flight = self._collect(in_flight, FIRST_COMPLETED)
+                self._collect(in_flight, None)
+            except BaseException:
+                # Finish and land the batches already sent before giving up.
+                self.stop.set()
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+    def _collect(self, in_flight: set[Future[_Call]], how: str | None) -> set[Future[_Call]]:
+        done, pending = wait(in_flight, return_when=how) if how else (in_flight, set())
+        for future in done:
+            call = future.result()
+            self._handle(call)
+            self.progress(call.cohort, len(call.batch))
+        return set(pending)
+
+
+def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
+            stop: threading.Event | None = None, progress: Progress | None = None,
+            prepare: bool = True, merge: bool = True,
+            on_candidates: Callable[[dict[str, int]], None] | None = None) -> ResolveResult:
+    """One resolve run. Raises RunLocked, LMLUnavailable, LMLAuthError, DatabaseError,
+    InvariantViolation; the run record says how it ended in every case."""
+    options.validate()
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    lock = runs.acquire_lock(db.connect(autocommit=True), "resolve")
+    runner = _Runner(db, client, options, stop, progress)
+    read_conn: psycopg.Connection | None = None
+    status, error = "failed", None
+    try:
+        _check_health(client)
+        if not options.dry_run:
+            with db.connect(autocommit=True) as conn:
+                if runs.mark_abandoned(conn, "resolve"):
+                    log.warning("marked abandoned resolve runs as interrupted")
+        if prepare:
+            candidates.build_candidates(db, options.dbt_vars())
+        read_conn = db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        counts = candidates.snapshot(read_conn, partition=options.partition, limit=options.limit)
+        if on_candidates:
+            on_candidates(counts)
+        if not options.dry_run:
+            writer = runner._writer()
+            with writer.transaction():
+                runner.run_id = runs.start_run(writer, "resolve", options.mode, options.public())
+        with sentry_sdk.start_transaction(op="job.run", name="library-identity.resolve") as txn:
+            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+            txn.set_tag("mode", options.mode)
+            txn.set_data("dry_run", int(options.dry_run))
+            try:
+                for cohort in COHORT_ORDER:
+                    if stop.is_set():
+                        break
+                    runner.drain(read_conn, cohort, txn)
+            finally:
+                for key, value in runner.counters.flat().items():
+                    txn.set_data(key, value)
+        runner.counters.check_invariant()
+        status = "interrupted" if stop.is_set() else "succeeded"
+        result = ResolveResult(run_id=runner.run_id, status=status, counters=runner.counters,
+                               candidates=counts)
+        if merge and status == "succeeded" and not options.dry_run:
+            # Still under the lock, so two merges never interleave.
+            result.merge = run_merge(db, options.dbt_vars())
+            if not result.merge.success:
+                status = result.status = "gate_failed"
+                error = "; ".join(result.merge.failures)[:2000]
+        result.seconds = time.perf_counter() - started
+        return result
+    except InvariantViolation as exc:
+        status, error = "failed", str(exc)
+        raise
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        error = f"{type(exc).__name__}: {exc}"
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", "failed")
+            scope.set_tag("run_id", str(runner.run_id))
+            sentry_sdk.capture_exception(exc)
+        raise
+    finally:
+        if runner.run_id is not None:
+            try:
+                conn = runner._writer()
+                with conn.transaction():
+                    runs.finish_run(conn, runner.run_id, status, runner.counters.as_dict(), error)
+            except (psycopg.Error, DatabaseError) as exc:
+                log.error("could not record the end of run %s: %s", runner.run_id,
+                          type(exc).__name__)
+        for conn in (read_conn, runner.write_conn):
+            if conn is not None:
+                conn.close()
+        lock.release()
+
+
+def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
+    """Run the dbt merge and gates alone, under the resolve lock."""
+    lock = runs.acquire_lock(db.connect(autocommit=True), "resolve")
+    try:
+        return run_merge(db, options.dbt_vars())
+    finally:
+        lock.release()
+
+
+def _check_health(client: LMLClient) -> None:
+    try:
+        result = client.health()
+    except LMLError as exc:
+        raise LMLUnavailable(f"LML is not reachable at {client.base_url}: {exc}") from None
+    if result.status != 200:
+        raise LMLUnavailable(f"LML at {client.base_url} reports itself unhealthy "
+                             f"(HTTP {result.status})")

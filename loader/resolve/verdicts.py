@@ -1,0 +1,141 @@
+"""Checks one bulk-resolve response against its batch and sorts every input row.
+
+Every input row ends in exactly one bucket, so `scanned` counts library rows, never
+results. A result is only landed when it is trusted (its library_id was sent and is
+answered once) and valid (it passes the contract's models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from loader.lml.contract import BulkResolveResult
+from loader.resolve.counters import Counters
+
+
+@dataclass(frozen=True)
+class Candidate:
+    library_id: int
+    artist_name: str
+    album_title: str
+    legacy_release_id: int | None
+    cohort: str
+    reason: str
+
+    def as_input(self) -> dict[str, Any]:
+        return {"library_id": self.library_id, "artist_name": self.artist_name,
+                "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate: Candidate
+    result: BulkResolveResult
+    raw: dict[str, Any]
+    tracks_contract_version: int | None
+    tracks_attempted: bool | None
+
+
+@dataclass
+class BatchOutcome:
+    verdicts: list[Verdict] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    problems: list[str] = field(default_factory=list)
+
+
+def tracks_usable(tracks_contract_version: Any) -> bool:
+    # Only the literal integer 1 means per-track data follows the contract.
+    return type(tracks_contract_version) is int and tracks_contract_version == 1
+
+
+def _validate(raw: Any) -> BulkResolveResult | str:
+    try:
+        result = BulkResolveResult.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg', 'invalid')}"
+    if result.kind == "single_artist" and (
+        result.main is None or result.method is None or result.confidence is None
+        or not result.provenance
+    ):
+        return "single_artist result without main, method, confidence or provenance"
+    return result
+
+
+def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
+    outcome = BatchOutcome()
+    counters = outcome.counters
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list):
+        counters.skip("invalid_response", len(batch))
+        outcome.problems.append("invalid_response: body has no results array")
+        return outcome
+
+    tcv = payload.get("tracks_contract_version")
+    usable = tracks_usable(tcv)
+    by_id = {c.library_id: c for c in batch}
+    answers: dict[int, list[Any]] = {}
+    foreign = 0
+    for raw in results:
+        library_id = raw.get("library_id") if isinstance(raw, dict) else None
+        if type(library_id) is int and library_id in by_id:
+            answers.setdefault(library_id, []).append(raw)
+        else:
+            foreign += 1
+    if foreign:
+        outcome.problems.append(f"lml_untrusted_library_id: {foreign} result(s) for ids "
+                                "not in the batch")
+
+    shortfall = max(0, len(batch) - len(results))
+    repeated = sorted(lid for lid, found in answers.items() if len(found) > 1)
+    if repeated:
+        outcome.problems.append(f"lml_untrusted_library_id: ids answered more than once: "
+                                f"{repeated[:10]}")
+    for candidate in batch:
+        found = answers.get(candidate.library_id, [])
+        if not found:
+            if shortfall:
+                shortfall -= 1
+                counters.skip("lml_cardinality_mismatch")
+            else:
+                counters.skip("lml_untrusted_library_id")
+            continue
+        if len(found) > 1:
+            counters.skip("lml_untrusted_library_id")
+            continue
+        checked = _validate(found[0])
+        if isinstance(checked, str):
+            counters.skip("invalid_response")
+            outcome.problems.append(f"invalid_response: library_id {candidate.library_id}: "
+                                    f"{checked}")
+            continue
+        outcome.verdicts.append(_count(counters, candidate, checked, found[0], tcv, usable))
+    if len(batch) > len(results):
+        outcome.problems.append(f"lml_cardinality_mismatch: {len(results)} results for "
+                                f"{len(batch)} inputs")
+    return outcome
+
+
+def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
+           raw: dict[str, Any], tcv: Any, usable: bool) -> Verdict:
+    counters.scanned += 1
+    tracks_attempted = result.tracks_attempted
+    if tracks_attempted is False and result.tracks:
+        tracks_attempted = True  # illegal pair (false, non-empty): the contract says treat as true
+    if result.kind == "single_artist":
+        counters.rows_resolved += 1
+        counters.source_rows_skipped_null_confidence += sum(
+            1 for p in result.provenance if p.confidence is None or p.external_id is None)
+    elif result.kind == "unresolved":
+        counters.rows_unresolved += 1
+    elif usable and tracks_attempted:
+        counters.rows_resolved_compilation += 1
+    else:
+        counters.rows_skipped["compilation"] += 1
+    return Verdict(candidate=candidate, result=result, raw=raw,
+                   tracks_contract_version=tcv if type(tcv) is int else None,
+                   tracks_attempted=tracks_attempted)
