@@ -26,8 +26,13 @@ class RunLock:
     job: str
 
     def release(self) -> None:
-        if not self.conn.closed:
-            self.conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEYS[self.job],))
+        # Closing the session releases the lock too; unlock first to be explicit.
+        try:
+            if not self.conn.closed:
+                self.conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEYS[self.job],))
+        except psycopg.Error:
+            pass
+        finally:
             self.conn.close()
 
 

@@ -58,3 +58,21 @@ def migrated_db(make_database: Callable[[], Database]) -> Database:
     db = make_database()
     migrate.apply(db)
     return db
+
+
+@pytest.fixture(scope="session")
+def clone_database(server: Database, make_database: Callable[[], Database]
+                   ) -> Callable[[Database], Database]:
+    """Copy a prepared database (CREATE DATABASE … TEMPLATE): a fresh, seeded, migrated
+    database per test in a fraction of a second."""
+
+    def clone(template: Database) -> Database:
+        db = make_database()  # registers the name for cleanup
+        name, source = db.params["dbname"], template.params["dbname"]
+        with server.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(source)))
+        return db
+
+    return clone

@@ -145,8 +145,9 @@ class _Runner:
 
     # -- landing ---------------------------------------------------------------
     def _writer(self) -> psycopg.Connection:
-        if self.write_conn is None or self.write_conn.closed:
-            self.write_conn = self.db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        if self.write_conn is None or self.write_conn.closed or self.write_conn.broken:
+            self.write_conn = self.db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                                              application_name="library-identity:writer")
         return self.write_conn
 
     def _land(self, call: _Call, verdicts: list[Any], counters: dict[str, Any]) -> bool:
@@ -255,7 +256,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
-    lock = runs.acquire_lock(db.connect(autocommit=True), "resolve")
+    lock = runs.acquire_lock(
+        db.connect(autocommit=True, application_name="library-identity:lock"), "resolve")
     runner = _Runner(db, client, options, stop, progress)
     read_conn: psycopg.Connection | None = None
     status, error = "failed", None
@@ -267,7 +269,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                     log.warning("marked abandoned resolve runs as interrupted")
         if prepare:
             candidates.build_candidates(db, options.dbt_vars())
-        read_conn = db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        read_conn = db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                               application_name="library-identity:reader")
         counts = candidates.snapshot(read_conn, partition=options.partition, limit=options.limit)
         if on_candidates:
             on_candidates(counts)
@@ -302,6 +305,10 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     except InvariantViolation as exc:
         status, error = "failed", str(exc)
         raise
+    except psycopg.OperationalError as exc:
+        status, error = "failed", f"database connection lost: {type(exc).__name__}"
+        raise DatabaseError("lost the database connection during the run; committed batches "
+                            "are safe, re-run to continue") from None
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         error = f"{type(exc).__name__}: {exc}"
@@ -327,7 +334,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
 
 def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
-    lock = runs.acquire_lock(db.connect(autocommit=True), "resolve")
+    lock = runs.acquire_lock(
+        db.connect(autocommit=True, application_name="library-identity:lock"), "resolve")
     try:
         return run_merge(db, options.dbt_vars())
     finally:

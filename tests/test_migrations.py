@@ -1,0 +1,81 @@
+"""Migrations against a real Postgres: idempotent, reversible, and polite to a station's
+own tables."""
+
+from __future__ import annotations
+
+from loader import migrate
+from loader.db import Database
+
+STATION_TABLES = {"artists", "library", "library_identity", "library_identity_source",
+                  "library_identity_history", "compilation_track_artist", "rotation"}
+LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects"}
+
+
+def _tables(db: Database, schema: str) -> set[str]:
+    with db.connect() as conn:
+        rows = conn.execute("select table_name from information_schema.tables "
+                            "where table_schema = %s and table_type = 'BASE TABLE'",
+                            (schema,)).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_apply_twice_then_roll_back_everything(empty_db: Database) -> None:
+    assert migrate.apply(empty_db) == ["0001_station_tables", "0002_loader_tables"]
+    assert migrate.apply(empty_db) == []
+    assert _tables(empty_db, "wxyc_schema") == STATION_TABLES
+    assert LOADER_TABLES <= _tables(empty_db, "identity_loader")
+    assert migrate.status(empty_db).pending == []
+
+    assert migrate.rollback(empty_db) == ["0002_loader_tables", "0001_station_tables"]
+    assert _tables(empty_db, "wxyc_schema") == set()
+    assert not LOADER_TABLES & _tables(empty_db, "identity_loader")
+    with empty_db.connect() as conn:
+        assert conn.execute("select to_regtype('public.freq_enum')").fetchone() == (None,)
+
+    # And forward again after a full rollback.
+    assert migrate.apply(empty_db) == ["0001_station_tables", "0002_loader_tables"]
+
+
+def test_station_schema_matches_reference_columns(migrated_db: Database) -> None:
+    with migrated_db.connect() as conn:
+        cols = dict(conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'wxyc_schema' and table_name = 'library_identity'").fetchall())
+        generated = conn.execute(
+            "select is_generated from information_schema.columns where table_schema = "
+            "'wxyc_schema' and table_name = 'library_identity' "
+            "and column_name = 'distinct_unresolved_sources'").fetchone()
+        folded = conn.execute("select wxyc_schema.fold_artist_name('Björk Guðmundsdóttir'), "
+                              "wxyc_schema.fold_artist_name(null)").fetchone()
+    assert cols["confidence"] == "real"
+    assert cols["last_verified_at"] == "timestamp with time zone"
+    assert cols["musicbrainz_release_mbid"] == "uuid"
+    assert generated == ("ALWAYS",)
+    assert folded == ("bjork guðmundsdottir", "")
+
+
+def test_existing_station_tables_are_left_alone(empty_db: Database) -> None:
+    # A station database that already has its own library (other shape, real rows).
+    with empty_db.connect() as conn:
+        conn.execute("create schema wxyc_schema")
+        conn.execute("create table wxyc_schema.library (id serial primary key, "
+                     "artist_name varchar(128), album_title varchar(128) not null, "
+                     "genre_id integer not null)")
+        conn.execute("insert into wxyc_schema.library (artist_name, album_title, genre_id) "
+                     "values ('Sigur Rós', 'Ágætis byrjun', 7)")
+        conn.commit()
+
+    migrate.apply(empty_db)
+    with empty_db.connect() as conn:
+        created = {r[0] for r in conn.execute(
+            "select object_name from identity_loader.station_objects").fetchall()}
+        assert "wxyc_schema.library" not in created
+        assert "wxyc_schema.library_identity" in created
+        assert conn.execute("select artist_name, genre_id from wxyc_schema.library"
+                            ).fetchall() == [("Sigur Rós", 7)]
+
+    migrate.rollback(empty_db)
+    with empty_db.connect() as conn:
+        # The station's table and row survive a full rollback; ours are gone.
+        assert conn.execute("select count(*) from wxyc_schema.library").fetchone() == (1,)
+    assert _tables(empty_db, "wxyc_schema") == {"library"}
