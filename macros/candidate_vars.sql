@@ -1,0 +1,20 @@
+{#- Validated candidate-selection vars; a bad value stops compilation with a clear
+    message instead of silently selecting the wrong rows. -#}
+{% macro candidate_mode() -%}
+    {%- set mode = var('candidate_mode', 'full') | string | lower | trim -%}
+    {%- if mode not in ['full', 'legacy', 'recheck'] -%}
+        {{ exceptions.raise_compiler_error(
+            "candidate_mode must be one of full, legacy, recheck (got '" ~ var('candidate_mode') ~ "')") }}
+    {%- endif -%}
+    {{ return(mode) }}
+{%- endmacro %}
+
+{% macro day_count_var(name, default) -%}
+    {%- set raw = var(name, default) -%}
+    {%- set text = raw | string | trim -%}
+    {%- if not text.isdigit() -%}
+        {{ exceptions.raise_compiler_error(
+            name ~ " must be a whole number of days >= 0 (got '" ~ raw ~ "')") }}
+    {%- endif -%}
+    {{ return(text | int) }}
+{%- endmacro %}

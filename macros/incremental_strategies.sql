@@ -1,0 +1,107 @@
+{#- Incremental strategies that run on PostgreSQL 14 (no MERGE) and write only what
+    changed, so a second run with the same input touches no row. Each writes the
+    columns the model selects, never the target's others (e.g. generated columns,
+    serial keys, column defaults). -#}
+
+{% macro _strategy_columns(relation) -%}
+    {%- set names = [] -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+        {%- do names.append(adapter.quote(column.name)) -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{%- endmacro %}
+
+{% macro _strategy_keys(unique_key) -%}
+    {%- set keys = [unique_key] if unique_key is string else (unique_key or []) -%}
+    {%- if keys | length == 0 -%}
+        {{ exceptions.raise_compiler_error("this incremental strategy needs a unique_key") }}
+    {%- endif -%}
+    {%- set quoted = [] -%}
+    {%- for key in keys -%}
+        {%- do quoted.append(adapter.quote(key)) -%}
+    {%- endfor -%}
+    {{ return(quoted) }}
+{%- endmacro %}
+
+{#- INSERT … ON CONFLICT DO UPDATE, updating only rows whose values differ. -#}
+{% macro get_incremental_upsert_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
+    {%- set columns = _strategy_columns(source) -%}
+    {%- set values = columns | reject('in', keys) | list -%}
+    insert into {{ target }} as dbt_internal_dest ({{ columns | join(', ') }})
+    select {{ columns | join(', ') }} from {{ source }}
+    on conflict ({{ keys | join(', ') }}) do
+    {%- if values | length == 0 %} nothing
+    {%- else %} update set
+        {%- for column in values %}
+        {{ column }} = excluded.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    where (
+        {%- for column in values %}dbt_internal_dest.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
+    ) is distinct from (
+        {%- for column in values %}excluded.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
+    )
+    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
+        and {{ predicate }}
+    {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+
+{#- UPDATE only (never inserts), guarded by IS DISTINCT FROM and by the model's
+    incremental_predicates (which may refer to dbt_internal_dest). -#}
+{% macro get_incremental_update_only_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
+    {%- set columns = _strategy_columns(source) -%}
+    {%- set values = columns | reject('in', keys) | list -%}
+    update {{ target }} as dbt_internal_dest set
+        {%- for column in values %}
+        {{ column }} = dbt_internal_source.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ source }} as dbt_internal_source
+    where
+        {%- for key in keys %}
+        dbt_internal_dest.{{ key }} = dbt_internal_source.{{ key }} and
+        {%- endfor %}
+        (
+        {%- for column in values %}dbt_internal_dest.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
+        ) is distinct from (
+        {%- for column in values %}dbt_internal_source.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
+        )
+    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
+        and {{ predicate }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Plain INSERT of the model's rows (the model selects only rows not yet there). -#}
+{% macro get_incremental_insert_only_sql(arg_dict) -%}
+    {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
+    insert into {{ arg_dict['target_relation'] }} ({{ columns | join(', ') }})
+    select {{ columns | join(', ') }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{#- Full-set reconcile: for every value of config `reconcile_key` present in the
+    model's rows, delete the target rows the model no longer has, then upsert. -#}
+{% macro get_incremental_reconcile_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
+    {%- set group_key = config.get('reconcile_key') -%}
+    {%- if not group_key -%}
+        {{ exceptions.raise_compiler_error("the reconcile strategy needs config reconcile_key") }}
+    {%- endif -%}
+    {%- set group_key = adapter.quote(group_key) -%}
+    delete from {{ target }} as dbt_internal_dest
+    where dbt_internal_dest.{{ group_key }} in (select {{ group_key }} from {{ source }})
+        and not exists (
+            select 1 from {{ source }} as dbt_internal_source
+            where
+            {%- for key in keys %}
+                dbt_internal_source.{{ key }} = dbt_internal_dest.{{ key }}{{ ' and' if not loop.last }}
+            {%- endfor %}
+        );
+    {{ get_incremental_upsert_sql(arg_dict) }}
+{%- endmacro %}

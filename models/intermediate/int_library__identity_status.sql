@@ -1,0 +1,92 @@
+-- Identity status of every library row, from the raw verdict log and the station's
+-- own state (rows resolved before this tool existed count too).
+with
+
+library as (
+
+    select * from {{ ref('stg_station__library') }}
+
+),
+
+cohorts as (
+
+    select * from {{ ref('int_library__cohort') }}
+
+),
+
+latest_verdicts as (
+
+    select * from {{ ref('int_verdicts__latest') }}
+
+),
+
+station_identity as (
+
+    select * from {{ ref('stg_station__library_identity') }}
+
+),
+
+joined as (
+
+    select
+        library.library_id,
+        library.artist_id,
+        library.artist_name,
+        library.album_title,
+        library.legacy_release_id,
+        library.canonical_entity_id,
+        library.unresolved_attempted_at,
+        cohorts.cohort,
+        station_identity.library_id is not null as has_station_identity,
+        station_identity.last_verified_at as station_last_verified_at,
+        station_identity.method as station_method,
+        station_identity.confidence as station_confidence,
+        latest_verdicts.latest_verdict_id,
+        latest_verdicts.latest_kind,
+        latest_verdicts.latest_attempted_at,
+        latest_verdicts.latest_is_no_match,
+        latest_verdicts.latest_tracks_counted,
+        latest_verdicts.last_resolved_verdict_at
+    from library
+    inner join cohorts on library.library_id = cohorts.library_id
+    left join latest_verdicts on library.library_id = latest_verdicts.library_id
+    left join station_identity on library.library_id = station_identity.library_id
+
+),
+
+final as (
+
+    select
+        library_id,
+        artist_id,
+        artist_name,
+        album_title,
+        legacy_release_id,
+        canonical_entity_id,
+        cohort,
+        case
+            when latest_kind = 'single_artist' then 'resolved'
+            when latest_kind = 'compilation' and latest_tracks_counted then 'compilation'
+            when latest_is_no_match then 'unresolved'
+            when has_station_identity then 'resolved'
+            when unresolved_attempted_at is not null then 'unresolved'
+            else 'never_attempted'
+        end as status,
+        has_station_identity,
+        station_last_verified_at,
+        station_method,
+        station_confidence,
+        unresolved_attempted_at,
+        latest_verdict_id,
+        latest_kind,
+        latest_attempted_at,
+        -- greatest() skips NULLs, so either side alone is enough.
+        greatest(station_last_verified_at, last_resolved_verdict_at) as last_resolved_at,
+        greatest(latest_attempted_at, unresolved_attempted_at) as last_attempt_at,
+        -- Database time, once per statement: every age is measured from it.
+        now() as evaluated_at
+    from joined
+
+)
+
+select * from final

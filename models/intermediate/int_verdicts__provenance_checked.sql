@@ -1,0 +1,80 @@
+-- Every provenance entry of a single_artist verdict, with the reason it cannot be
+-- stored (NULL when it can). library_identity_source needs a non-null external_id,
+-- a confidence in 0..1 and one row per source (station defect #5).
+with
+
+verdicts as (
+
+    select * from {{ ref('stg_loader__raw_verdicts') }}
+
+),
+
+entries as (
+
+    select * from {{ ref('stg_loader__verdict_sources') }}
+
+),
+
+first_check as (
+
+    select
+        entries.verdict_id,
+        entries.run_id,
+        entries.library_id,
+        verdicts.attempted_at,
+        entries.entry_position,
+        entries.source,
+        entries.method,
+        entries.confidence,
+        entries.external_id,
+        case
+            when entries.external_id is null then 'null_external_id'
+            when entries.confidence is null then 'null_confidence'
+            when entries.confidence not between 0 and 1 then 'confidence_out_of_range'
+            when not {{ is_known_identity_source('entries.source') }} then 'unknown_source'
+            when not {{ is_known_identity_method('entries.method') }} then 'unknown_method'
+        end as invalid_reason
+    from entries
+    inner join verdicts on entries.verdict_id = verdicts.verdict_id
+    where verdicts.kind = 'single_artist'
+
+),
+
+ranked as (
+
+    select
+        *,
+        -- One row per (library row, source): the most confident entry wins.
+        case
+            when invalid_reason is null
+                then row_number() over (
+                    partition by verdict_id, source, invalid_reason is null
+                    order by confidence desc, entry_position asc
+                )
+        end as source_rank
+    from first_check
+
+),
+
+final as (
+
+    select
+        verdict_id,
+        run_id,
+        library_id,
+        attempted_at,
+        entry_position,
+        source,
+        method,
+        confidence,
+        external_id,
+        coalesce(
+            invalid_reason,
+            case when source_rank > 1 then 'duplicate_source' end
+        ) as skip_reason,
+        coalesce(invalid_reason is null and source_rank = 1, false) as is_usable
+    from ranked
+
+)
+
+select * from final

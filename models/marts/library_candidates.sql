@@ -1,0 +1,87 @@
+{{
+    config(
+        materialized='table',
+        tags=['candidates'],
+        indexes=[{'columns': ['cohort', 'library_id'], 'unique': true}],
+    )
+}}
+{#- Built as a table at `dbt run` time: a stable snapshot the loader pages through
+    (library_id > cursor, by cohort) without recomputing status per page. -#}
+{%- set mode = candidate_mode() -%}
+{%- set stale_days = day_count_var('stale_days', 7) -%}
+{%- set retry_days = day_count_var('unresolved_retry_days', 7) -%}
+
+with
+
+status as (
+
+    select * from {{ ref('int_library__identity_status') }}
+
+),
+
+named as (
+
+    -- Rows without an artist name are never sent to LML.
+    select * from status
+    where artist_name is not null
+
+),
+
+classified as (
+
+    select
+        library_id,
+        artist_name,
+        album_title,
+        legacy_release_id,
+        cohort,
+        {% if mode == 'full' -%}
+        case
+            when status = 'never_attempted' then 'never_attempted'
+            when status in ('resolved', 'compilation')
+                and last_resolved_at < evaluated_at - interval '{{ stale_days }} days'
+                then 'stale_resolved'
+            when status = 'unresolved'
+                and last_attempt_at < evaluated_at - interval '{{ retry_days }} days'
+                then 'unresolved_retry'
+        end as reason
+        {%- elif mode == 'recheck' -%}
+        -- Every previously unresolved row, whatever the windows say.
+        case when status = 'unresolved' then 'recheck' end as reason
+        {%- else -%}
+        -- The old consumer's canonical-only predicate (consumer-behaviour §3).
+        case
+            when canonical_entity_id is not null
+                and (station_last_verified_at is null
+                    or station_last_verified_at < evaluated_at - interval '{{ stale_days }} days')
+                and (cohort = 'non_va'
+                    or unresolved_attempted_at is null
+                    or unresolved_attempted_at < evaluated_at - interval '{{ retry_days }} days')
+                then
+                    case
+                        when has_station_identity then 'stale_resolved'
+                        when unresolved_attempted_at is not null then 'unresolved_retry'
+                        else 'never_attempted'
+                    end
+        end as reason
+        {%- endif %}
+    from named
+
+),
+
+final as (
+
+    select
+        library_id,
+        artist_name::text as artist_name,
+        album_title::text as album_title,
+        legacy_release_id,
+        cohort,
+        reason,
+        '{{ mode }}'::text as candidate_mode
+    from classified
+    where reason is not null
+
+)
+
+select * from final

@@ -1,0 +1,30 @@
+with
+
+identity_rows as (
+
+    select * from {{ source('station', 'library_identity') }}
+
+),
+
+renamed as (
+
+    select
+        library_id,
+        discogs_master_id,
+        discogs_release_id,
+        musicbrainz_release_group_mbid,
+        musicbrainz_release_mbid,
+        musicbrainz_recording_mbid,
+        wikidata_qid,
+        spotify_id,
+        apple_music_id,
+        last_verified_at,
+        method,
+        confidence,
+        agreement_sources,
+        notes
+    from identity_rows
+
+)
+
+select * from renamed
