@@ -65,3 +65,20 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     if result.exception is not None:
         failures.append(f"dbt: {result.exception}")
     return DbtOutcome(success=bool(result.success), failures=failures, warnings=warnings)
+
+
+def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None = None) -> str:
+    """The compiled SQL of one model (`dbt compile`), which creates nothing."""
+    from dbt.cli.main import dbtRunner
+
+    cli_args = ["--quiet", "compile", "--select", model, "--project-dir", str(PROJECT_DIR),
+                "--profiles-dir", str(PROJECT_DIR)]
+    if dbt_vars:
+        cli_args += ["--vars", json.dumps(dict(dbt_vars))]
+    with _environ(db.dbt_env()):
+        result = dbtRunner().invoke(cli_args)
+    nodes = [r.node for r in getattr(result.result, "results", None) or []
+             if getattr(r.node, "name", None) == model]
+    if not result.success or not nodes or not nodes[0].compiled_code:
+        raise DbtError(f"dbt could not compile {model}: {result.exception or 'no SQL'}")
+    return str(nodes[0].compiled_code)

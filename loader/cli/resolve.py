@@ -82,6 +82,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "run_id": str(result.run_id) if result.run_id else None,
         "status": result.status,
         "seconds": round(result.seconds, 2),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "candidates": result.candidates,
         "counters": result.counters.as_dict(),
         "merge": None if result.merge is None else {

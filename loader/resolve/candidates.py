@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from loader.db import Database
-from loader.dbt import DbtError, run_dbt
+from loader.dbt import DbtError, compile_model, run_dbt
 from loader.resolve.verdicts import Candidate
 
 MODES = ("full", "legacy", "recheck")
@@ -47,13 +47,34 @@ def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> None:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
 
 
-def snapshot(conn: psycopg.Connection, *, partition: Partition | None,
-             limit: int | None) -> dict[str, int]:
-    """Copy the candidate view into pg_temp.run_candidates; returns rows per cohort."""
+def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Composable:
+    """The candidate model's SQL for these vars, without building it (for dry runs).
+
+    Its upstream models are views; where they do not exist yet they are created first
+    (view definitions only, no data)."""
+    with db.connect() as conn:
+        missing = conn.execute(
+            "select to_regclass(%s) is null", (f"{DBT_SCHEMA}.int_library__identity_status",)
+        ).fetchone()
+    if missing and missing[0]:
+        outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}",
+                               "--exclude", CANDIDATES_MODEL], dbt_vars)
+        if not outcome.success:
+            raise DbtError("dbt could not build the candidates' inputs: "
+                           + "; ".join(outcome.failures))
+    code = compile_model(db, CANDIDATES_MODEL, dbt_vars)
+    # snapshot() always executes with parameters, so a literal % must be doubled.
+    return sql.SQL("({}) as compiled").format(sql.SQL(code.replace("%", "%%")))
+
+
+def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: int | None,
+             source: sql.Composable | None = None) -> dict[str, int]:
+    """Copy the candidates (the dbt model, or its compiled SQL) into
+    pg_temp.run_candidates; returns rows per cohort."""
     where = sql.SQL("artist_name is not null")
     params: list[Any] = []
     if partition and partition.count > 1:
-        where = sql.SQL("{} and library_id % %s = %s").format(where)
+        where = sql.SQL("{} and library_id %% %s = %s").format(where)
         params += [partition.count, partition.index]
     limit_sql = sql.SQL("")
     if limit is not None:
@@ -64,8 +85,8 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None,
     conn.execute(
         sql.SQL("create temp table run_candidates as "
                 "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
-                "from {}.{} where {}{}").format(
-            sql.Identifier(DBT_SCHEMA), sql.Identifier(CANDIDATES_MODEL), where, limit_sql),
+                "from {} where {}{}").format(
+            source or sql.Identifier(DBT_SCHEMA, CANDIDATES_MODEL), where, limit_sql),
         params)
     conn.execute("create index on pg_temp.run_candidates (cohort, library_id)")
     conn.execute("analyze pg_temp.run_candidates")

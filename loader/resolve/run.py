@@ -19,7 +19,14 @@ import sentry_sdk
 from loader import runs
 from loader.db import Database, DatabaseError
 from loader.dbt import DbtOutcome
-from loader.lml.client import LML_BULK_RESOLVE_CAP, CallResult, LMLAuthError, LMLClient, LMLError
+from loader.lml.client import (
+    LML_BULK_RESOLVE_CAP,
+    CallResult,
+    LMLAuthError,
+    LMLClient,
+    LMLError,
+    LMLMalformedResponse,
+)
 from loader.resolve import candidates, landing
 from loader.resolve.counters import InvariantViolation, RunCounters
 from loader.resolve.merge import merge as run_merge
@@ -86,6 +93,7 @@ class ResolveResult:
     candidates: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     merge: DbtOutcome | None = None
 
 
@@ -181,11 +189,14 @@ class _Runner:
                 cohort_counters.skip("lml_error", len(call.batch))
                 raise call.error
             self.consecutive_failures += 1
-            cohort_counters.skip("lml_error", len(call.batch))
-            log.warning("lml_error cohort=%s rows=%d error=%s", call.cohort, len(call.batch),
+            # A 200 whose body is not JSON broke the contract; anything else is LML failing.
+            bucket = ("invalid_response" if isinstance(call.error, LMLMalformedResponse)
+                      else "lml_error")
+            cohort_counters.skip(bucket, len(call.batch))
+            log.warning("%s cohort=%s rows=%d error=%s", bucket, call.cohort, len(call.batch),
                         call.error)
             with sentry_sdk.new_scope() as scope:
-                scope.set_tag("step", "lml_error")
+                scope.set_tag("step", bucket)
                 sentry_sdk.capture_exception(call.error)
             if self.consecutive_failures >= self.options.max_consecutive_failures:
                 raise LMLUnavailable(
@@ -261,23 +272,30 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     runner = _Runner(db, client, options, stop, progress)
     read_conn: psycopg.Connection | None = None
     status, error = "failed", None
+    timings: dict[str, float] = {}
     try:
         _check_health(client)
         if not options.dry_run:
             with db.connect(autocommit=True) as conn:
                 if runs.mark_abandoned(conn, "resolve"):
                     log.warning("marked abandoned resolve runs as interrupted")
-        if prepare:
+        source = None
+        if prepare and options.dry_run:
+            source = candidates.compiled_candidates(db, options.dbt_vars())
+        elif prepare:
             candidates.build_candidates(db, options.dbt_vars())
         read_conn = db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                                application_name="library-identity:reader")
-        counts = candidates.snapshot(read_conn, partition=options.partition, limit=options.limit)
+        counts = candidates.snapshot(read_conn, partition=options.partition,
+                                     limit=options.limit, source=source)
+        timings["candidates_s"] = time.perf_counter() - started
         if on_candidates:
             on_candidates(counts)
         if not options.dry_run:
             writer = runner._writer()
             with writer.transaction():
                 runner.run_id = runs.start_run(writer, "resolve", options.mode, options.public())
+        load_started = time.perf_counter()
         with sentry_sdk.start_transaction(op="job.run", name="library-identity.resolve") as txn:
             txn.set_tag("run_id", str(runner.run_id or "dry-run"))
             txn.set_tag("mode", options.mode)
@@ -290,13 +308,16 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
             finally:
                 for key, value in runner.counters.flat().items():
                     txn.set_data(key, value)
+        timings["load_s"] = time.perf_counter() - load_started
         runner.counters.check_invariant()
         status = "interrupted" if stop.is_set() else "succeeded"
         result = ResolveResult(run_id=runner.run_id, status=status, counters=runner.counters,
-                               candidates=counts)
+                               candidates=counts, timings=timings)
         if merge and status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
+            merge_started = time.perf_counter()
             result.merge = run_merge(db, options.dbt_vars())
+            timings["merge_s"] = time.perf_counter() - merge_started
             if not result.merge.success:
                 status = result.status = "gate_failed"
                 error = "; ".join(result.merge.failures)[:2000]

@@ -1,0 +1,502 @@
+"""End to end: the resolve loop against a real Postgres, real dbt and the LML stand-in
+over HTTP. Each test gets its own copy of a seeded, migrated database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loader import migrate, runs
+from loader.db import Database, DatabaseError
+from loader.lml.client import LMLAuthError, LMLClient
+from loader.resolve import candidates
+from loader.resolve.run import LMLUnavailable, ResolveOptions, ResolveResult, resolve
+from loader.runs import RunLocked
+from loader.seed import seed_library
+from loader.standin.server import StandIn, StandInConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "test-key-9f8e7d6c5b4a"
+N_ROWS = 1500
+LANDED = ("rows_resolved", "rows_resolved_compilation", "rows_unresolved")
+
+
+@pytest.fixture(scope="module")
+def template(make_database: Callable[[], Database]) -> Database:
+    db = make_database()
+    migrate.apply(db)
+    with db.connect() as conn:
+        seed_library(conn, N_ROWS)
+    candidates.build_candidates(db, ResolveOptions().dbt_vars())
+    return db
+
+
+@pytest.fixture
+def db(template: Database, clone_database: Callable[[Database], Database]) -> Database:
+    return clone_database(template)
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    with StandIn(StandInConfig(api_key=KEY)) as server:
+        yield server
+
+
+def client(standin: StandIn, key: str | None = KEY, **kwargs: Any) -> LMLClient:
+    kwargs = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, **kwargs}
+    return LMLClient(base_url=standin.url, api_key=key, **kwargs)
+
+
+def run(db: Database, standin: StandIn, *, prepare: bool = False, merge: bool = False,
+        lml: LMLClient | None = None, **options: Any) -> ResolveResult:
+    with lml or client(standin) as c:
+        return resolve(db, c, ResolveOptions(**options), prepare=prepare, merge=merge)
+
+
+def scalar(db: Database, query: str, *params: Any) -> Any:
+    with db.connect() as conn:
+        row = conn.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
+def library_rows(db: Database) -> int:
+    return scalar(db, "select count(*) from wxyc_schema.library where artist_name is not null")
+
+
+def landed_total(result: ResolveResult) -> int:
+    total = result.counters.total
+    return sum(getattr(total, k) for k in LANDED) + total.rows_skipped["compilation"]
+
+
+def assert_consistent(db: Database, result: ResolveResult) -> None:
+    """Invariant, and the verdict log holds exactly what the counters say was landed."""
+    result.counters.check_invariant()
+    assert scalar(db, "select count(*) from identity_loader.raw_verdicts where run_id = %s",
+                  result.run_id) == landed_total(result)
+    assert scalar(db, "select count(*) - count(distinct (run_id, library_id)) "
+                      "from identity_loader.raw_verdicts") == 0
+    stored = scalar(db, "select counters from identity_loader.runs where run_id = %s",
+                    result.run_id)
+    assert stored == json.loads(json.dumps(result.counters.as_dict()))
+
+
+def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: StandIn) -> None:
+    first = run(db, standin, merge=True)
+    assert first.status == "succeeded", first.merge
+    assert first.counters.total.scanned == library_rows(db)
+    assert first.counters.cohorts["va"].scanned > 0
+    assert first.counters.total.rows_resolved > 0 and first.counters.total.rows_unresolved > 0
+    assert first.counters.total.rows_resolved_compilation > 0
+    assert_consistent(db, first)
+    assert first.merge is not None and first.merge.success, first.merge.failures
+    assert scalar(db, "select count(*) from wxyc_schema.library_identity") > 0
+
+    second = run(db, standin, prepare=True)
+    assert second.counters.total.scanned == 0
+
+    with db.connect() as conn:  # eight days pass
+        conn.execute("update identity_loader.raw_verdicts "
+                     "set attempted_at = attempted_at - interval '8 days'")
+        conn.execute("update wxyc_schema.library_identity "
+                     "set last_verified_at = last_verified_at - interval '8 days'")
+        conn.execute("update wxyc_schema.library "
+                     "set unresolved_attempted_at = unresolved_attempted_at - interval '8 days'")
+    third = run(db, standin, prepare=True)
+    assert third.counters.total.scanned == library_rows(db)
+    assert_consistent(db, third)
+
+
+def test_va_cohort_goes_first_with_its_batch_size(db: Database, standin: StandIn) -> None:
+    result = run(db, standin, va_batch_size=40, batch_size=300)
+    bulk = [r for r in standin.requests if r.path.endswith("bulk-resolve-libraries")]
+    va = result.counters.cohorts["va"].scanned
+    sizes = [r.batch_size for r in bulk]
+    n_va = -(-va // 40)
+    assert all(s <= 40 for s in sizes[:n_va]) and max(sizes[n_va:]) == 300
+    assert result.counters.total.lml_total_calls == len(bulk)
+
+
+@pytest.mark.parametrize(("fault", "config", "bucket"), [
+    ("503", {"error_rate": 1.0}, "lml_error"),
+    ("timeout", {"timeout_rate": 1.0, "hang_seconds": 1.0}, "lml_error"),
+    ("short", {"short_rate": 1.0}, "lml_cardinality_mismatch"),
+    ("foreign", {"foreign_id_rate": 1.0}, "lml_untrusted_library_id"),
+    ("duplicate", {"duplicate_id_rate": 1.0}, "lml_untrusted_library_id"),
+    ("malformed", {"malformed_rate": 1.0}, "invalid_response"),
+    ("bad_enum", {"bad_enum_rate": 1.0}, "invalid_response"),
+])
+def test_fault_moves_its_counter_and_loses_nothing(
+        db: Database, standin: StandIn, fault: str, config: dict[str, Any], bucket: str) -> None:
+    for key, value in config.items():
+        setattr(standin.config, key, value)
+    faulty = run(db, standin, lml=client(standin, max_attempts=2, timeout_s=0.3),
+                 batch_size=250, va_batch_size=50, max_consecutive_failures=1000)
+    skipped = faulty.counters.total.rows_skipped
+    assert skipped[bucket] > 0
+    assert all(v == 0 for b, v in skipped.items() if b not in (bucket, "compilation"))
+    assert_consistent(db, faulty)
+    if bucket == "lml_error":
+        assert skipped[bucket] == faulty.counters.total.scanned
+        # Every failed batch was tried twice, and each try is counted as a call.
+        assert faulty.counters.total.lml_total_calls == 2 * len(
+            [r for r in standin.requests if r.path.endswith("libraries")]) // 2 * 1
+
+    # A clean re-run picks up exactly the rows the faulty run could not land.
+    standin.config = StandInConfig(api_key=KEY)
+    clean = run(db, standin, prepare=True)
+    assert clean.counters.total.scanned == library_rows(db) - landed_total(faulty)
+    assert_consistent(db, clean)
+    assert scalar(db, "select count(distinct library_id) from identity_loader.raw_verdicts"
+                  ) == library_rows(db)
+
+
+def test_transient_failures_are_retried(db: Database, standin: StandIn) -> None:
+    standin.config.fail_first = 2
+    standin.config.error_status = 429
+    standin.config.retry_after = 0.05
+    result = run(db, standin, lml=client(standin, max_attempts=3))
+    assert result.counters.total.rows_skipped["lml_error"] == 0
+    bulk_calls = len([r for r in standin.requests if r.path.endswith("libraries")])
+    assert result.counters.total.lml_total_calls == bulk_calls
+    assert bulk_calls == result.counters.total.lml_total_calls
+    assert_consistent(db, result)
+
+
+def test_client_errors_are_not_retried(db: Database, standin: StandIn) -> None:
+    standin.config.error_rate = 1.0
+    standin.config.error_status = 400
+    result = run(db, standin, lml=client(standin, max_attempts=4),
+                 max_consecutive_failures=1000)
+    bulk_calls = len([r for r in standin.requests if r.path.endswith("libraries")])
+    assert result.counters.total.lml_total_calls == bulk_calls
+    assert bulk_calls == len([r for r in standin.requests if r.status == 400])
+    assert result.counters.total.rows_skipped["lml_error"] == library_rows(db)
+
+
+def test_lml_that_keeps_failing_stops_the_run(db: Database, standin: StandIn) -> None:
+    standin.config.error_rate = 1.0
+    with pytest.raises(LMLUnavailable, match="3 batches in a row"):
+        run(db, standin, lml=client(standin, max_attempts=1), max_consecutive_failures=3)
+    assert scalar(db, "select status from identity_loader.runs") == "failed"
+    counters = scalar(db, "select counters from identity_loader.runs")
+    assert counters["total"]["rows_skipped"]["lml_error"] == counters["total"]["scanned"] > 0
+
+
+@pytest.mark.parametrize("key", ["wrong-key-123456", None])
+def test_auth_failure_stops_at_once_and_lands_nothing(
+        db: Database, standin: StandIn, key: str | None) -> None:
+    with pytest.raises(LMLAuthError, match="check LML_API_KEY") as caught:
+        run(db, standin, lml=client(standin, key=key))
+    assert "wrong-key" not in str(caught.value)
+    assert scalar(db, "select count(*) from identity_loader.raw_verdicts") == 0
+    assert scalar(db, "select status from identity_loader.runs") == "failed"
+    assert len([r for r in standin.requests if r.path.endswith("libraries")]) == 1
+
+
+def test_unreachable_lml_fails_before_scanning(db: Database) -> None:
+    dead = LMLClient(base_url="http://127.0.0.1:9", api_key=KEY, max_attempts=1)
+    with pytest.raises(LMLUnavailable, match="not reachable"):
+        resolve(db, dead, ResolveOptions(), prepare=False)
+    assert scalar(db, "select count(*) from identity_loader.runs") == 0
+
+
+def test_second_concurrent_run_is_refused(db: Database, standin: StandIn) -> None:
+    with db.connect(autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", (runs.LOCK_KEYS["resolve"],))
+        with pytest.raises(RunLocked, match="another resolve run is in progress"):
+            run(db, standin)
+    assert run(db, standin).status == "succeeded"
+
+
+def test_limit_and_partition(db: Database, standin: StandIn) -> None:
+    limited = run(db, standin, limit=120)
+    assert limited.counters.total.scanned == 120
+    part = run(db, standin, prepare=True, partition=candidates.Partition(1, 4))
+    ids = scalar(db, "select array_agg(library_id) from identity_loader.raw_verdicts "
+                     "where run_id = %s", part.run_id)
+    assert ids and all(i % 4 == 1 for i in ids)
+
+
+def test_writer_connection_dropped_mid_run_reconnects(db: Database, standin: StandIn) -> None:
+    standin.config.latency_ms = 50
+    killed = threading.Event()
+
+    def kill_writer() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not killed.is_set():
+            with db.connect(autocommit=True) as conn:
+                n = conn.execute(
+                    "select count(*) from (select pg_terminate_backend(pid) from "
+                    "pg_stat_activity where application_name = 'library-identity:writer' "
+                    "and datname = current_database()) t").fetchone()
+            if n and n[0]:
+                killed.set()
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_writer)
+    killer.start()
+    try:
+        result = run(db, standin, batch_size=100, va_batch_size=50)
+    finally:
+        killed.set()
+        killer.join()
+    assert result.status == "succeeded"
+    assert result.counters.total.scanned == library_rows(db)
+    assert_consistent(db, result)
+
+
+def test_reader_connection_dropped_gives_a_clear_error(db: Database, standin: StandIn) -> None:
+    standin.config.latency_ms = 100
+
+    def kill_reader() -> None:
+        time.sleep(0.5)
+        with db.connect(autocommit=True) as conn:
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where application_name = 'library-identity:reader' "
+                         "and datname = current_database()")
+
+    threading.Thread(target=kill_reader).start()
+    with pytest.raises(DatabaseError, match="re-run to continue"):
+        run(db, standin, batch_size=100, va_batch_size=50)
+    assert scalar(db, "select status from identity_loader.runs") == "failed"
+    standin.config.latency_ms = 0
+    rerun = run(db, standin, prepare=True)
+    assert scalar(db, "select count(distinct library_id) from identity_loader.raw_verdicts"
+                  ) == library_rows(db)
+    assert_consistent(db, rerun)
+
+
+# -- the command line, in a subprocess ---------------------------------------------------
+def cli(db: Database, standin: StandIn | None, *args: str, key: str = KEY,
+        env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[str]:
+    environ = {**os.environ, "DATABASE_URL": db.conninfo, "LML_API_KEY": key,
+               **(env or {})}
+    if standin is not None:
+        environ["LML_URL"] = standin.url
+    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for_rows(db: Database, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while scalar(db, "select count(*) from identity_loader.raw_verdicts") < at_least:
+        assert time.monotonic() < deadline, "the run landed too little in time"
+        time.sleep(0.05)
+
+
+def identity_tables(db: Database) -> dict[str, Any]:
+    with db.connect() as conn:
+        return {
+            "library_identity": conn.execute(
+                "select library_id, wikidata_qid, spotify_id, apple_music_id, method, "
+                "confidence, agreement_sources from wxyc_schema.library_identity "
+                "order by library_id").fetchall(),
+            "library_identity_source": conn.execute(
+                "select library_id, source, external_id, method, confidence "
+                "from wxyc_schema.library_identity_source order by 1, 2").fetchall(),
+            "compilation_track_artist": conn.execute(
+                "select id, track_artist_id, track_artist_link_confidence, "
+                "track_artist_link_method, track_position "
+                "from wxyc_schema.compilation_track_artist order by id").fetchall(),
+        }
+
+
+def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(
+        db: Database, template: Database, clone_database: Callable[[Database], Database],
+        standin: StandIn) -> None:
+    standin.config.latency_ms = 150
+    proc = cli(db, standin, "resolve", "--batch-size", "100", "--va-batch-size", "50",
+               "--no-progress")
+    wait_for_rows(db, 300)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    partial = scalar(db, "select count(*) from identity_loader.raw_verdicts")
+    assert 0 < partial < library_rows(db)
+
+    standin.config.latency_ms = 0
+    rerun = cli(db, standin, "resolve", "--json")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["counters"]["total"]["scanned"] == library_rows(db) - partial
+    assert scalar(db, "select count(*) from identity_loader.runs where status = 'interrupted'"
+                  ) == 1
+
+    reference = clone_database(template)
+    straight = cli(reference, standin, "resolve", "--json")
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err
+    assert identity_tables(db) == identity_tables(reference)
+
+
+def test_sigterm_lands_the_batch_in_flight_and_exits_130(db: Database, standin: StandIn) -> None:
+    standin.config.latency_ms = 300
+    proc = cli(db, standin, "resolve", "--batch-size", "100", "--va-batch-size", "50",
+               "--json")
+    wait_for_rows(db, 100)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "finishing the batches in flight" in err
+    row = scalar(db, "select row(status, counters)::text from identity_loader.runs")
+    assert row.startswith("(interrupted,")
+    summary = json.loads(out)
+    landed = sum(summary["counters"]["total"][k] for k in LANDED)
+    landed += summary["counters"]["total"]["rows_skipped"]["compilation"]
+    assert landed == scalar(db, "select count(*) from identity_loader.raw_verdicts")
+    assert 0 < landed < library_rows(db)
+
+
+def test_cli_second_run_exits_4(db: Database, standin: StandIn) -> None:
+    with db.connect(autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", (runs.LOCK_KEYS["resolve"],))
+        proc = cli(db, standin, "resolve")
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4
+    assert "another resolve run is in progress" in err
+
+
+def test_cli_rejects_bad_batch_size_before_anything(db: Database) -> None:
+    proc = cli(db, None, "resolve", "--batch-size", "1001")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "between 1 and 1000" in err
+
+
+DRY_RUN_KEYS = ["report_version", "mode", "scanned", "lml_total_calls", "lml_total_latency_ms",
+                "would_resolve", "would_resolve_compilation", "would_unresolved", "would_skip",
+                "source_rows_skipped_null_confidence", "cohorts"]
+WOULD_SKIP_KEYS = ["compilation", "lml_error", "lml_cardinality_mismatch",
+                   "lml_untrusted_library_id", "invalid_response"]
+
+
+def test_dry_run_prints_the_fixed_report_and_writes_nothing(
+        db: Database, standin: StandIn) -> None:
+    proc = cli(db, standin, "resolve", "--dry-run", "--no-progress")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    report = json.loads(out)  # exactly one JSON object on stdout
+    assert list(report) == DRY_RUN_KEYS
+    assert list(report["would_skip"]) == WOULD_SKIP_KEYS
+    assert list(report["cohorts"]) == ["va", "non_va"]
+    for cohort in report["cohorts"].values():
+        assert list(cohort) == DRY_RUN_KEYS[2:-1]
+    assert report["report_version"] == 1 and report["mode"] == "full"
+    assert report["scanned"] == library_rows(db)
+    assert report["scanned"] == (report["would_resolve"] + report["would_resolve_compilation"]
+                                 + report["would_unresolved"] + sum(report["would_skip"].values()))
+    assert report["lml_total_calls"] > 0
+    assert scalar(db, "select count(*) from identity_loader.runs") == 0
+    assert scalar(db, "select count(*) from identity_loader.raw_verdicts") == 0
+    assert scalar(db, "select count(*) from wxyc_schema.library_identity") == 0
+
+
+def test_api_key_never_appears_in_output(db: Database, standin: StandIn) -> None:
+    secret = "sk-live-7Hq2ZyX9wPq4"
+    standin.config.api_key = secret
+    outputs = []
+    for args in (["-v", "resolve", "--dry-run"], ["-v", "--log-format", "json", "resolve"]):
+        proc = cli(db, standin, *args, key=secret)
+        outputs.append(proc.communicate(timeout=300))
+        assert proc.returncode == 0, outputs[-1][1]
+    standin.config.api_key = "another-key"  # now our key is refused: the error path
+    proc = cli(db, standin, "-v", "resolve", key=secret)
+    outputs.append(proc.communicate(timeout=300))
+    assert proc.returncode == 3
+    text = "".join(o + e for o, e in outputs)
+    assert "refused the API key" in text
+    assert secret not in text
+
+
+class RecordingTransport:
+    """A sentry-sdk transport that keeps envelopes in memory."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    def __call__(self, options: Any = None) -> RecordingTransport:  # pragma: no cover
+        return self
+
+    def capture_envelope(self, envelope: Any) -> None:
+        self.envelopes.append(envelope)
+
+    def flush(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    def is_healthy(self) -> bool:
+        return True
+
+    def record_lost_event(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def serialized(self) -> str:
+        parts = []
+        for envelope in self.envelopes:
+            for item in envelope.items:
+                parts.append(item.get_bytes().decode("utf-8", "replace"))
+        return "\n".join(parts)
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        found = []
+        for envelope in self.envelopes:
+            for item in envelope.items:
+                if item.type == kind:
+                    found.append(json.loads(item.get_bytes()))
+        return found
+
+
+@pytest.fixture
+def sentry_transport() -> Iterator[RecordingTransport]:
+    import sentry_sdk
+
+    from loader.telemetry import init_sentry
+
+    transport = RecordingTransport()
+    init_sentry("https://public-key-abc123@o1.ingest.example/42", transport=transport)
+    yield transport
+    sentry_sdk.get_client().close()
+    sentry_sdk.init()  # back to a disabled client
+
+
+def test_sentry_run_transaction_spans_and_no_secrets(
+        db: Database, standin: StandIn, sentry_transport: RecordingTransport) -> None:
+    import sentry_sdk
+
+    standin.config.cache_stats = True
+    standin.config.fail_first = 1
+    standin.config.error_status = 400  # one batch fails permanently: an error event
+    result = run(db, standin, max_consecutive_failures=10)
+    sentry_sdk.flush()
+    transactions = sentry_transport.items("transaction")
+    assert len(transactions) == 1
+    txn = transactions[0]
+    assert txn["transaction"] == "library-identity.resolve"
+    assert txn["contexts"]["trace"]["op"] == "job.run"
+    assert txn["tags"]["run_id"] == str(result.run_id)
+    data = txn["contexts"]["trace"]["data"]
+    assert data["resolve.scanned"] == result.counters.total.scanned
+    assert data["resolve.va.rows_skipped.lml_error"] == result.counters.cohorts[
+        "va"].rows_skipped["lml_error"]
+    spans = [s for s in txn["spans"] if s["op"] == "http.client"
+             and s["description"] == "lml.bulk_resolve_libraries"]
+    assert len(spans) == result.counters.total.lml_total_calls
+    assert all("lml.batch_size" in s["data"] for s in spans)
+    assert any("lml.cache.pg_hits" in s["data"] for s in spans)
+    events = sentry_transport.items("event")
+    assert any(e.get("tags", {}).get("step") == "lml_error" for e in events)
+    text = sentry_transport.serialized()
+    assert KEY not in text
+    assert "public-key-abc123" not in text
