@@ -23,85 +23,95 @@
     {{ return(quoted) }}
 {%- endmacro %}
 
+{#- "a.x, a.y" for a list of columns and a prefix. -#}
+{% macro _prefixed(columns, prefix) -%}
+    {%- set items = [] -%}
+    {%- for column in columns -%}
+        {%- do items.append(prefix ~ '.' ~ column) -%}
+    {%- endfor -%}
+    {{ return(items | join(', ')) }}
+{%- endmacro %}
+
+{#- " and p1 and p2" from the model's incremental_predicates (may be empty). -#}
+{% macro _predicates(arg_dict) -%}
+    {%- set predicates = arg_dict['incremental_predicates'] or [] -%}
+    {{ return((' and ' ~ (predicates | join(' and '))) if predicates else '') }}
+{%- endmacro %}
+
 {#- INSERT … ON CONFLICT DO UPDATE, updating only rows whose values differ. -#}
 {% macro get_incremental_upsert_sql(arg_dict) -%}
-    {%- set target = arg_dict['target_relation'] -%}
-    {%- set source = arg_dict['temp_relation'] -%}
     {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
-    {%- set columns = _strategy_columns(source) -%}
+    {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
     {%- set values = columns | reject('in', keys) | list -%}
-    insert into {{ target }} as dbt_internal_dest ({{ columns | join(', ') }})
-    select {{ columns | join(', ') }} from {{ source }}
-    on conflict ({{ keys | join(', ') }}) do
-    {%- if values | length == 0 %} nothing
-    {%- else %} update set
-        {%- for column in values %}
-        {{ column }} = excluded.{{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    where (
-        {%- for column in values %}dbt_internal_dest.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
-    ) is distinct from (
-        {%- for column in values %}excluded.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
-    )
-    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
-        and {{ predicate }}
-    {%- endfor %}
+    {%- set assignments = [] -%}
+    {%- for column in values -%}
+        {%- do assignments.append(column ~ ' = excluded.' ~ column) -%}
+    {%- endfor -%}
+    insert into {{ arg_dict['target_relation'] }} as dbt_internal_dest ({{ columns | join(', ') }})
+    select {{ columns | join(', ') }}
+    from {{ arg_dict['temp_relation'] }}
+    {% if values | length == 0 -%}
+        on conflict ({{ keys | join(', ') }}) do nothing
+    {%- else -%}
+        on conflict ({{ keys | join(', ') }}) do update
+        set {{ assignments | join(', ') }}
+        where
+            ({{ _prefixed(values, 'dbt_internal_dest') }})
+            is distinct from ({{ _prefixed(values, 'excluded') }}){{ _predicates(arg_dict) }}
     {%- endif %}
 {%- endmacro %}
 
 {#- UPDATE only (never inserts), guarded by IS DISTINCT FROM and by the model's
     incremental_predicates (which may refer to dbt_internal_dest). -#}
 {% macro get_incremental_update_only_sql(arg_dict) -%}
-    {%- set target = arg_dict['target_relation'] -%}
-    {%- set source = arg_dict['temp_relation'] -%}
     {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
-    {%- set columns = _strategy_columns(source) -%}
+    {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
     {%- set values = columns | reject('in', keys) | list -%}
-    update {{ target }} as dbt_internal_dest set
-        {%- for column in values %}
-        {{ column }} = dbt_internal_source.{{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ source }} as dbt_internal_source
+    {%- set assignments = [] -%}
+    {%- for column in values -%}
+        {%- do assignments.append(column ~ ' = dbt_internal_source.' ~ column) -%}
+    {%- endfor -%}
+    {%- set key_matches = [] -%}
+    {%- for key in keys -%}
+        {%- do key_matches.append('dbt_internal_dest.' ~ key ~ ' = dbt_internal_source.' ~ key) -%}
+    {%- endfor -%}
+    update {{ arg_dict['target_relation'] }} as dbt_internal_dest
+    set {{ assignments | join(', ') }}
+    from {{ arg_dict['temp_relation'] }} as dbt_internal_source
     where
-        {%- for key in keys %}
-        dbt_internal_dest.{{ key }} = dbt_internal_source.{{ key }} and
-        {%- endfor %}
-        (
-        {%- for column in values %}dbt_internal_dest.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
-        ) is distinct from (
-        {%- for column in values %}dbt_internal_source.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
-        )
-    {%- for predicate in arg_dict['incremental_predicates'] or [] %}
-        and {{ predicate }}
-    {%- endfor %}
+        {{ key_matches | join(' and ') }}
+        and ({{ _prefixed(values, 'dbt_internal_dest') }})
+        is distinct from ({{ _prefixed(values, 'dbt_internal_source') }}){{ _predicates(arg_dict) }}
 {%- endmacro %}
 
 {#- Plain INSERT of the model's rows (the model selects only rows not yet there). -#}
 {% macro get_incremental_insert_only_sql(arg_dict) -%}
     {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
     insert into {{ arg_dict['target_relation'] }} ({{ columns | join(', ') }})
-    select {{ columns | join(', ') }} from {{ arg_dict['temp_relation'] }}
+    select {{ columns | join(', ') }}
+    from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
 
 {#- Full-set reconcile: for every value of config `reconcile_key` present in the
     model's rows, delete the target rows the model no longer has, then upsert. -#}
 {% macro get_incremental_reconcile_sql(arg_dict) -%}
-    {%- set target = arg_dict['target_relation'] -%}
-    {%- set source = arg_dict['temp_relation'] -%}
     {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
     {%- set group_key = config.get('reconcile_key') -%}
     {%- if not group_key -%}
         {{ exceptions.raise_compiler_error("the reconcile strategy needs config reconcile_key") }}
     {%- endif -%}
     {%- set group_key = adapter.quote(group_key) -%}
-    delete from {{ target }} as dbt_internal_dest
-    where dbt_internal_dest.{{ group_key }} in (select {{ group_key }} from {{ source }})
+    {%- set key_matches = [] -%}
+    {%- for key in keys -%}
+        {%- do key_matches.append('dbt_internal_source.' ~ key ~ ' = dbt_internal_dest.' ~ key) -%}
+    {%- endfor -%}
+    delete from {{ arg_dict['target_relation'] }} as dbt_internal_dest
+    where
+        dbt_internal_dest.{{ group_key }} in (select {{ group_key }} from {{ arg_dict['temp_relation'] }})
         and not exists (
-            select 1 from {{ source }} as dbt_internal_source
-            where
-            {%- for key in keys %}
-                dbt_internal_source.{{ key }} = dbt_internal_dest.{{ key }}{{ ' and' if not loop.last }}
-            {%- endfor %}
+            select 1
+            from {{ arg_dict['temp_relation'] }} as dbt_internal_source
+            where {{ key_matches | join(' and ') }}
         );
     {{ get_incremental_upsert_sql(arg_dict) }}
 {%- endmacro %}

@@ -31,7 +31,8 @@ mergeable as (
 
 latest as (
 
-    select * from mergeable where mergeable_rank = 1
+    select * from mergeable
+    where mergeable_rank = 1
 
 ),
 
@@ -97,29 +98,45 @@ changes as (
 
     select
         *,
-        nullif(concat_ws('; ',
-            case when current_method <> method
-                then 'method ' || current_method || ' -> ' || method end,
-            case when current_wikidata_qid <> wikidata_qid
-                then 'wikidata_qid ' || current_wikidata_qid || ' -> ' || wikidata_qid end,
-            case when current_spotify_id <> spotify_artist_id
-                then 'spotify_id ' || current_spotify_id || ' -> ' || spotify_artist_id end,
-            case when current_apple_music_id <> apple_music_artist_id
-                then 'apple_music_id ' || current_apple_music_id || ' -> ' || apple_music_artist_id end,
-            case when prior_discogs_artist_id <> discogs_artist_id
-                then 'discogs_artist_id ' || prior_discogs_artist_id || ' -> ' || discogs_artist_id end,
-            case when prior_musicbrainz_artist_id <> musicbrainz_artist_id
-                then 'musicbrainz_artist_id ' || prior_musicbrainz_artist_id
-                    || ' -> ' || musicbrainz_artist_id end,
-            case when prior_bandcamp_id <> bandcamp_id
-                then 'bandcamp_id ' || prior_bandcamp_id || ' -> ' || bandcamp_id end
+        nullif(concat_ws(
+            '; ',
+            case
+                when current_method <> method
+                    then 'method ' || current_method || ' -> ' || method
+            end,
+            case
+                when current_wikidata_qid <> wikidata_qid
+                    then 'wikidata_qid ' || current_wikidata_qid || ' -> ' || wikidata_qid
+            end,
+            case
+                when current_spotify_id <> spotify_artist_id
+                    then 'spotify_id ' || current_spotify_id || ' -> ' || spotify_artist_id
+            end,
+            case
+                when current_apple_music_id <> apple_music_artist_id
+                    then 'apple_music_id ' || current_apple_music_id || ' -> ' || apple_music_artist_id
+            end,
+            case
+                when prior_discogs_artist_id <> discogs_artist_id
+                    then 'discogs_artist_id ' || prior_discogs_artist_id || ' -> ' || discogs_artist_id
+            end,
+            case
+                when prior_musicbrainz_artist_id <> musicbrainz_artist_id
+                    then 'musicbrainz_artist_id ' || prior_musicbrainz_artist_id || ' -> ' || musicbrainz_artist_id
+            end,
+            case
+                when prior_bandcamp_id <> bandcamp_id
+                    then 'bandcamp_id ' || prior_bandcamp_id || ' -> ' || bandcamp_id
+            end
         ), '') as change_summary,
-        (current_wikidata_qid <> wikidata_qid
+        (
+            current_wikidata_qid <> wikidata_qid
             or current_spotify_id <> spotify_artist_id
             or current_apple_music_id <> apple_music_artist_id
             or prior_discogs_artist_id <> discogs_artist_id
             or prior_musicbrainz_artist_id <> musicbrainz_artist_id
-            or prior_bandcamp_id <> bandcamp_id) is true as has_id_change
+            or prior_bandcamp_id <> bandcamp_id
+        ) is true as has_id_change
     from laid_over
 
 ),

@@ -43,8 +43,10 @@ final as (
         latest.attempted_at as latest_attempted_at,
         latest.tracks_counted as latest_tracks_counted,
         -- LML had no match: unresolved, or a compilation whose tracks were not attempted.
-        (latest.kind = 'unresolved'
-            or (latest.kind = 'compilation' and not latest.tracks_counted)) as latest_is_no_match,
+        (
+            latest.kind = 'unresolved'
+            or (latest.kind = 'compilation' and not latest.tracks_counted)
+        ) as latest_is_no_match,
         resolved.last_resolved_verdict_at
     from latest
     left join resolved on latest.library_id = resolved.library_id

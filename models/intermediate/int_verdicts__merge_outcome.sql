@@ -36,17 +36,18 @@ classified as (
         verdicts.kind,
         verdicts.attempted_at,
         case
-            when verdicts.kind = 'single_artist' then
-                case
-                    when single_artist.skip_reason is not null then single_artist.skip_reason
-                    when single_artist.mergeable_rank > 1 then 'superseded'
-                    when station_identity.last_verified_at = verdicts.attempted_at then 'merged'
-                    -- The station row was verified later than this verdict (e.g. by
-                    -- another writer): the newer identity stands.
-                    when station_identity.last_verified_at > verdicts.attempted_at
-                        then 'superseded_by_newer_identity'
-                    else 'pending'
-                end
+            when verdicts.kind = 'single_artist'
+                then
+                    case
+                        when single_artist.skip_reason is not null then single_artist.skip_reason
+                        when single_artist.mergeable_rank > 1 then 'superseded'
+                        when station_identity.last_verified_at = verdicts.attempted_at then 'merged'
+                        -- The station row was verified later than this verdict (e.g. by
+                        -- another writer): the newer identity stands.
+                        when station_identity.last_verified_at > verdicts.attempted_at
+                            then 'superseded_by_newer_identity'
+                        else 'pending'
+                    end
             when library.library_id is null then 'library_row_missing'
             when verdicts.kind = 'unresolved' then 'recorded_unresolved'
             when verdicts.kind = 'compilation' and verdicts.tracks_counted then 'compilation_linked'

@@ -48,9 +48,9 @@ ranked as (
         case
             when invalid_reason is null
                 then row_number() over (
-                    partition by verdict_id, source, invalid_reason is null
-                    order by confidence desc, entry_position asc
-                )
+                        partition by verdict_id, source, invalid_reason is null
+                        order by confidence desc, entry_position asc
+                    )
         end as source_rank
     from first_check
 

@@ -76,9 +76,9 @@ final as (
         case
             when skip_reason is null
                 then row_number() over (
-                    partition by library_id, skip_reason is null
-                    order by attempted_at desc, verdict_id desc
-                )
+                        partition by library_id, skip_reason is null
+                        order by attempted_at desc, verdict_id desc
+                    )
         end as mergeable_rank
     from checked
 

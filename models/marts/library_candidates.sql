@@ -8,8 +8,8 @@
 {#- Built as a table at `dbt run` time: a stable snapshot the loader pages through
     (library_id > cursor, by cohort) without recomputing status per page. -#}
 {%- set mode = candidate_mode() -%}
-{%- set stale_days = day_count_var('stale_days', 7) -%}
-{%- set retry_days = day_count_var('unresolved_retry_days', 7) -%}
+{%- set stale = "interval '" ~ day_count_var('stale_days', 7) ~ " days'" -%}
+{%- set retry = "interval '" ~ day_count_var('unresolved_retry_days', 7) ~ " days'" -%}
 
 with
 
@@ -27,44 +27,44 @@ named as (
 
 ),
 
-classified as (
+reasons as (
 
+    -- The reason each mode would give (NULL: not a candidate); the var picks one below.
     select
-        library_id,
-        artist_name,
-        album_title,
-        legacy_release_id,
-        cohort,
-        {% if mode == 'full' -%}
+        *,
         case
             when status = 'never_attempted' then 'never_attempted'
-            when status in ('resolved', 'compilation')
-                and last_resolved_at < evaluated_at - interval '{{ stale_days }} days'
+            when
+                status in ('resolved', 'compilation')
+                and last_resolved_at < evaluated_at - {{ stale }}
                 then 'stale_resolved'
-            when status = 'unresolved'
-                and last_attempt_at < evaluated_at - interval '{{ retry_days }} days'
+            when
+                status = 'unresolved'
+                and last_attempt_at < evaluated_at - {{ retry }}
                 then 'unresolved_retry'
-        end as reason
-        {%- elif mode == 'recheck' -%}
+        end as full_reason,
         -- Every previously unresolved row, whatever the windows say.
-        case when status = 'unresolved' then 'recheck' end as reason
-        {%- else -%}
+        case when status = 'unresolved' then 'recheck' end as recheck_reason,
         -- The old consumer's canonical-only predicate (consumer-behaviour §3).
         case
-            when canonical_entity_id is not null
-                and (station_last_verified_at is null
-                    or station_last_verified_at < evaluated_at - interval '{{ stale_days }} days')
-                and (cohort = 'non_va'
+            when
+                canonical_entity_id is not null
+                and (
+                    station_last_verified_at is null
+                    or station_last_verified_at < evaluated_at - {{ stale }}
+                )
+                and (
+                    cohort = 'non_va'
                     or unresolved_attempted_at is null
-                    or unresolved_attempted_at < evaluated_at - interval '{{ retry_days }} days')
+                    or unresolved_attempted_at < evaluated_at - {{ retry }}
+                )
                 then
                     case
                         when has_station_identity then 'stale_resolved'
                         when unresolved_attempted_at is not null then 'unresolved_retry'
                         else 'never_attempted'
                     end
-        end as reason
-        {%- endif %}
+        end as legacy_reason
     from named
 
 ),
@@ -77,10 +77,10 @@ final as (
         album_title::text as album_title,
         legacy_release_id,
         cohort,
-        reason,
+        {{ mode }}_reason as reason,
         '{{ mode }}'::text as candidate_mode
-    from classified
-    where reason is not null
+    from reasons
+    where {{ mode }}_reason is not null
 
 )
 

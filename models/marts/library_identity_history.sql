@@ -56,12 +56,12 @@ final as (
     select superseded.*
     from superseded
     where not exists (
-        select 1
-        from archived
-        where
-            archived.library_id = superseded.library_id
-            and archived.superseded_reason = superseded.superseded_reason
-    )
+            select 1
+            from archived
+            where
+                archived.library_id = superseded.library_id
+                and archived.superseded_reason = superseded.superseded_reason
+        )
 
 )
 

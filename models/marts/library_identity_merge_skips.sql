@@ -59,22 +59,23 @@ track_skips as (
         reasons.reason,
         tracks.artist_name || ' / ' || coalesce(tracks.track_title, '') as detail
     from tracks
-    cross join lateral (
-        values
-        (tracks.key_skip_reason),
-        (case
-            when tracks.key_skip_reason is null and tracks.catalogue_match_count <> 1
-                then 'no_catalog_artist'
-        end),
-        (case
-            when tracks.key_skip_reason is null then tracks.position_skip_reason
-        end),
-        (case
-            when tracks.key_skip_reason is null and tracks.offered_confidence is not null
-                and tracks.link_confidence is null
-                then 'confidence_out_of_range'
-        end)
-    ) as reasons (reason)
+    cross join
+        lateral (
+            values
+            (tracks.key_skip_reason),
+            (case
+                when tracks.key_skip_reason is null and tracks.catalogue_match_count <> 1
+                    then 'no_catalog_artist'
+            end),
+            (case
+                when tracks.key_skip_reason is null then tracks.position_skip_reason
+            end),
+            (case
+                when tracks.key_skip_reason is null and tracks.offered_confidence is not null
+                    and tracks.link_confidence is null
+                    then 'confidence_out_of_range'
+            end)
+        ) as reasons (reason)
     where reasons.reason is not null
 
 ),

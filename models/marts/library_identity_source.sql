@@ -51,12 +51,12 @@ reflected as (
             desired.library_id = station_identity.library_id
             and desired.attempted_at = station_identity.last_verified_at
     where not exists (
-        select 1
-        from station_sources
-        where
-            station_sources.library_id = desired.library_id
-            and station_sources.last_verified_at >= desired.attempted_at
-    )
+            select 1
+            from station_sources
+            where
+                station_sources.library_id = desired.library_id
+                and station_sources.last_verified_at >= desired.attempted_at
+        )
 
 ),
 

@@ -16,5 +16,5 @@ from {{ ref('int_verdicts__merge_outcome') }}
 where
     outcome not in ('merged', 'skipped')
     {% if var('gate_run_id') -%}
-    and run_id = '{{ var("gate_run_id") }}'::uuid
+        and run_id = '{{ var("gate_run_id") }}'::uuid
     {%- endif %}

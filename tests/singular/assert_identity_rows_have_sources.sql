@@ -5,7 +5,7 @@
 select identity_rows.library_id
 from {{ ref('library_identity') }} as identity_rows
 where not exists (
-    select 1
-    from {{ ref('library_identity_source') }} as source_rows
-    where source_rows.library_id = identity_rows.library_id
-)
+        select 1
+        from {{ ref('library_identity_source') }} as source_rows
+        where source_rows.library_id = identity_rows.library_id
+    )

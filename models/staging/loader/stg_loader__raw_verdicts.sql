@@ -35,22 +35,30 @@ typed as (
         end as discogs_release_id,
         {% for mbid in ['musicbrainz_release_group_mbid', 'musicbrainz_release_mbid',
                         'musicbrainz_recording_mbid'] -%}
-        case
-            when result -> 'main' ->> '{{ mbid }}'
-                ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                then (result -> 'main' ->> '{{ mbid }}')::uuid
-        end as {{ mbid }},
+            case
+                when result -> 'main' ->> '{{ mbid }}'
+                    ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                    then (result -> 'main' ->> '{{ mbid }}')::uuid
+            end as {{ mbid }},
         {% endfor -%}
         tracks_contract_version,
         tracks_attempted,
-        coalesce(jsonb_typeof(result -> 'tracks') = 'array'
-            and jsonb_array_length(result -> 'tracks') > 0, false) as has_tracks,
+        coalesce(
+            jsonb_typeof(result -> 'tracks') = 'array'
+            and jsonb_array_length(result -> 'tracks') > 0, false
+        ) as has_tracks,
         -- Per-track data counts only under contract version 1 and when the matcher
         -- ran; (false, non-empty) is a producer bug read as attempted (contract §1.8).
-        coalesce(tracks_contract_version = 1
-            and (tracks_attempted
-                or (tracks_attempted = false and jsonb_typeof(result -> 'tracks') = 'array'
-                    and jsonb_array_length(result -> 'tracks') > 0)), false) as tracks_counted,
+        coalesce(
+            tracks_contract_version = 1
+            and (
+                tracks_attempted
+                or (
+                    tracks_attempted = false and jsonb_typeof(result -> 'tracks') = 'array'
+                    and jsonb_array_length(result -> 'tracks') > 0
+                )
+            ), false
+        ) as tracks_counted,
         {{ is_known_identity_method('method') }} is true as is_known_method,
         {{ confidence_in_method_band('method', 'confidence') }} as is_confidence_in_band,
         result

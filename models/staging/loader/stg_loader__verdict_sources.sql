@@ -13,17 +13,17 @@ entries as (
         verdicts.verdict_id,
         verdicts.run_id,
         verdicts.library_id,
-        entry.ordinality::integer as entry_position,
-        entry.value ->> 'source' as source,
-        entry.value ->> 'method' as method,
+        entry.entry_index::integer as entry_position,
+        entry.entry_value ->> 'source' as source,
+        entry.entry_value ->> 'method' as method,
         case
-            when jsonb_typeof(entry.value -> 'confidence') = 'number'
-                then (entry.value ->> 'confidence')::double precision
+            when jsonb_typeof(entry.entry_value -> 'confidence') = 'number'
+                then (entry.entry_value ->> 'confidence')::double precision
         end as confidence,
         -- Discogs ids may arrive as numbers; they are stored as text.
         case
-            when jsonb_typeof(entry.value -> 'external_id') in ('string', 'number')
-                then entry.value ->> 'external_id'
+            when jsonb_typeof(entry.entry_value -> 'external_id') in ('string', 'number')
+                then entry.entry_value ->> 'external_id'
         end as external_id
     from verdicts
     cross join lateral jsonb_array_elements(
@@ -32,7 +32,7 @@ entries as (
                 then verdicts.result -> 'provenance'
             else '[]'::jsonb
         end
-    ) with ordinality as entry (value, ordinality)
+    ) with ordinality as entry (entry_value, entry_index)
 
 )
 

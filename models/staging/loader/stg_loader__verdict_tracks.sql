@@ -15,16 +15,16 @@ entries as (
         verdicts.library_id,
         verdicts.kind,
         verdicts.tracks_counted,
-        entry.ordinality::integer as entry_position,
-        entry.value ->> 'track_position' as track_position,
-        entry.value ->> 'artist_name' as artist_name,
-        entry.value ->> 'track_title' as track_title,
-        entry.value ->> 'resolved_artist_name' as resolved_artist_name,
+        entry.entry_index::integer as entry_position,
+        entry.entry_value ->> 'track_position' as track_position,
+        entry.entry_value ->> 'artist_name' as artist_name,
+        entry.entry_value ->> 'track_title' as track_title,
+        entry.entry_value ->> 'resolved_artist_name' as resolved_artist_name,
         case
-            when jsonb_typeof(entry.value -> 'confidence') = 'number'
-                then (entry.value ->> 'confidence')::double precision
+            when jsonb_typeof(entry.entry_value -> 'confidence') = 'number'
+                then (entry.entry_value ->> 'confidence')::double precision
         end as confidence,
-        entry.value ->> 'method' as method
+        entry.entry_value ->> 'method' as method
     from verdicts
     cross join lateral jsonb_array_elements(
         case
@@ -32,7 +32,7 @@ entries as (
                 then verdicts.result -> 'tracks'
             else '[]'::jsonb
         end
-    ) with ordinality as entry (value, ordinality)
+    ) with ordinality as entry (entry_value, entry_index)
 
 )
 
