@@ -1,0 +1,494 @@
+"""`rotation refresh`: warm LML's cache for every release identity in the rotation.
+
+Reads the distinct handles of active rotation rows (dbt's rotation_refresh_candidates),
+sends them to LML's refresh-for-identities in batches of at most 50 with bounded
+concurrency under the client's rate limit, lands every per-id answer with the run's
+counters (one transaction per batch) and raises the stale-reference alert when too many
+handles are unknown to LML.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+import sentry_sdk
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from loader import runs
+from loader.db import Database, DatabaseError
+from loader.dbt import DbtError, run_dbt
+from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
+from loader.lml.contract import CacheRefreshResultItem
+from loader.resolve.run import LMLUnavailable
+from loader.rotation.common import (
+    STATEMENT_TIMEOUT_MS,
+    Writer,
+    check_health,
+    dumps,
+    require_route,
+)
+from loader.rotation.counters import InvariantViolation, RefreshCounters, Tally, tally
+
+log = logging.getLogger(__name__)
+
+JOB = "rotation_refresh"
+# LML answers 400 above 50 ids (lml-contract §2.1). Fixed, never a setting: a larger
+# configured batch size is refused before anything is sent.
+LML_REFRESH_BATCH_CAP = 50
+# A cold batch of 50 takes about 4 minutes inside LML (§2.5); shorter timeouts would abandon
+# batches LML is still warming and then send them again.
+MIN_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 360.0
+DBT_SCHEMA = "identity"
+CANDIDATES_MODEL = "rotation_refresh_candidates"
+COVERAGE_MODEL = "rotation_coverage"
+_COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id, status, "
+             "warmed_releases, warmed_artists, sources, message) from stdin")
+
+
+@dataclass
+class RefreshOptions:
+    batch_size: int = LML_REFRESH_BATCH_CAP
+    concurrency: int = 3
+    requests_per_minute: float = 20.0  # the client's limiter: see common.limit_rate
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    not_found_alert_pct: float = 1.0
+    retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
+    max_consecutive_failures: int = 5
+    max_attempts: int = 4  # per HTTP call, for transient failures (applied by the client)
+
+    def validate(self) -> None:
+        if self.batch_size > LML_REFRESH_BATCH_CAP:
+            raise ValueError(f"batch size {self.batch_size} is above LML's refresh cap of "
+                             f"{LML_REFRESH_BATCH_CAP} ids per call; use at most "
+                             f"{LML_REFRESH_BATCH_CAP}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.timeout_s < MIN_TIMEOUT_S:
+            raise ValueError(f"refresh timeout {self.timeout_s:g} s is too short: a cold batch "
+                             f"takes about 4 minutes in LML; use at least {MIN_TIMEOUT_S:g} s")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.requests_per_minute <= 0:
+            raise ValueError("requests per minute must be above 0")
+        if not 0 <= self.not_found_alert_pct <= 100:
+            raise ValueError("not-found alert percentage must be between 0 and 100")
+        if self.retry_delay_s < 0 or self.max_consecutive_failures < 1 or self.max_attempts < 1:
+            raise ValueError("retry delay must be >= 0, max consecutive failures and max "
+                             "attempts >= 1")
+
+    def client_settings(self) -> dict[str, Any]:
+        """What the LML client must be built with for this run."""
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts}
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Alert:
+    fired: bool
+    not_found: int
+    identities_scanned: int
+    not_found_pct: float | None
+    threshold_pct: float
+
+    def describe(self) -> str:
+        pct = "n/a" if self.not_found_pct is None else f"{self.not_found_pct:.2f}%"
+        return (f"{self.not_found} of {self.identities_scanned} rotation identities are "
+                f"unknown to LML (not_found {pct}, alert above {self.threshold_pct:g}%): stale "
+                "rotation.lml_identity_id handles; re-resolve them")
+
+    def as_dict(self) -> dict[str, Any]:
+        pct = None if self.not_found_pct is None else round(self.not_found_pct, 2)
+        return {"fired": self.fired, "not_found": self.not_found,
+                "identities_scanned": self.identities_scanned, "not_found_pct": pct,
+                "threshold_pct": self.threshold_pct}
+
+
+@dataclass
+class RefreshResult:
+    run_id: uuid.UUID | None
+    status: str
+    counters: RefreshCounters
+    identities: int = 0  # candidates read from dbt
+    alert: Alert | None = None
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int], None]  # (identities settled so far, identities in the run)
+
+
+@dataclass
+class _Batch:
+    ids: list[int]
+    attempt: int  # 1 = first send, 2 = the one retry of `error` items
+    result: CallResult | None = None
+    error: LMLError | None = None
+    attempts: int = 1
+    latency_ms: float = 0.0
+
+
+class _Queue:
+    """Which identities go next: every id once, in order; then the retries of `error`
+    items, each no sooner than retry_delay_s after its error was seen."""
+
+    def __init__(self, ids: list[int], batch_size: int, retry_delay_s: float) -> None:
+        self.fresh = deque(ids)
+        self.retries: deque[tuple[float, int]] = deque()
+        self.batch_size = batch_size
+        self.retry_delay_s = retry_delay_s
+
+    def retry_later(self, identity_id: int) -> None:
+        self.retries.append((time.monotonic() + self.retry_delay_s, identity_id))
+
+    def next_batch(self, in_flight: int) -> _Batch | None:
+        if self.fresh:
+            n = min(self.batch_size, len(self.fresh))
+            return _Batch([self.fresh.popleft() for _ in range(n)], attempt=1)
+        now = time.monotonic()
+        ready = 0
+        for due, _ in self.retries:
+            if due > now or ready == self.batch_size:
+                break
+            ready += 1
+        # While batches are in flight more retries may come: wait to send full batches.
+        if ready and (ready == self.batch_size or in_flight == 0):
+            return _Batch([self.retries.popleft()[1] for _ in range(ready)], attempt=2)
+        return None
+
+    def seconds_to_next_retry(self) -> float | None:
+        if not self.retries:
+            return None
+        return max(0.0, self.retries[0][0] - time.monotonic())
+
+    def drain_retries(self) -> list[int]:
+        ids = [identity_id for _, identity_id in self.retries]
+        self.retries.clear()
+        return ids
+
+
+def _send(client: LMLClient, batch: _Batch, timeout_s: float, parent: Any) -> _Batch:
+    """One refresh call inside its http.client span (runs in a worker thread)."""
+    if not 1 <= len(batch.ids) <= LML_REFRESH_BATCH_CAP:
+        raise ValueError(f"refresh batch of {len(batch.ids)} ids; LML takes 1.."
+                         f"{LML_REFRESH_BATCH_CAP}")
+    started = time.perf_counter()
+    with parent.start_child(op="http.client", name="lml.refresh_for_identities") as span:
+        span.set_data("lml.batch_size", len(batch.ids))
+        span.set_data("lml.batch_timeout_ms", int(timeout_s * 1000))
+        span.set_data("lml.retry_batch", batch.attempt > 1)
+        try:
+            batch.result = client.refresh_for_identities(batch.ids, timeout_s=timeout_s)
+            batch.attempts = batch.result.attempts
+            span.set_status("ok")
+        except LMLError as exc:
+            batch.error = exc
+            batch.attempts = exc.attempts
+            span.set_status("retryable_error" if exc.retryable else "permanent_error")
+        batch.latency_ms = (time.perf_counter() - started) * 1000
+        span.set_data("lml.attempts", batch.attempts)
+        span.set_data("lml.latency_ms", round(batch.latency_ms, 1))
+    return batch
+
+
+def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResultItem, Any]],
+                                                list[str]]:
+    """The trusted, valid item per identity of the batch, and what was wrong otherwise."""
+    problems: list[str] = []
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return {}, ["malformed_response: body has no results array"]
+    wanted = set(batch.ids)
+    answers: dict[int, tuple[CacheRefreshResultItem, Any]] = {}
+    for raw in results:
+        try:
+            item = CacheRefreshResultItem.model_validate(raw)
+        except ValidationError as exc:
+            problems.append(f"invalid_item: {exc.errors()[0].get('msg', 'invalid')}")
+            continue
+        if item.identity_id not in wanted or item.identity_id in answers:
+            problems.append(f"untrusted_identity_id: {item.identity_id}")
+            continue
+        answers[item.identity_id] = (item, raw)
+    if len(answers) < len(wanted):
+        problems.append(f"missing_answers: {len(wanted) - len(answers)} of {len(wanted)}")
+    return answers, problems
+
+
+class _Runner:
+    def __init__(self, db: Database, client: LMLClient, options: RefreshOptions,
+                 stop: threading.Event, progress: Progress | None) -> None:
+        self.db = db
+        self.client = client
+        self.options = options
+        self.stop = stop
+        self.progress = progress or (lambda done, total: None)
+        self.counters = RefreshCounters()
+        self.writer = Writer(db)
+        self.run_id: uuid.UUID | None = None
+        self.consecutive_failures = 0
+        self.unknown_statuses: set[str] = set()
+        self.total = 0
+
+    # -- landing -------------------------------------------------------------------------
+    def _land(self, rows: list[tuple[Any, ...]], counters: dict[str, Any]) -> None:
+        run_id = self.run_id
+        assert run_id is not None
+
+        def work(conn: psycopg.Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                if rows:
+                    with cur.copy(_COPY_SQL) as cp:
+                        for row in rows:
+                            cp.write_row((run_id, *row))
+                runs.save_counters(conn, run_id, counters)
+
+        try:
+            self.writer.run(work)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"could not land a refresh batch ({type(exc).__name__}); "
+                                "committed batches are safe, re-run to continue") from None
+
+    def _checkpoint(self) -> None:
+        self._land([], self.counters.as_dict())
+
+    # -- one answered batch --------------------------------------------------------------
+    def handle(self, batch: _Batch, queue: _Queue) -> None:
+        self.counters.lml_total_calls += batch.attempts
+        self.counters.lml_total_latency_ms += batch.latency_ms
+        if batch.error is not None:
+            self._failed(batch, str(batch.error), batch.error)
+            return
+        assert batch.result is not None
+        answers, problems = _answers(batch, batch.result.body)
+        if not answers and problems and problems[0].startswith("malformed_response"):
+            self._failed(batch, problems[0], None)
+            return
+        self.consecutive_failures = 0
+        for problem in problems:
+            log.warning("%s batch_size=%d", problem, len(batch.ids))
+        settled = copy.deepcopy(self.counters)
+        rows: list[tuple[Any, ...]] = []
+        for identity_id in batch.ids:
+            answer = answers.get(identity_id)
+            if answer is not None:
+                item, raw = answer
+                t = tally(item)
+                # The raw sources, unknown keys included: the log keeps what LML said.
+                sources = raw.get("sources")
+                rows.append((identity_id, item.status, t.warmed_releases, t.warmed_artists,
+                             None if sources is None else Jsonb(sources, dumps=dumps),
+                             item.message))
+                if t.bucket == "unknown" and item.status not in self.unknown_statuses:
+                    self.unknown_statuses.add(item.status)
+                    log.warning("unknown_status status=%r counted as lml_error", item.status)
+            else:
+                t = Tally("error")  # no valid answer: treated like an `error` item
+            if t.bucket == "error" and batch.attempt == 1:
+                queue.retry_later(identity_id)  # counted once, by the retry's outcome
+                settled.retried += 1
+            else:
+                settled.add(t)
+        # The counters commit with the batch's rows, so they must already include it.
+        self._land(rows, settled.as_dict())
+        self.counters = settled
+        log.info("batch_done attempt=%d ids=%d answered=%d settled=%d/%d", batch.attempt,
+                 len(batch.ids), len(rows), self.counters.identities_scanned, self.total)
+        self.progress(self.counters.identities_scanned, self.total)
+
+    def _failed(self, batch: _Batch, reason: str, exc: LMLError | None) -> None:
+        self.counters.failed(len(batch.ids))
+        self.counters.failed_batches += 1
+        if isinstance(exc, LMLAuthError):
+            raise exc
+        self.consecutive_failures += 1
+        log.warning("lml_error attempt=%d ids=%d error=%s", batch.attempt, len(batch.ids), reason)
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", "lml_error")
+            if exc is not None:
+                sentry_sdk.capture_exception(exc)
+            else:
+                sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
+        self._checkpoint()
+        self.progress(self.counters.identities_scanned, self.total)
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            raise LMLUnavailable(f"LML failed {self.consecutive_failures} refresh batches in a "
+                                 f"row (last: {reason}); stopping")
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, ids: list[int], txn: Any) -> None:
+        self.total = len(ids)
+        queue = _Queue(ids, self.options.batch_size, self.options.retry_delay_s)
+        in_flight: set[Future[_Batch]] = set()
+        with ThreadPoolExecutor(max_workers=self.options.concurrency,
+                                thread_name_prefix="lml-refresh") as pool:
+            try:
+                while True:
+                    while not self.stop.is_set() and len(in_flight) < self.options.concurrency:
+                        batch = queue.next_batch(len(in_flight))
+                        if batch is None:
+                            break
+                        in_flight.add(pool.submit(_send, self.client, batch,
+                                                  self.options.timeout_s, txn))
+                    if not in_flight:
+                        pause = queue.seconds_to_next_retry()
+                        if self.stop.is_set() or pause is None:
+                            break
+                        self.stop.wait(pause)  # retries not due yet
+                        continue
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self.handle(future.result(), queue)
+            except BaseException:
+                # Stop sending; the pool's exit still waits for the calls already running.
+                self.stop.set()
+                for future in in_flight:
+                    future.cancel()
+                raise
+        # Interrupted before their retry: final as they stand.
+        unretried = queue.drain_retries()
+        if unretried:
+            for _ in unretried:
+                self.counters.add(Tally("error"))
+            self._checkpoint()
+
+
+def build_models(db: Database) -> None:
+    """Have dbt (re)build the two rotation models and what they read (all views)."""
+    outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}"])
+    if not outcome.success:
+        raise DbtError("dbt could not build the rotation models: " + "; ".join(outcome.failures))
+
+
+def read_candidates(conn: psycopg.Connection) -> tuple[list[int], int]:
+    """(distinct identity ids of active rotation rows in ascending order, active rows that
+    have no identity yet)."""
+    rows = conn.execute(f"select lml_identity_id from {DBT_SCHEMA}.{CANDIDATES_MODEL} "
+                        "where lml_identity_id is not null order by 1").fetchall()
+    row = conn.execute(f"select active_without_lml_identity from {DBT_SCHEMA}.{COVERAGE_MODEL}"
+                       ).fetchone()
+    return list(dict.fromkeys(int(r[0]) for r in rows)), int(row[0]) if row and row[0] else 0
+
+
+def capability_gate(client: LMLClient) -> None:
+    """LML answers /health, and this deployment has the refresh route: an empty batch must
+    be refused as invalid (422), not as unknown (404/405)."""
+    check_health(client)
+    require_route(client, REFRESH_PATH, {"identity_ids": []})
+
+
+def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
+            stop: threading.Event | None = None, progress: Progress | None = None,
+            prepare: bool = True) -> RefreshResult:
+    """One refresh run. Raises RunLocked, LMLUnavailable (LMLRouteMissing), LMLAuthError,
+    DatabaseError, DbtError, InvariantViolation; the run record says how it ended."""
+    options.validate()
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    lock = runs.acquire_lock(
+        db.connect(autocommit=True, application_name="library-identity:lock"), JOB)
+    runner = _Runner(db, client, options, stop, progress)
+    status, error = "failed", None
+    try:
+        capability_gate(client)
+        with db.connect(autocommit=True) as conn:
+            if runs.mark_abandoned(conn, JOB):
+                log.warning("marked abandoned rotation_refresh runs as interrupted")
+        if prepare:
+            build_models(db)
+        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                        application_name="library-identity:reader") as conn:
+            ids, without_identity = read_candidates(conn)
+        runner.counters.skipped_null_identity = without_identity
+        log.info("candidates identities=%d active_rows_without_identity=%d", len(ids),
+                 without_identity)
+        public = {**options.public(), "client_requests_per_minute": client.requests_per_minute}
+
+        def start(conn: psycopg.Connection) -> uuid.UUID:
+            with conn.transaction():
+                return runs.start_run(conn, JOB, None, public)
+
+        runner.run_id = runner.writer.run(start)
+        with sentry_sdk.start_transaction(op="job.run",
+                                          name="library-identity.rotation_refresh") as txn:
+            txn.set_tag("run_id", str(runner.run_id))
+            try:
+                runner.run(ids, txn)
+            finally:
+                for key, value in runner.counters.flat().items():
+                    txn.set_data(key, value)
+            runner.counters.check_invariant()
+            alert = _alert(runner.counters, options.not_found_alert_pct)
+            if alert.fired:
+                _raise_alert(alert, txn)
+        status = "interrupted" if stop.is_set() else "alert" if alert.fired else "succeeded"
+        return RefreshResult(run_id=runner.run_id, status=status, counters=runner.counters,
+                             identities=len(ids), alert=alert,
+                             seconds=time.perf_counter() - started)
+    except InvariantViolation as exc:
+        status, error = "failed", str(exc)
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", "invariant")
+            sentry_sdk.capture_exception(exc)
+        raise
+    except psycopg.OperationalError as exc:
+        status, error = "failed", f"database connection lost: {type(exc).__name__}"
+        raise DatabaseError("lost the database connection during the run; committed batches "
+                            "are safe, re-run to continue") from None
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        error = f"{type(exc).__name__}: {exc}"
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", "failed")
+            scope.set_tag("run_id", str(runner.run_id))
+            sentry_sdk.capture_exception(exc)
+        raise
+    finally:
+        if runner.run_id is not None:
+            _finish(runner, status, error)
+        runner.writer.close()
+        lock.release()
+
+
+def _alert(counters: RefreshCounters, threshold_pct: float) -> Alert:
+    pct = counters.not_found_pct()
+    return Alert(fired=pct is not None and pct > threshold_pct, not_found=counters.not_found,
+                 identities_scanned=counters.identities_scanned, not_found_pct=pct,
+                 threshold_pct=threshold_pct)
+
+
+def _raise_alert(alert: Alert, txn: Any) -> None:
+    log.warning("STALE REFERENCE ALERT: %s", alert.describe())
+    txn.set_tag("rotation.stale_reference_alert", "fired")
+    txn.set_data("rotation_refresh.not_found_pct", round(alert.not_found_pct or 0.0, 2))
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("step", "stale_reference_alert")
+        scope.set_context("rotation_refresh_alert", alert.as_dict())
+        sentry_sdk.capture_message(f"rotation refresh stale-reference alert: "
+                                   f"{alert.describe()}", level="warning")
+
+
+def _finish(runner: _Runner, status: str, error: str | None) -> None:
+    run_id, counters = runner.run_id, runner.counters.as_dict()
+    assert run_id is not None
+
+    def work(conn: psycopg.Connection) -> None:
+        with conn.transaction():
+            runs.finish_run(conn, run_id, status, counters, error)
+
+    try:
+        runner.writer.run(work)
+    except (psycopg.Error, DatabaseError) as exc:
+        log.error("could not record the end of run %s: %s", run_id, type(exc).__name__)
