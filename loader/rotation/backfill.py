@@ -1,0 +1,326 @@
+"""`rotation backfill`: give active rotation rows that have a Discogs release id but no LML
+release identity their `lml_identity_id`, through LML's identity/resolve.
+
+The write is guarded: it lands only if the row still has no identity and still has the
+release id that was sent. A row another writer changed meanwhile keeps that writer's
+values and counts as `raced`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+import sentry_sdk
+from pydantic import ValidationError
+
+from loader import runs
+from loader.db import Database, DatabaseError
+from loader.lml.client import LMLAuthError, LMLClient, LMLError
+from loader.lml.contract import ReleaseIdentityResolveResponse
+from loader.resolve.run import LMLUnavailable
+from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, Writer, check_health
+from loader.rotation.counters import BackfillCounters, InvariantViolation
+
+log = logging.getLogger(__name__)
+
+JOB = "rotation_backfill"
+SOURCE = "discogs_release"
+DRY_RUN_REPORT_VERSION = 1
+
+_CANDIDATES_SQL = (
+    "select id, discogs_release_id from wxyc_schema.rotation "
+    f"where {ACTIVE_ROTATION} and lml_identity_id is null and discogs_release_id is not null "
+    "order by id")
+_GUARDED_UPDATE_SQL = (
+    "update wxyc_schema.rotation set lml_identity_id = %s "
+    "where id = %s and lml_identity_id is null and discogs_release_id = %s")
+
+
+@dataclass
+class BackfillOptions:
+    concurrency: int = 1
+    requests_per_minute: float = 20.0  # the client's limiter: see common.limit_rate
+    timeout_s: float = 8.0  # the station's backfill timeout for identity/resolve
+    max_attempts: int = 4
+    limit: int | None = None
+    dry_run: bool = False
+    max_consecutive_failures: int = 5
+
+    def validate(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.requests_per_minute <= 0 or self.timeout_s <= 0:
+            raise ValueError("requests per minute and timeout must be above 0")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must not be negative")
+        if self.max_attempts < 1 or self.max_consecutive_failures < 1:
+            raise ValueError("max attempts and max consecutive failures must be at least 1")
+
+    def client_settings(self) -> dict[str, Any]:
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts}
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Row:
+    rotation_id: int
+    discogs_release_id: int
+
+
+@dataclass
+class _Call:
+    row: Row
+    outcome: str = "lml_error"  # resolved | unresolved | lml_error
+    identity_id: int | None = None
+    minted: bool = False
+    error: LMLError | None = None
+    attempts: int = 1
+    latency_ms: float = 0.0
+
+
+@dataclass
+class BackfillResult:
+    run_id: uuid.UUID | None
+    status: str
+    counters: BackfillCounters
+    candidates: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+
+
+def read_candidates(conn: psycopg.Connection, limit: int | None) -> list[Row]:
+    query = _CANDIDATES_SQL + (" limit %s" if limit is not None else "")
+    rows = conn.execute(query, (limit,) if limit is not None else ()).fetchall()
+    return [Row(int(r[0]), int(r[1])) for r in rows]
+
+
+def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Call:
+    call = _Call(row=row)
+    started = time.perf_counter()
+    with parent.start_child(op="http.client", name="lml.identity_resolve") as span:
+        span.set_data("lml.source", SOURCE)
+        try:
+            result = client.resolve_identity(SOURCE, str(row.discogs_release_id),
+                                             timeout_s=timeout_s)
+            call.attempts = result.attempts
+            answer = ReleaseIdentityResolveResponse.model_validate(result.body)
+            if answer.identity_id <= 0:
+                raise ValueError("identity_id must be positive")
+            call.outcome, call.identity_id, call.minted = "resolved", answer.identity_id, \
+                answer.minted
+            span.set_status("ok")
+        except (ValidationError, ValueError) as exc:
+            log.warning("invalid_response rotation_id=%s error=%s", row.rotation_id,
+                        type(exc).__name__)
+            span.set_status("internal_error")
+        except LMLError as exc:
+            call.attempts = exc.attempts
+            if exc.status == 422:
+                # LML refuses that release id (e.g. a sentinel): no identity to be had.
+                call.outcome = "unresolved"
+                span.set_status("invalid_argument")
+            else:
+                call.error = exc
+                span.set_status("retryable_error" if exc.retryable else "permanent_error")
+        call.latency_ms = (time.perf_counter() - started) * 1000
+        span.set_data("lml.attempts", call.attempts)
+    return call
+
+
+class _Runner:
+    def __init__(self, db: Database, client: LMLClient, options: BackfillOptions,
+                 stop: threading.Event) -> None:
+        self.db = db
+        self.client = client
+        self.options = options
+        self.stop = stop
+        self.counters = BackfillCounters()
+        self.writer = Writer(db)
+        self.run_id: uuid.UUID | None = None
+        self.consecutive_failures = 0
+
+    def handle(self, call: _Call) -> None:
+        c = self.counters
+        c.lml_total_calls += call.attempts
+        c.lml_total_latency_ms += call.latency_ms
+        if isinstance(call.error, LMLAuthError):
+            c.count("lml_error")
+            raise call.error
+        if call.outcome != "resolved":
+            self._count(call.outcome)
+            if call.outcome == "lml_error":
+                self._lml_failed(call)
+            else:
+                self.consecutive_failures = 0
+            return
+        self.consecutive_failures = 0
+        if self.options.dry_run:
+            c.count("resolved")
+            if call.minted:
+                c.minted += 1
+            return
+        assert call.identity_id is not None and self.run_id is not None
+        run_id, identity_id, row = self.run_id, call.identity_id, call.row
+
+        def work(conn: psycopg.Connection) -> str:
+            # The guarded write and the counters that include it commit together.
+            with conn.transaction():
+                updated = conn.execute(_GUARDED_UPDATE_SQL, (
+                    identity_id, row.rotation_id, row.discogs_release_id)).rowcount
+                outcome = "resolved" if updated == 1 else "raced"
+                counted = copy.deepcopy(self.counters)
+                counted.count(outcome)
+                if outcome == "resolved" and call.minted:
+                    counted.minted += 1
+                runs.save_counters(conn, run_id, counted.as_dict())
+            self.counters = counted
+            return outcome
+
+        try:
+            outcome = self.writer.run(work)
+        except psycopg.Error as exc:  # a dropped connection is retried inside Writer.run
+            raise DatabaseError(f"could not write rotation row {row.rotation_id} "
+                                f"({type(exc).__name__})") from None
+        if outcome == "raced":
+            log.info("raced rotation_id=%s: the row changed while LML answered; kept the "
+                     "other writer's values", row.rotation_id)
+
+    def _count(self, outcome: str) -> None:
+        self.counters.count(outcome)
+        if not self.options.dry_run and self.run_id is not None:
+            run_id, counters = self.run_id, self.counters.as_dict()
+
+            def work(conn: psycopg.Connection) -> None:
+                with conn.transaction():
+                    runs.save_counters(conn, run_id, counters)
+
+            self.writer.run(work)
+
+    def _lml_failed(self, call: _Call) -> None:
+        self.consecutive_failures += 1
+        reason = str(call.error) if call.error else "invalid response"
+        log.warning("lml_error rotation_id=%s error=%s", call.row.rotation_id, reason)
+        if call.error is not None:
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "lml_error")
+                sentry_sdk.capture_exception(call.error)
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            raise LMLUnavailable(f"LML failed {self.consecutive_failures} identity/resolve "
+                                 f"calls in a row (last: {reason}); stopping")
+
+    def run(self, rows: list[Row], txn: Any) -> None:
+        pending: Iterator[Row] = iter(rows)
+        in_flight: set[Future[_Call]] = set()
+        with ThreadPoolExecutor(max_workers=self.options.concurrency,
+                                thread_name_prefix="lml-backfill") as pool:
+            try:
+                while True:
+                    while not self.stop.is_set() and len(in_flight) < self.options.concurrency:
+                        row = next(pending, None)
+                        if row is None:
+                            break
+                        in_flight.add(pool.submit(_resolve, self.client, row,
+                                                  self.options.timeout_s, txn))
+                    if not in_flight:
+                        break
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self.handle(future.result())
+            except BaseException:
+                self.stop.set()
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+
+def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
+             stop: threading.Event | None = None) -> BackfillResult:
+    """One backfill run (a dry run calls LML but writes nothing, not even a run record).
+    Raises RunLocked, LMLUnavailable, LMLAuthError, DatabaseError, InvariantViolation."""
+    options.validate()
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    lock = runs.acquire_lock(
+        db.connect(autocommit=True, application_name="library-identity:lock"), JOB)
+    runner = _Runner(db, client, options, stop)
+    status, error = "failed", None
+    try:
+        check_health(client)
+        if not options.dry_run:
+            with db.connect(autocommit=True) as conn:
+                if runs.mark_abandoned(conn, JOB):
+                    log.warning("marked abandoned rotation_backfill runs as interrupted")
+        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                        application_name="library-identity:reader") as conn:
+            rows = read_candidates(conn, options.limit)
+        log.info("candidates rotation_rows=%d", len(rows))
+        if not options.dry_run:
+            def start(conn: psycopg.Connection) -> uuid.UUID:
+                with conn.transaction():
+                    return runs.start_run(conn, JOB, "live", options.public())
+
+            runner.run_id = runner.writer.run(start)
+        with sentry_sdk.start_transaction(op="job.run",
+                                          name="library-identity.rotation_backfill") as txn:
+            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+            txn.set_data("dry_run", int(options.dry_run))
+            try:
+                runner.run(rows, txn)
+            finally:
+                for key, value in runner.counters.flat().items():
+                    txn.set_data(key, value)
+        runner.counters.check_invariant()
+        status = "interrupted" if stop.is_set() else "succeeded"
+        return BackfillResult(run_id=runner.run_id, status=status, counters=runner.counters,
+                              candidates=len(rows), dry_run=options.dry_run,
+                              seconds=time.perf_counter() - started)
+    except InvariantViolation as exc:
+        status, error = "failed", str(exc)
+        raise
+    except psycopg.OperationalError as exc:
+        status, error = "failed", f"database connection lost: {type(exc).__name__}"
+        raise DatabaseError("lost the database connection during the run; written rows are "
+                            "safe, re-run to continue") from None
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        error = f"{type(exc).__name__}: {exc}"
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", "failed")
+            sentry_sdk.capture_exception(exc)
+        raise
+    finally:
+        if runner.run_id is not None:
+            run_id, counters = runner.run_id, runner.counters.as_dict()
+
+            def finish(conn: psycopg.Connection) -> None:
+                with conn.transaction():
+                    runs.finish_run(conn, run_id, status, counters, error)
+
+            try:
+                runner.writer.run(finish)
+            except (psycopg.Error, DatabaseError) as exc:
+                log.error("could not record the end of run %s: %s", run_id,
+                          type(exc).__name__)
+        runner.writer.close()
+        lock.release()
+
+
+def dry_run_report(result: BackfillResult) -> dict[str, Any]:
+    """The one JSON object a dry run prints: would-be writes count as resolved."""
+    c = result.counters
+    return {"report_version": DRY_RUN_REPORT_VERSION, "job": JOB, "dry_run": True,
+            "candidates": result.candidates, "scanned": c.scanned, "resolved": c.resolved,
+            "unresolved": c.unresolved, "lml_error": c.lml_error, "raced": c.raced,
+            "minted": c.minted, "lml_total_calls": c.lml_total_calls,
+            "lml_total_latency_ms": round(c.lml_total_latency_ms, 1)}
