@@ -1,0 +1,266 @@
+"""`library-identity rotation backfill | refresh | coverage`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from loader.cli.app import (
+    EXIT_ALERT,
+    EXIT_DB,
+    EXIT_GATE,
+    EXIT_INTERRUPTED,
+    EXIT_LML,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Settings,
+    fail,
+    graceful_stop,
+    lml_client,
+    main,
+    pass_settings,
+)
+from loader.cli.output import print_table
+from loader.db import Database, DatabaseError
+from loader.dbt import DbtError
+from loader.lml.client import LMLAuthError
+from loader.resolve.run import LMLUnavailable
+from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill, dry_run_report
+from loader.rotation.common import limit_rate
+from loader.rotation.counters import InvariantViolation
+from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
+from loader.rotation.refresh import (
+    DEFAULT_TIMEOUT_S,
+    LML_REFRESH_BATCH_CAP,
+    MIN_TIMEOUT_S,
+    RefreshOptions,
+    RefreshResult,
+    refresh,
+)
+from loader.runs import RunLocked
+from loader.telemetry import init_sentry
+
+log = logging.getLogger("library_identity.rotation")
+
+
+@main.group()
+def rotation() -> None:
+    """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
+
+
+def _run_errors(exc: BaseException) -> NoReturn:
+    """One mapping of a failed run to its exit code, for both jobs."""
+    if isinstance(exc, RunLocked):
+        fail(str(exc), EXIT_LOCKED)
+    if isinstance(exc, LMLAuthError | LMLUnavailable):
+        fail(str(exc), EXIT_LML)
+    if isinstance(exc, DatabaseError):
+        fail(str(exc), EXIT_DB)
+    if isinstance(exc, InvariantViolation | DbtError):
+        fail(str(exc), EXIT_GATE)
+    raise exc
+
+
+def _start(settings: Settings) -> Database:
+    db = settings.database()
+    init_sentry(settings.sentry_dsn, environment=settings.sentry_environment,
+                traces_sample_rate=settings.sentry_traces_sample_rate)
+    return db
+
+
+# -- backfill -----------------------------------------------------------------------------
+@rotation.command("backfill")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="identity/resolve calls in flight at once.")
+@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+              default=20.0, show_default=True, help="Cap on LML calls per minute.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=8.0, show_default=True, help="Seconds per LML call.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Attempts per call for transient failures (429, 502-504, network).")
+@click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
+@click.option("--dry-run", is_flag=True,
+              help="Call LML and count, write nothing; print one JSON report on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_settings
+def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
+                     timeout_s: float, max_attempts: int, limit: int | None, dry_run: bool,
+                     as_json: bool) -> None:
+    """Fill rotation.lml_identity_id for active rows with a Discogs release id.
+
+    Asks LML's identity/resolve (source discogs_release) for each such row and writes the
+    identity only if the row still has none and still has the same release id; a row
+    changed meanwhile is left alone and counted as raced. A 422 counts as unresolved.
+    """
+    options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
+                              timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
+                              dry_run=dry_run)
+    try:
+        options.validate()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    db = _start(settings)
+    try:
+        client = limit_rate(lml_client(settings, **options.client_settings()),
+                            options.requests_per_minute)
+        with client, graceful_stop() as stop:
+            result = backfill(db, client, options, stop=stop)
+    except Exception as exc:
+        _run_errors(exc)
+    if dry_run:
+        click.echo(json.dumps(dry_run_report(result)))
+    elif as_json:
+        click.echo(json.dumps(_backfill_summary(result)))
+    else:
+        _print_backfill(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
+    return {"run_id": str(result.run_id) if result.run_id else None, "status": result.status,
+            "seconds": round(result.seconds, 2), "candidates": result.candidates,
+            "counters": result.counters.as_dict()}
+
+
+def _print_backfill(result: BackfillResult) -> None:
+    c = result.counters.as_dict()
+    rows = [(key, c[key]) for key in ("scanned", "resolved", "unresolved", "lml_error",
+                                      "raced", "minted", "lml_total_calls")]
+    rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
+    print_table(f"rotation backfill {result.run_id} — {result.status} in "
+                f"{result.seconds:.1f}s", ("counter", "value"), rows)
+
+
+# -- refresh ------------------------------------------------------------------------------
+@rotation.command("refresh")
+@click.option("--batch-size", type=int, default=LML_REFRESH_BATCH_CAP, show_default=True,
+              help=f"Identities per LML call (1..{LML_REFRESH_BATCH_CAP}, LML's cap).")
+@click.option("--concurrency", type=int, default=3, show_default=True,
+              help="Refresh calls in flight at once.")
+@click.option("--requests-per-minute", type=float, default=20.0, show_default=True,
+              help="Token-bucket cap on LML calls per minute (retries included).")
+@click.option("--timeout", "timeout_s", type=float, default=DEFAULT_TIMEOUT_S,
+              show_default=True, help=f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
+@click.option("--max-attempts", type=int, default=4, show_default=True,
+              help="Attempts per call for transient failures (429, 502-504, network).")
+@click.option("--retry-delay", "retry_delay_s", type=float, default=30.0, show_default=True,
+              help="Seconds before an identity LML answered `error` for is sent once more.")
+@click.option("--max-consecutive-failures", type=int, default=5, show_default=True,
+              help="Stop the run (exit 3) after this many failed batches in a row.")
+@click.option("--not-found-alert-pct", type=float, default=1.0, show_default=True,
+              help="Stale-reference alert (exit 5) when more than this share of identities "
+                   "is not_found.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_settings
+def refresh_command(settings: Settings, batch_size: int, concurrency: int,
+                    requests_per_minute: float, timeout_s: float, max_attempts: int,
+                    retry_delay_s: float, max_consecutive_failures: int,
+                    not_found_alert_pct: float, as_json: bool) -> None:
+    """Warm LML's cache for every release identity in the active rotation.
+
+    Checks LML first (/health, and that the refresh route exists), then sends the distinct
+    lml_identity_id of active rotation rows in batches, lands every per-id answer, and
+    retries `error` items once in a later batch. Exit 5 when the not_found share is above
+    the alert threshold (stale handles in rotation.lml_identity_id).
+    """
+    options = RefreshOptions(
+        batch_size=batch_size, concurrency=concurrency,
+        requests_per_minute=requests_per_minute, timeout_s=timeout_s,
+        not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
+        max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts)
+    try:
+        options.validate()  # before the database or LML is touched
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    db = _start(settings)
+    try:
+        client = limit_rate(lml_client(settings, **options.client_settings()),
+                            options.requests_per_minute)
+        with client, graceful_stop() as stop:
+            result = refresh(db, client, options, stop=stop)
+    except Exception as exc:
+        _run_errors(exc)
+    if as_json:
+        click.echo(json.dumps(_refresh_summary(result)))
+    else:
+        _print_refresh(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if result.alert is not None and result.alert.fired:
+        sys.exit(EXIT_ALERT)  # the run logged the WARNING line; the summary repeats it
+
+
+def _refresh_summary(result: RefreshResult) -> dict[str, Any]:
+    return {"run_id": str(result.run_id) if result.run_id else None, "status": result.status,
+            "seconds": round(result.seconds, 2), "identities": result.identities,
+            "counters": result.counters.as_dict(),
+            "alert": result.alert.as_dict() if result.alert else None}
+
+
+def _print_refresh(result: RefreshResult) -> None:
+    c = result.counters.as_dict()
+    keys = ("identities_scanned", "identities_resolved", "warmed_releases", "warmed_artists",
+            "not_found", "not_implemented", "lml_error", "lml_error_items", "lml_error_batch",
+            "retried", "failed_batches", "skipped_null_identity", "lml_total_calls")
+    rows: list[tuple[Any, ...]] = [(key, c[key]) for key in keys]
+    rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
+    print_table(f"rotation refresh {result.run_id} — {result.status} in "
+                f"{result.seconds:.1f}s", ("counter", "value"), rows)
+    if result.alert is not None and result.alert.fired:
+        click.echo(f"STALE-REFERENCE ALERT: {result.alert.describe()}")
+
+
+# -- coverage -----------------------------------------------------------------------------
+@rotation.command("coverage")
+@click.option("--min-pct", type=click.FloatRange(0, 100), default=GATE_MIN_PCT,
+              show_default=True, help="Resolvable coverage gate.")
+@click.option("--strict", is_flag=True, help="Exit 1 when coverage is below the gate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
+@pass_settings
+def coverage_command(settings: Settings, min_pct: float, strict: bool, as_json: bool) -> None:
+    """Active rotation rows, how many have an LML identity, how many could (have a Discogs
+    release id), resolvable coverage %, and when each identity's cache was last warmed."""
+    db = settings.database()
+    try:
+        coverage = read_coverage(db)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_DB)
+    except DbtError as exc:
+        fail(str(exc), EXIT_GATE)
+    passes = coverage.gate_passes(min_pct)
+    if as_json:
+        click.echo(json.dumps({**coverage.as_dict(), "gate_min_pct": min_pct,
+                               "gate_passes": passes}))
+    else:
+        _print_coverage(coverage)
+    if not passes:
+        click.echo(f"WARNING: resolvable coverage {coverage.resolvable_coverage_pct}% is "
+                   f"below the {min_pct:g}% gate; run `library-identity rotation backfill`",
+                   err=True)
+        if strict:
+            sys.exit(EXIT_GATE)
+    sys.exit(EXIT_OK)
+
+
+def _print_coverage(c: Coverage) -> None:
+    def when(value: Any) -> str:
+        return "never" if value is None else f"{value:%Y-%m-%d %H:%M:%S %Z}"
+
+    pct = "n/a" if c.resolvable_coverage_pct is None else f"{c.resolvable_coverage_pct:.2f}%"
+    print_table("rotation coverage", ("measure", "value"), [
+        ("active rotation rows", c.active),
+        ("with a Discogs release id", c.active_with_discogs),
+        ("with both a release id and an LML identity", c.active_with_lml),
+        ("without an LML identity", c.active_without_lml_identity),
+        ("resolvable coverage", pct),
+        ("distinct identities", c.identities),
+        ("identities never warmed", c.never_warmed),
+        ("oldest last warm", when(c.oldest_last_warm)),
+        ("newest last warm", when(c.newest_last_warm)),
+    ])
