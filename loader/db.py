@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import psycopg
+import pydantic_core
 from psycopg.conninfo import conninfo_to_dict
 
 from loader import secrets
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
@@ -110,3 +114,46 @@ def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR
         secrets.register(conninfo_to_dict(database_url).get("password"))  # type: ignore[arg-type]
         return Database(conninfo=database_url, embedded=False)
     return start_embedded(data_dir)
+
+
+def jsonb_text(value: Any) -> str:
+    """JSON text for a jsonb column (as a COPY or query parameter). pydantic-core's encoder
+    is several times faster than json.dumps; jsonb rejects \\u0000, which a title or an
+    exception message could carry."""
+    return pydantic_core.to_json(value).decode().replace("\\u0000", "")
+
+
+class Writer:
+    """A job's write connection: opened on first use, reopened once after a drop."""
+
+    def __init__(self, db: Database, *, statement_timeout_ms: int,
+                 application_name: str = "library-identity:writer") -> None:
+        self.db = db
+        self.statement_timeout_ms = statement_timeout_ms
+        self.application_name = application_name
+        self._conn: psycopg.Connection | None = None
+
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self.db.connect(statement_timeout_ms=self.statement_timeout_ms,
+                                         application_name=self.application_name)
+        return self._conn
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work` (one transaction) on the connection; after a dropped connection, once more
+        on a new one. A second drop raises DatabaseError; other database errors propagate."""
+        for attempt in (1, 2):
+            try:
+                return work(self.conn())
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt == 2:
+                    raise DatabaseError(f"lost the database connection while writing "
+                                        f"({type(exc).__name__}); committed batches are safe, "
+                                        "re-run to continue") from None
+                log.warning("db_reconnect reason=%s", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

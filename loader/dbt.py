@@ -49,7 +49,8 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     if dbt_vars:
         cli_args += ["--vars", json.dumps(dict(dbt_vars))]
     if quiet:
-        cli_args = ["--quiet", *cli_args]
+        # Nothing on stdout (it may carry a JSON report); failures come back in DbtOutcome.
+        cli_args = ["--log-level", "none", *cli_args]
     with _environ(db.dbt_env()):
         result = dbtRunner().invoke(cli_args)
     failures: list[str] = []
@@ -71,8 +72,8 @@ def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None =
     """The compiled SQL of one model (`dbt compile`), which creates nothing."""
     from dbt.cli.main import dbtRunner
 
-    cli_args = ["--quiet", "compile", "--select", model, "--project-dir", str(PROJECT_DIR),
-                "--profiles-dir", str(PROJECT_DIR)]
+    cli_args = ["--log-level", "none", "compile", "--select", model,
+                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if dbt_vars:
         cli_args += ["--vars", json.dumps(dict(dbt_vars))]
     with _environ(db.dbt_env()):

@@ -3,14 +3,18 @@ databases on it, so each test module works on its own empty database."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+import sentry_sdk
 from psycopg import sql
+from sentry_sdk.transport import Transport
 
 from loader import migrate
 from loader.db import Database, resolve_database
@@ -76,3 +80,49 @@ def clone_database(server: Database, make_database: Callable[[], Database]
         return db
 
     return clone
+
+
+class SentryCapture(Transport):
+    """A sentry-sdk transport that keeps envelopes in memory instead of sending them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envelopes: list[Any] = []
+
+    def capture_envelope(self, envelope: Any) -> None:
+        self.envelopes.append(envelope)
+
+    def flush(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    def is_healthy(self) -> bool:
+        return True
+
+    def record_lost_event(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(item.get_bytes()) for envelope in self.envelopes
+                for item in envelope.items if item.type == kind]
+
+    def serialized(self) -> str:
+        """Everything that would have left the process, as text (for secret checks)."""
+        return "\n".join(item.get_bytes().decode("utf-8", "replace")
+                         for envelope in self.envelopes for item in envelope.items)
+
+
+SENTRY_TEST_DSN = "https://public-key-abc123@o1.ingest.example/42"
+
+
+@pytest.fixture
+def sentry_transport() -> Iterator[SentryCapture]:
+    from loader.telemetry import init_sentry
+
+    transport = SentryCapture()
+    init_sentry(SENTRY_TEST_DSN, transport=transport)
+    yield transport
+    sentry_sdk.get_client().close()
+    sentry_sdk.init()  # back to a disabled client

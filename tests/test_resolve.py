@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database, DatabaseError
 from loader.lml.client import LMLAuthError, LMLClient
+from loader.lml.gate import LMLUnavailable
 from loader.resolve import candidates
-from loader.resolve.run import LMLUnavailable, ResolveOptions, ResolveResult, resolve
+from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.runs import RunLocked
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
@@ -73,6 +75,12 @@ def library_rows(db: Database) -> int:
     return scalar(db, "select count(*) from wxyc_schema.library where artist_name is not null")
 
 
+def bulk_requests(standin: StandIn) -> list[Any]:
+    """Bulk-resolve requests that carried rows (not the empty start-up probe)."""
+    return [r for r in standin.requests
+            if r.path.endswith("bulk-resolve-libraries") and r.batch_size]
+
+
 def landed_total(result: ResolveResult) -> int:
     total = result.counters.total
     return sum(getattr(total, k) for k in LANDED) + total.rows_skipped["compilation"]
@@ -118,7 +126,7 @@ def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: Sta
 
 def test_va_cohort_goes_first_with_its_batch_size(db: Database, standin: StandIn) -> None:
     result = run(db, standin, va_batch_size=40, batch_size=300)
-    bulk = [r for r in standin.requests if r.path.endswith("bulk-resolve-libraries")]
+    bulk = bulk_requests(standin)
     va = result.counters.cohorts["va"].scanned
     sizes = [r.batch_size for r in bulk]
     n_va = -(-va // 40)
@@ -148,8 +156,10 @@ def test_fault_moves_its_counter_and_loses_nothing(
     if bucket == "lml_error":
         assert skipped[bucket] == faulty.counters.total.scanned
         # Every failed batch was tried twice, and each try is counted as a call.
-        assert faulty.counters.total.lml_total_calls == 2 * len(
-            [r for r in standin.requests if r.path.endswith("libraries")]) // 2 * 1
+        assert faulty.counters.total.lml_total_calls == len(bulk_requests(standin))
+        assert len(bulk_requests(standin)) == 2 * (
+            len(range(0, faulty.counters.cohorts["va"].scanned, 50))
+            + len(range(0, faulty.counters.cohorts["non_va"].scanned, 250)))
 
     # A clean re-run picks up exactly the rows the faulty run could not land.
     standin.config = StandInConfig(api_key=KEY)
@@ -166,9 +176,12 @@ def test_transient_failures_are_retried(db: Database, standin: StandIn) -> None:
     standin.config.retry_after = 0.05
     result = run(db, standin, lml=client(standin, max_attempts=3))
     assert result.counters.total.rows_skipped["lml_error"] == 0
-    bulk_calls = len([r for r in standin.requests if r.path.endswith("libraries")])
+    bulk_calls = len(bulk_requests(standin))
     assert result.counters.total.lml_total_calls == bulk_calls
-    assert bulk_calls == result.counters.total.lml_total_calls
+    # The first batch failed twice (429 with Retry-After), then succeeded on its third try.
+    assert bulk_calls == len(range(0, result.counters.cohorts["va"].scanned, 100)) + len(
+        range(0, result.counters.cohorts["non_va"].scanned, 500)) + 2
+    assert [r.status for r in bulk_requests(standin)][:3] == [429, 429, 200]
     assert_consistent(db, result)
 
 
@@ -177,9 +190,9 @@ def test_client_errors_are_not_retried(db: Database, standin: StandIn) -> None:
     standin.config.error_status = 400
     result = run(db, standin, lml=client(standin, max_attempts=4),
                  max_consecutive_failures=1000)
-    bulk_calls = len([r for r in standin.requests if r.path.endswith("libraries")])
+    bulk_calls = len(bulk_requests(standin))
     assert result.counters.total.lml_total_calls == bulk_calls
-    assert bulk_calls == len([r for r in standin.requests if r.status == 400])
+    assert bulk_calls == len([r for r in bulk_requests(standin) if r.status == 400])
     assert result.counters.total.rows_skipped["lml_error"] == library_rows(db)
 
 
@@ -199,8 +212,10 @@ def test_auth_failure_stops_at_once_and_lands_nothing(
         run(db, standin, lml=client(standin, key=key))
     assert "wrong-key" not in str(caught.value)
     assert scalar(db, "select count(*) from identity_loader.raw_verdicts") == 0
-    assert scalar(db, "select status from identity_loader.runs") == "failed"
-    assert len([r for r in standin.requests if r.path.endswith("libraries")]) == 1
+    assert scalar(db, "select count(*) from identity_loader.runs") == 0
+    # Refused at the empty start-up probe: no batch was ever sent.
+    assert [r.status for r in standin.requests if r.path.endswith("libraries")] == [
+        403 if key else 401]
 
 
 def test_unreachable_lml_fails_before_scanning(db: Database) -> None:
@@ -418,61 +433,8 @@ def test_api_key_never_appears_in_output(db: Database, standin: StandIn) -> None
     assert secret not in text
 
 
-class RecordingTransport:
-    """A sentry-sdk transport that keeps envelopes in memory."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    def __call__(self, options: Any = None) -> RecordingTransport:  # pragma: no cover
-        return self
-
-    def capture_envelope(self, envelope: Any) -> None:
-        self.envelopes.append(envelope)
-
-    def flush(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def kill(self) -> None:
-        pass
-
-    def is_healthy(self) -> bool:
-        return True
-
-    def record_lost_event(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def serialized(self) -> str:
-        parts = []
-        for envelope in self.envelopes:
-            for item in envelope.items:
-                parts.append(item.get_bytes().decode("utf-8", "replace"))
-        return "\n".join(parts)
-
-    def items(self, kind: str) -> list[dict[str, Any]]:
-        found = []
-        for envelope in self.envelopes:
-            for item in envelope.items:
-                if item.type == kind:
-                    found.append(json.loads(item.get_bytes()))
-        return found
-
-
-@pytest.fixture
-def sentry_transport() -> Iterator[RecordingTransport]:
-    import sentry_sdk
-
-    from loader.telemetry import init_sentry
-
-    transport = RecordingTransport()
-    init_sentry("https://public-key-abc123@o1.ingest.example/42", transport=transport)
-    yield transport
-    sentry_sdk.get_client().close()
-    sentry_sdk.init()  # back to a disabled client
-
-
 def test_sentry_run_transaction_spans_and_no_secrets(
-        db: Database, standin: StandIn, sentry_transport: RecordingTransport) -> None:
+        db: Database, standin: StandIn, sentry_transport: SentryCapture) -> None:
     import sentry_sdk
 
     standin.config.cache_stats = True

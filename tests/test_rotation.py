@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sentry_sdk.transport import Transport
+from conftest import SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database
 from loader.lml.client import LMLClient
 from loader.lml.contract import CacheRefreshResultItem
-from loader.resolve.run import LMLUnavailable
+from loader.lml.gate import LMLUnavailable
 from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill
-from loader.rotation.common import limit_rate
 from loader.rotation.counters import RefreshCounters, tally
 from loader.rotation.refresh import (
     LML_REFRESH_BATCH_CAP,
@@ -75,7 +74,7 @@ def standin() -> Iterator[StandIn]:
 
 def client(standin: StandIn, rpm: float = 6000, **kwargs: Any) -> LMLClient:
     kwargs = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 300, **kwargs}
-    return limit_rate(LMLClient(base_url=standin.url, api_key=KEY, **kwargs), rpm)
+    return LMLClient(base_url=standin.url, api_key=KEY, requests_per_minute=rpm, **kwargs)
 
 
 def run_refresh(db: Database, standin: StandIn, rpm: float = 6000,
@@ -342,52 +341,8 @@ def test_sigterm_finishes_batches_in_flight_and_exits_130(
     assert scalar(db, "select status from identity_loader.runs") == "interrupted"
 
 
-class RecordingTransport(Transport):
-    """A sentry-sdk transport that keeps envelopes in memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.envelopes: list[Any] = []
-
-    def capture_envelope(self, envelope: Any) -> None:
-        self.envelopes.append(envelope)
-
-    def flush(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def kill(self) -> None:
-        pass
-
-    def is_healthy(self) -> bool:
-        return True
-
-    def record_lost_event(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def items(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(item.get_bytes()) for envelope in self.envelopes
-                for item in envelope.items if item.type == kind]
-
-    def text(self) -> str:
-        return "\n".join(item.get_bytes().decode("utf-8", "replace")
-                         for envelope in self.envelopes for item in envelope.items)
-
-
-@pytest.fixture
-def sentry_transport() -> Iterator[RecordingTransport]:
-    import sentry_sdk
-
-    from loader.telemetry import init_sentry
-
-    transport = RecordingTransport()
-    init_sentry("https://public-key-rot123@o1.ingest.example/42", transport=transport)
-    yield transport
-    sentry_sdk.get_client().close()
-    sentry_sdk.init()
-
-
 def test_sentry_transaction_batch_spans_and_alert(
-        db: Database, standin: StandIn, sentry_transport: RecordingTransport) -> None:
+        db: Database, standin: StandIn, sentry_transport: SentryCapture) -> None:
     import sentry_sdk
 
     add_stale_handles(db, STALE_IDS)
@@ -409,8 +364,8 @@ def test_sentry_transaction_batch_spans_and_alert(
         r.batch_size for r in refresh_posts(standin))
     events = sentry_transport.items("event")
     assert any(e.get("tags", {}).get("step") == "stale_reference_alert" for e in events)
-    text = sentry_transport.text()
-    assert KEY not in text and "public-key-rot123" not in text
+    text = sentry_transport.serialized()
+    assert KEY not in text and "public-key-abc123" not in text
 
 
 # -- backfill -----------------------------------------------------------------------------

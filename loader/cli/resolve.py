@@ -30,10 +30,11 @@ from loader.cli.output import print_table
 from loader.db import DatabaseError
 from loader.dbt import DbtError
 from loader.lml.client import LMLAuthError
+from loader.lml.gate import LMLUnavailable
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, InvariantViolation, dry_run_report
-from loader.resolve.run import LMLUnavailable, ResolveOptions, ResolveResult, resolve
+from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.runs import RunLocked
 from loader.telemetry import init_sentry
 

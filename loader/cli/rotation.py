@@ -29,9 +29,8 @@ from loader.cli.output import print_table
 from loader.db import Database, DatabaseError
 from loader.dbt import DbtError
 from loader.lml.client import LMLAuthError
-from loader.resolve.run import LMLUnavailable
+from loader.lml.gate import LMLUnavailable
 from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill, dry_run_report
-from loader.rotation.common import limit_rate
 from loader.rotation.counters import InvariantViolation
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
@@ -106,8 +105,7 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
         fail(str(exc), EXIT_USAGE)
     db = _start(settings)
     try:
-        client = limit_rate(lml_client(settings, **options.client_settings()),
-                            options.requests_per_minute)
+        client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
     except Exception as exc:
@@ -180,8 +178,7 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         fail(str(exc), EXIT_USAGE)
     db = _start(settings)
     try:
-        client = limit_rate(lml_client(settings, **options.client_settings()),
-                            options.requests_per_minute)
+        client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = refresh(db, client, options, stop=stop)
     except Exception as exc:

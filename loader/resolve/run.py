@@ -11,15 +11,16 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import sentry_sdk
 
 from loader import runs
-from loader.db import Database, DatabaseError
+from loader.db import Database, DatabaseError, Writer
 from loader.dbt import DbtOutcome
 from loader.lml.client import (
+    BULK_RESOLVE_PATH,
     LML_BULK_RESOLVE_CAP,
     CallResult,
     LMLAuthError,
@@ -27,19 +28,17 @@ from loader.lml.client import (
     LMLError,
     LMLMalformedResponse,
 )
+from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.resolve import candidates, landing
 from loader.resolve.counters import InvariantViolation, RunCounters
 from loader.resolve.merge import merge as run_merge
-from loader.resolve.verdicts import Candidate, classify_batch
+from loader.resolve.verdicts import BatchOutcome, Candidate, classify_batch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COHORT_ORDER = ("va", "non_va")
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
-
-
-class LMLUnavailable(RuntimeError):
-    """LML could not be reached or kept failing; the run stopped early."""
 
 
 @dataclass
@@ -108,10 +107,14 @@ class _Call:
     error: LMLError | None = None
     latency_ms: float = 0.0
     attempts: int = 1
+    outcome: BatchOutcome | None = None
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tracks: bool,
-              parent: Any) -> _Call:
+              parent: Any, run_id: uuid.UUID | None) -> _Call:
+    """Call LML for one batch, then check the response and build its COPY rows here, in
+    the worker thread, so the main thread only lands."""
     call = _Call(batch=batch, cohort=cohort)
     started = time.perf_counter()
     with parent.start_child(op="http.client", name="lml.bulk_resolve_libraries") as span:
@@ -135,6 +138,10 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
         call.latency_ms = (time.perf_counter() - started) * 1000
         span.set_data("lml.latency_ms", round(call.latency_ms, 1))
         span.set_data("lml.attempts", call.attempts)
+    if call.result is not None:
+        call.outcome = classify_batch(batch, call.result.body)
+        if run_id is not None:
+            call.rows = [landing.copy_row(run_id, v) for v in call.outcome.verdicts]
     return call
 
 
@@ -148,37 +155,27 @@ class _Runner:
         self.progress = progress or (lambda cohort, n: None)
         self.counters = RunCounters()
         self.run_id: uuid.UUID | None = None
-        self.write_conn: psycopg.Connection | None = None
+        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
         self.consecutive_failures = 0
 
     # -- landing ---------------------------------------------------------------
-    def _writer(self) -> psycopg.Connection:
-        if self.write_conn is None or self.write_conn.closed or self.write_conn.broken:
-            self.write_conn = self.db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                                              application_name="library-identity:writer")
-        return self.write_conn
-
-    def _land(self, call: _Call, verdicts: list[Any], counters: dict[str, Any]) -> bool:
-        """Land one batch; one reconnect on a dropped connection. False = writer_error."""
-        assert self.run_id is not None
-        for attempt in (1, 2):
-            try:
-                landing.land_batch(self._writer(), self.run_id, verdicts, counters)
-                return True
-            except psycopg.OperationalError as exc:
-                if self.write_conn is not None:
-                    self.write_conn.close()
-                if attempt == 2:
-                    raise DatabaseError(f"lost the database connection while landing a batch "
-                                        f"({type(exc).__name__}); committed batches are safe, "
-                                        "re-run to continue") from None
-                log.warning("db_reconnect reason=%s", type(exc).__name__)
-            except psycopg.Error as exc:
-                log.error("writer_error run_id=%s batch_first_id=%s error=%s", self.run_id,
-                          call.batch[0].library_id, type(exc).__name__)
+    def _land(self, call: _Call, counters: dict[str, Any]) -> bool:
+        """Land one batch (a dropped connection is retried once by the Writer; losing it
+        twice stops the run). False: the database refused the batch (writer_error)."""
+        run_id = self.run_id
+        assert run_id is not None
+        try:
+            self.writer.run(lambda conn: landing.land_batch(conn, run_id, call.rows, counters))
+            return True
+        except DatabaseError:
+            raise
+        except psycopg.Error as exc:
+            log.error("writer_error run_id=%s batch_first_id=%s error=%s", run_id,
+                      call.batch[0].library_id, type(exc).__name__)
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "writer_error")
                 sentry_sdk.capture_exception(exc)
-                return False
-        return False
+            return False
 
     def _handle(self, call: _Call) -> None:
         cohort_counters = self.counters.cohorts[call.cohort]
@@ -205,8 +202,8 @@ class _Runner:
             self._checkpoint()
             return
         self.consecutive_failures = 0
-        assert call.result is not None
-        outcome = classify_batch(call.batch, call.result.body)
+        outcome = call.outcome
+        assert outcome is not None
         for problem in outcome.problems:
             log.warning("%s cohort=%s", problem, call.cohort)
         if self.options.dry_run:
@@ -215,7 +212,7 @@ class _Runner:
         # The counters commit with the batch, so they must already include it.
         landed = copy.deepcopy(self.counters)
         landed.cohorts[call.cohort].add(outcome.counters)
-        if self._land(call, outcome.verdicts, landed.as_dict()):
+        if self._land(call, landed.as_dict()):
             self.counters = landed
         else:
             cohort_counters.add(outcome.counters.landing_failed(len(outcome.verdicts)))
@@ -223,9 +220,8 @@ class _Runner:
     def _checkpoint(self) -> None:
         if self.options.dry_run or self.run_id is None:
             return
-        conn = self._writer()
-        with conn.transaction():
-            runs.save_counters(conn, self.run_id, self.counters.as_dict())
+        run_id, counters = self.run_id, self.counters.as_dict()
+        self.writer.run(lambda conn: _in_transaction(conn, runs.save_counters, run_id, counters))
 
     # -- the loop --------------------------------------------------------------
     def drain(self, read_conn: psycopg.Connection, cohort: str, txn: Any) -> None:
@@ -238,7 +234,7 @@ class _Runner:
                     if self.stop.is_set():
                         break
                     in_flight.add(pool.submit(_call_lml, self.client, batch, cohort,
-                                              self.options.include_tracks, txn))
+                                              self.options.include_tracks, txn, self.run_id))
                     if len(in_flight) >= self.options.concurrency:
                         in_flight = self._collect(in_flight, FIRST_COMPLETED)
                 self._collect(in_flight, None)
@@ -274,7 +270,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     status, error = "failed", None
     timings: dict[str, float] = {}
     try:
-        _check_health(client)
+        check_health(client)
+        require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
         if not options.dry_run:
             with db.connect(autocommit=True) as conn:
                 if runs.mark_abandoned(conn, "resolve"):
@@ -292,9 +289,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if on_candidates:
             on_candidates(counts)
         if not options.dry_run:
-            writer = runner._writer()
-            with writer.transaction():
-                runner.run_id = runs.start_run(writer, "resolve", options.mode, options.public())
+            runner.run_id = runner.writer.run(lambda conn: _in_transaction(
+                conn, runs.start_run, "resolve", options.mode, options.public()))
         load_started = time.perf_counter()
         with sentry_sdk.start_transaction(op="job.run", name="library-identity.resolve") as txn:
             txn.set_tag("run_id", str(runner.run_id or "dry-run"))
@@ -340,17 +336,22 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         raise
     finally:
         if runner.run_id is not None:
+            run_id, counters = runner.run_id, runner.counters.as_dict()
             try:
-                conn = runner._writer()
-                with conn.transaction():
-                    runs.finish_run(conn, runner.run_id, status, runner.counters.as_dict(), error)
+                runner.writer.run(lambda conn: _in_transaction(
+                    conn, runs.finish_run, run_id, status, counters, error))
             except (psycopg.Error, DatabaseError) as exc:
-                log.error("could not record the end of run %s: %s", runner.run_id,
+                log.error("could not record the end of run %s: %s", run_id,
                           type(exc).__name__)
-        for conn in (read_conn, runner.write_conn):
-            if conn is not None:
-                conn.close()
+        if read_conn is not None:
+            read_conn.close()
+        runner.writer.close()
         lock.release()
+
+
+def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any) -> T:
+    with conn.transaction():
+        return work(conn, *args)
 
 
 def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
@@ -361,13 +362,3 @@ def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
         return run_merge(db, options.dbt_vars())
     finally:
         lock.release()
-
-
-def _check_health(client: LMLClient) -> None:
-    try:
-        result = client.health()
-    except LMLError as exc:
-        raise LMLUnavailable(f"LML is not reachable at {client.base_url}: {exc}") from None
-    if result.status != 200:
-        raise LMLUnavailable(f"LML at {client.base_url} reports itself unhealthy "
-                             f"(HTTP {result.status})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from loader.lml.contract import BulkResolveResult
 from loader.resolve.counters import Counters
@@ -51,6 +51,18 @@ def tracks_usable(tracks_contract_version: Any) -> bool:
     return type(tracks_contract_version) is int and tracks_contract_version == 1
 
 
+_RESULTS = TypeAdapter(list[BulkResolveResult])
+
+
+def _validate_all(raws: list[Any]) -> list[BulkResolveResult | str]:
+    """Validate a batch's results; one call for the usual all-valid batch (about twice as
+    fast), one by one only when something in it is wrong."""
+    try:
+        return [_check(r) for r in _RESULTS.validate_python(raws)]
+    except ValidationError:
+        return [_validate(raw) for raw in raws]
+
+
 def _validate(raw: Any) -> BulkResolveResult | str:
     try:
         result = BulkResolveResult.model_validate(raw)
@@ -58,6 +70,10 @@ def _validate(raw: Any) -> BulkResolveResult | str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         return f"{where}: {first.get('msg', 'invalid')}"
+    return _check(result)
+
+
+def _check(result: BulkResolveResult) -> BulkResolveResult | str:
     if result.kind == "single_artist" and (
         result.main is None or result.method is None or result.confidence is None
         or not result.provenance
@@ -95,6 +111,7 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
     if repeated:
         outcome.problems.append(f"lml_untrusted_library_id: ids answered more than once: "
                                 f"{repeated[:10]}")
+    trusted: list[tuple[Candidate, Any]] = []
     for candidate in batch:
         found = answers.get(candidate.library_id, [])
         if not found:
@@ -103,17 +120,18 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
                 counters.skip("lml_cardinality_mismatch")
             else:
                 counters.skip("lml_untrusted_library_id")
-            continue
-        if len(found) > 1:
+        elif len(found) > 1:
             counters.skip("lml_untrusted_library_id")
-            continue
-        checked = _validate(found[0])
+        else:
+            trusted.append((candidate, found[0]))
+    checked_all = _validate_all([raw for _, raw in trusted])
+    for (candidate, raw), checked in zip(trusted, checked_all, strict=True):
         if isinstance(checked, str):
             counters.skip("invalid_response")
             outcome.problems.append(f"invalid_response: library_id {candidate.library_id}: "
                                     f"{checked}")
             continue
-        outcome.verdicts.append(_count(counters, candidate, checked, found[0], tcv, usable))
+        outcome.verdicts.append(_count(counters, candidate, checked, raw, tcv, usable))
     if len(batch) > len(results):
         outcome.problems.append(f"lml_cardinality_mismatch: {len(results)} results for "
                                 f"{len(batch)} inputs")

@@ -23,11 +23,11 @@ import sentry_sdk
 from pydantic import ValidationError
 
 from loader import runs
-from loader.db import Database, DatabaseError
+from loader.db import Database, DatabaseError, Writer
 from loader.lml.client import LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import ReleaseIdentityResolveResponse
-from loader.resolve.run import LMLUnavailable
-from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, Writer, check_health
+from loader.lml.gate import LMLUnavailable, check_health
+from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS
 from loader.rotation.counters import BackfillCounters, InvariantViolation
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ _GUARDED_UPDATE_SQL = (
 @dataclass
 class BackfillOptions:
     concurrency: int = 1
-    requests_per_minute: float = 20.0  # the client's limiter: see common.limit_rate
+    requests_per_minute: float = 20.0
     timeout_s: float = 8.0  # the station's backfill timeout for identity/resolve
     max_attempts: int = 4
     limit: int | None = None
@@ -66,7 +66,8 @@ class BackfillOptions:
             raise ValueError("max attempts and max consecutive failures must be at least 1")
 
     def client_settings(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts}
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
+                "requests_per_minute": self.requests_per_minute}
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,7 +147,7 @@ class _Runner:
         self.options = options
         self.stop = stop
         self.counters = BackfillCounters()
-        self.writer = Writer(db)
+        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
         self.run_id: uuid.UUID | None = None
         self.consecutive_failures = 0
 

@@ -26,18 +26,12 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from loader import runs
-from loader.db import Database, DatabaseError
+from loader.db import Database, DatabaseError, Writer, jsonb_text
 from loader.dbt import DbtError, run_dbt
 from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import CacheRefreshResultItem
-from loader.resolve.run import LMLUnavailable
-from loader.rotation.common import (
-    STATEMENT_TIMEOUT_MS,
-    Writer,
-    check_health,
-    dumps,
-    require_route,
-)
+from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.rotation.common import STATEMENT_TIMEOUT_MS
 from loader.rotation.counters import InvariantViolation, RefreshCounters, Tally, tally
 
 log = logging.getLogger(__name__)
@@ -61,7 +55,7 @@ _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id
 class RefreshOptions:
     batch_size: int = LML_REFRESH_BATCH_CAP
     concurrency: int = 3
-    requests_per_minute: float = 20.0  # the client's limiter: see common.limit_rate
+    requests_per_minute: float = 20.0
     timeout_s: float = DEFAULT_TIMEOUT_S
     not_found_alert_pct: float = 1.0
     retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
@@ -90,7 +84,8 @@ class RefreshOptions:
 
     def client_settings(self) -> dict[str, Any]:
         """What the LML client must be built with for this run."""
-        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts}
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
+                "requests_per_minute": self.requests_per_minute}
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,7 +231,7 @@ class _Runner:
         self.stop = stop
         self.progress = progress or (lambda done, total: None)
         self.counters = RefreshCounters()
-        self.writer = Writer(db)
+        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
         self.run_id: uuid.UUID | None = None
         self.consecutive_failures = 0
         self.unknown_statuses: set[str] = set()
@@ -289,7 +284,7 @@ class _Runner:
                 # The raw sources, unknown keys included: the log keeps what LML said.
                 sources = raw.get("sources")
                 rows.append((identity_id, item.status, t.warmed_releases, t.warmed_artists,
-                             None if sources is None else Jsonb(sources, dumps=dumps),
+                             None if sources is None else Jsonb(sources, dumps=jsonb_text),
                              item.message))
                 if t.bucket == "unknown" and item.status not in self.unknown_statuses:
                     self.unknown_statuses.add(item.status)

@@ -1,0 +1,263 @@
+"""Resolve benchmarks on the seeded sample library with the LML stand-in.
+
+Prints figures; it is not a test. Usage:
+
+    .venv/bin/python bench/resolve_bench.py [--rows 64676 646760] [--skip-latency]
+                                            [--skip-baseline]
+
+Uses DATABASE_URL when set, else the embedded Postgres (data in .library-identity/bench).
+1. Throughput and peak RSS of `resolve` at each size (no added LML latency).
+2. Wall time of the LML loop at 300 ms added latency for concurrency 1, 2, 4, 8, against
+   the ideal ceil(batches / concurrency) x latency.
+3. Set-based landing + dbt merge against a row-at-a-time transactional upsert (one
+   SELECT ... FOR UPDATE, one upsert per source, one main upsert per library row), on the
+   same verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loader import migrate  # noqa: E402
+from loader.db import Database, resolve_database  # noqa: E402
+from loader.lml.client import LMLClient  # noqa: E402
+from loader.resolve.run import ResolveOptions, resolve  # noqa: E402
+from loader.seed import seed_library  # noqa: E402
+
+KEY = "bench-key-0123456789"
+
+
+def fresh_database(server: Database, name: str) -> Database:
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    params = server.params | {"dbname": name}
+    return Database(conninfo=psycopg.conninfo.make_conninfo(**params), embedded=server.embedded)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StandInProcess:
+    """The stand-in in its own process, so its CPU and memory are not the loader's."""
+
+    def __init__(self, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "loader", "lml-standin", "--port", str(self.port),
+             "--api-key", KEY, *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the stand-in did not start")
+
+    def __enter__(self) -> StandInProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def peak_rss_of(db: Database, lml_url: str, *args: str) -> tuple[dict[str, Any], float, float]:
+    """Run the CLI; returns (its JSON summary, wall seconds, its peak RSS in MB)."""
+    env = {**os.environ, "DATABASE_URL": db.conninfo, "LML_URL": lml_url, "LML_API_KEY": KEY}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Read output while it runs; then take this child's own rusage from wait4.
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"library-identity {' '.join(args)} exited {proc.returncode}: "
+                           f"{err[-2000:]}")
+    return (json.loads(out) if out.strip().startswith("{") else {}), wall, usage.ru_maxrss / 1024
+
+
+def scale(server: Database, rows_list: list[int]) -> Database | None:
+    print("\n## 1. Throughput and memory (no added LML latency, concurrency 2)")
+    print(f"{'rows':>9} {'seed s':>7} {'cand s':>7} {'load s':>7} {'loader rows/s':>14} "
+          f"{'e2e s':>7} {'e2e rows/s':>11} {'peak RSS MB':>12} {'merge s':>8}")
+    first: Database | None = None
+    results = []
+    with StandInProcess() as standin:
+        for rows in rows_list:
+            db = fresh_database(server, f"bench_{rows}")
+            migrate.apply(db)
+            with db.connect() as conn:
+                seeded = seed_library(conn, rows)
+            summary, wall, rss = peak_rss_of(db, standin.url, "resolve", "--json",
+                                             "--no-progress", "--no-merge",
+                                             "--concurrency", "2")
+            _, merge_wall, _ = peak_rss_of(db, standin.url, "resolve", "--merge-only")
+            scanned = summary["counters"]["total"]["scanned"]
+            timings = summary["timings"]
+            results.append((rows, wall))
+            print(f"{rows:>9,} {seeded.seconds:>7.1f} {timings['candidates_s']:>7.2f} "
+                  f"{timings['load_s']:>7.2f} {scanned / timings['load_s']:>14,.0f} "
+                  f"{wall:>7.2f} {scanned / wall:>11,.0f} {rss:>12.0f} {merge_wall:>8.1f}")
+            first = first or db
+    if len(results) >= 2:
+        (r0, t0), (r1, t1) = results[0], results[-1]
+        print(f"   {r1 / r0:.0f}x rows took {t1 / t0:.1f}x the time (end to end, loader)")
+    return first
+
+
+def latency(db: Database) -> None:
+    print("\n## 2. Concurrency at 300 ms added LML latency (24 batches of 100, dry run)")
+    print(f"{'concurrency':>11} {'wall s':>7} {'ideal s':>8} {'over ideal':>10}")
+    batches, size, lat = 24, 100, 0.3
+    with StandInProcess("--latency-ms", "300") as standin:
+        for concurrency in (1, 2, 4, 8):
+            options = ResolveOptions(dry_run=True, limit=batches * size, va_batch_size=size,
+                                     batch_size=size, concurrency=concurrency)
+            with LMLClient(base_url=standin.url, api_key=KEY) as client:
+                result = resolve(db, client, options, prepare=False)
+            assert result.counters.total.lml_total_calls == batches
+            wall = result.timings["load_s"]
+            ideal = math.ceil(batches / concurrency) * lat
+            print(f"{concurrency:>11} {wall:>7.2f} {ideal:>8.2f} {100 * (wall / ideal - 1):>9.1f}%")
+
+
+def baseline(db: Database) -> None:
+    print("\n## 3. Set-based landing + dbt merge vs row-at-a-time upserts (same verdicts)")
+    with db.connect() as conn:
+        run_id, load_s = conn.execute(
+            "select run_id, (counters->'total'->>'lml_total_latency_ms')::float "
+            "from identity_loader.runs where job = 'resolve' and status = 'succeeded' "
+            "order by started_at limit 1").fetchone() or (None, None)
+        conn.execute("drop schema if exists bench_baseline cascade")
+        conn.execute("create schema bench_baseline")
+        conn.execute("create table bench_baseline.library_identity "
+                     "(like wxyc_schema.library_identity including all)")
+        conn.execute("create table bench_baseline.library_identity_source "
+                     "(like wxyc_schema.library_identity_source including all)")
+        verdicts = conn.execute(
+            "select library_id, method, confidence, wikidata_qid, spotify_artist_id, "
+            "apple_music_artist_id, result->'provenance' from identity_loader.raw_verdicts "
+            "where run_id = %s and kind = 'single_artist' order by library_id",
+            (run_id,)).fetchall()
+        conn.commit()
+        started = time.perf_counter()
+        for library_id, method, confidence, qid, spotify, apple, provenance in verdicts:
+            with conn.transaction():
+                conn.execute("select * from bench_baseline.library_identity "
+                             "where library_id = %s for update", (library_id,))
+                for p in provenance:
+                    if p.get("confidence") is None or p.get("external_id") is None:
+                        continue
+                    conn.execute(
+                        "insert into bench_baseline.library_identity_source (library_id, "
+                        "source, external_id, method, confidence, last_verified_at, notes) "
+                        "values (%s, %s, %s, %s, %s, now(), 'consumer:lml-bulk') "
+                        "on conflict (library_id, source) do update set "
+                        "external_id = excluded.external_id, method = excluded.method, "
+                        "confidence = excluded.confidence, "
+                        "last_verified_at = excluded.last_verified_at",
+                        (library_id, p["source"], p["external_id"], p["method"],
+                         p["confidence"]))
+                conn.execute(
+                    "insert into bench_baseline.library_identity (library_id, wikidata_qid, "
+                    "spotify_id, apple_music_id, last_verified_at, method, confidence, notes) "
+                    "values (%s, %s, %s, %s, now(), %s, %s, 'consumer:lml-bulk') "
+                    "on conflict (library_id) do update set wikidata_qid = "
+                    "excluded.wikidata_qid, spotify_id = excluded.spotify_id, apple_music_id = "
+                    "excluded.apple_music_id, last_verified_at = excluded.last_verified_at, "
+                    "method = excluded.method, confidence = excluded.confidence",
+                    (library_id, qid, spotify, apple, method, confidence))
+        row_at_a_time = time.perf_counter() - started
+        conn.execute("drop schema bench_baseline cascade")
+        conn.commit()
+    # Ours, on the same verdicts: re-merge them from scratch (identity tables emptied).
+    with db.connect() as conn:
+        conn.execute("truncate wxyc_schema.library_identity_source, "
+                     "wxyc_schema.library_identity, wxyc_schema.library_identity_history")
+        conn.commit()
+    env = {**os.environ, "DATABASE_URL": db.conninfo}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "loader", "resolve", "--merge-only"], cwd=ROOT,
+                   env=env, check=False, capture_output=True)
+    merge_s = time.perf_counter() - started
+    landing = _landing_seconds(db, run_id)
+    ours = landing + merge_s
+    n = len(verdicts)
+    print(f"   verdicts: {n:,} single_artist rows (lml latency total in that run: "
+          f"{(load_s or 0) / 1000:.1f}s, not counted)")
+    print(f"   row-at-a-time upserts: {row_at_a_time:7.2f}s ({n / row_at_a_time:,.0f} rows/s)")
+    print(f"   COPY landing + dbt merge: {ours:7.2f}s (landing {landing:.2f}s, "
+          f"merge {merge_s:.2f}s incl. dbt start-up)")
+    print(f"   ratio: set-based is {row_at_a_time / ours:.1f}x faster")
+
+
+def _landing_seconds(db: Database, run_id: Any) -> float:
+    """Time a COPY of the run's verdicts, as the loader lands them, into a scratch copy."""
+    with db.connect() as conn:
+        conn.execute("create temp table landing_copy (like identity_loader.raw_verdicts)")
+        rows = conn.execute(
+            "select run_id, library_id, cohort, kind, method, confidence, discogs_artist_id, "
+            "musicbrainz_artist_id, wikidata_qid, spotify_artist_id, apple_music_artist_id, "
+            "bandcamp_id, tracks_contract_version, tracks_attempted, track_count, "
+            "request::text, result::text from identity_loader.raw_verdicts where run_id = %s",
+            (run_id,)).fetchall()
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur, cur.copy(
+                "copy landing_copy (run_id, library_id, cohort, kind, method, confidence, "
+                "discogs_artist_id, musicbrainz_artist_id, wikidata_qid, spotify_artist_id, "
+                "apple_music_artist_id, bandcamp_id, tracks_contract_version, "
+                "tracks_attempted, track_count, request, result) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[64_676, 646_760])
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    server = resolve_database(os.environ.get("DATABASE_URL"),
+                              ROOT / ".library-identity" / "bench")
+    print(f"# resolve benchmark — {platform.node()}, {os.cpu_count()} cores, "
+          f"{platform.python_implementation()} {platform.python_version()}, "
+          f"{server.describe()}")
+    db = scale(server, args.rows)
+    assert db is not None
+    if not args.skip_latency:
+        latency(db)
+    if not args.skip_baseline:
+        baseline(db)
+
+
+if __name__ == "__main__":
+    main()
