@@ -132,13 +132,9 @@ def seed_library(conn: psycopg.Connection, rows: int = DEFAULT_ROWS, *,
 
 
 def release_identity_id(discogs_release_id: int) -> int:
-    """The LML release identity id stored for a Discogs release.
-
-    Same rule as the stand-in's minting (loader.standin.refresh.identity_id_for), so a stored
-    handle is the id the stand-in's identity/resolve would return for that release.
-    """
-    return 1 + stable_hash("lml-release-identity", "discogs_release",
-                           str(discogs_release_id)) % 2_000_000_000
+    """The LML release identity id stored for a Discogs release: the id the stand-in's
+    identity/resolve returns for it."""
+    return synthetic.release_identity_id("discogs_release", str(discogs_release_id))
 
 
 def active_rotation_count(rows: int) -> int:

@@ -65,6 +65,12 @@ def fraction(*parts: object) -> float:
     return stable_hash(*parts) / 2**64
 
 
+def release_identity_id(source: str, external_id: str) -> int:
+    """The LML release identity id for (source, canonical external id): the stand-in mints
+    exactly these, and the sample rotation stores them, so the two agree."""
+    return 1 + stable_hash("lml-release-identity", source, external_id) % 2_000_000_000
+
+
 def fold(name: str | None) -> str:
     """Python twin of wxyc_schema.fold_artist_name: NFD, drop U+0300-U+036F, lowercase."""
     decomposed = unicodedata.normalize("NFD", name or "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loader.synthetic import stable_hash
+from loader.synthetic import release_identity_id, stable_hash
 
 REFRESH_CAP = 50
 RELEASE_SOURCES = ("discogs_release", "discogs_master", "bandcamp", "apple_music_album")
@@ -108,4 +108,4 @@ def identity_key(source: str, external_id: str) -> tuple[str, str]:
 
 def identity_id_for(key: tuple[str, str]) -> int:
     """A stable, positive 31-bit identity id for a resolved release identity."""
-    return 1 + stable_hash("lml-release-identity", *key) % 2_000_000_000
+    return release_identity_id(*key)
