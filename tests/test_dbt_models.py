@@ -14,8 +14,8 @@ import pytest
 from loader.db import Database
 from loader.dbt import PROJECT_DIR, DbtOutcome, run_dbt
 
-CANDIDATES = ["run", "-s", "+library_candidates"]
-MERGE = ["build", "--exclude", "library_candidates"]
+CANDIDATES = ["run", "--selector", "candidates"]
+MERGE = ["build", "--selector", "merge"]
 
 # --------------------------------------------------------------------------- helpers
 
@@ -255,7 +255,7 @@ def test_full_mode_lifecycle_merge_and_idempotency(migrated_db: Database) -> Non
 
     # Idempotent: a second merge rewrites no row anywhere.
     before = station_snapshot(db)
-    dbt(db, ["run", "--exclude", "library_candidates"])
+    dbt(db, ["run", "--selector", "merge"])
     assert station_snapshot(db) == before
 
     # Next run: only what is due. Nothing yet (all fresh) but the never-attempted row.
@@ -366,7 +366,7 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
     assert skips(db, second) == {("verdict", "out_of_band"): 1}
 
     before = station_snapshot(db)
-    dbt(db, ["run", "--exclude", "library_candidates"])
+    dbt(db, ["run", "--selector", "merge"])
     assert station_snapshot(db) == before
 
 

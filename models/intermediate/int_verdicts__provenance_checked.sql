@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 -- Every provenance entry of a single_artist verdict, with the reason it cannot be
 -- stored (NULL when it can). library_identity_source needs a non-null external_id,
 -- a confidence in 0..1 and one row per source (station defect #5).

@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 -- Every single_artist verdict with the reason it cannot be merged (NULL when it
 -- can), and its rank among the mergeable verdicts of its library row.
 with
