@@ -12,6 +12,8 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
+        # Station rule: every bulk update is followed by ANALYZE.
+        post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
     )
 }}
 -- Links compilation credits to catalogue artists from the latest usable compilation

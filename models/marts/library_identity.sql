@@ -9,7 +9,10 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
-        post_hook="{{ sync_unresolved_attempted_at() }}",
+        post_hook=[
+            "{{ sync_unresolved_attempted_at() }}",
+            {"sql": "analyze {{ this }}", "transaction": false},
+        ],
     )
 }}
 -- depends_on: {{ ref('library_identity_history') }}

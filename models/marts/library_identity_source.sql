@@ -10,6 +10,8 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
+        # Station rule: every bulk update is followed by ANALYZE.
+        post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
     )
 }}
 -- depends_on: {{ ref('library_identity') }}
