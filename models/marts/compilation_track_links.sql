@@ -12,10 +12,10 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
-        # Station rule: every bulk update is followed by ANALYZE.
         post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
     )
 }}
+-- Post-hook: ANALYZE after the bulk write (station rule).
 -- Links compilation credits to catalogue artists from the latest usable compilation
 -- verdict. Updates existing credit rows only; rows a librarian linked are never
 -- touched and rows whose values would not change are not selected.

@@ -15,6 +15,7 @@
         ],
     )
 }}
+-- Post-hook: ANALYZE after the bulk write (station rule).
 -- depends_on: {{ ref('library_identity_history') }}
 -- depends_on: {{ ref('int_verdicts__latest') }}
 -- Writes the station's library_identity in place: one row per library row from its

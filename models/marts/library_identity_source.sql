@@ -10,10 +10,10 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
-        # Station rule: every bulk update is followed by ANALYZE.
         post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
     )
 }}
+-- Post-hook: ANALYZE after the bulk write (station rule).
 -- depends_on: {{ ref('library_identity') }}
 -- The full source set of the verdict each station identity row reflects. For each
 -- library row written here, sources LML no longer emits are deleted (defect #6).
