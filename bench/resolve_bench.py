@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from loader import migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
 from loader.lml.client import LMLClient  # noqa: E402
+from loader.resolve import landing  # noqa: E402
 from loader.resolve.run import ResolveOptions, resolve  # noqa: E402
 from loader.seed import seed_library  # noqa: E402
 
@@ -220,24 +222,26 @@ def baseline(db: Database) -> None:
 
 
 def _landing_seconds(db: Database, run_id: Any) -> float:
-    """Time a COPY of the run's verdicts, as the loader lands them, into a scratch copy."""
+    """Time the loader's landing of the run's verdicts again: COPY into the real verdict
+    log under a new run id, in a transaction that is then rolled back."""
     with db.connect() as conn:
-        conn.execute("create temp table landing_copy (like identity_loader.raw_verdicts)")
         rows = conn.execute(
-            "select run_id, library_id, cohort, kind, method, confidence, discogs_artist_id, "
+            "select library_id, cohort, kind, method, confidence, discogs_artist_id, "
             "musicbrainz_artist_id, wikidata_qid, spotify_artist_id, apple_music_artist_id, "
             "bandcamp_id, tracks_contract_version, tracks_attempted, track_count, "
             "request::text, result::text from identity_loader.raw_verdicts where run_id = %s",
             (run_id,)).fetchall()
+        replay = uuid.uuid4()
+        conn.execute("insert into identity_loader.runs (run_id, job) values (%s, 'resolve')",
+                     (replay,))
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor() as cur, cur.copy(
-                "copy landing_copy (run_id, library_id, cohort, kind, method, confidence, "
-                "discogs_artist_id, musicbrainz_artist_id, wikidata_qid, spotify_artist_id, "
-                "apple_music_artist_id, bandcamp_id, tracks_contract_version, "
-                "tracks_attempted, track_count, request, result) from stdin") as copy:
+        with conn.cursor() as cur, cur.copy(landing._COPY_SQL) as copy:
             for row in rows:
-                copy.write_row(row)
-        return time.perf_counter() - started
+                copy.write_row((replay, *row))
+        conn.execute("select 1")
+        elapsed = time.perf_counter() - started
+        conn.rollback()
+        return elapsed
 
 
 def main() -> None:

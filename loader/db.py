@@ -74,6 +74,9 @@ class Database:
             "LIBRARY_IDENTITY_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
             "LIBRARY_IDENTITY_PGPASSWORD": p.get("password", ""),
             "LIBRARY_IDENTITY_PGDATABASE": p.get("dbname", "postgres"),
+            # dbt's data tests run outside the models' own statement_timeout; station roles
+            # default to 5 s, too short for tests over the whole library.
+            "PGOPTIONS": "-c statement_timeout=1800000",
         }
 
     def yoyo_uri(self, schema: str = LOADER_SCHEMA) -> str:
