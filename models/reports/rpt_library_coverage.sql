@@ -9,10 +9,17 @@ status as (
 
 ),
 
+cohorts (cohort, cohort_order) as (
+
+    -- Every cohort gets a row, even in an empty library.
+    values ('va', 1), ('non_va', 2), ('all', 3)
+
+),
+
 counts as (
 
     select
-        coalesce(cohort, 'all') as cohort,
+        case when grouping(cohort) = 1 then 'all' else cohort end as cohort,
         count(*) as library_rows,
         count(*) filter (where status <> 'never_attempted') as ever_attempted,
         count(*) filter (where status = 'resolved') as resolved,
@@ -29,22 +36,25 @@ counts as (
 final as (
 
     select
-        cohort,
-        case cohort when 'va' then 1 when 'non_va' then 2 else 3 end as cohort_order,
-        library_rows,
-        ever_attempted,
-        resolved,
-        compilation,
-        unresolved,
-        never_attempted,
-        resolved + compilation as covered,
-        without_artist_name,
-        legacy_scope_rows,
-        round(100.0 * ever_attempted / nullif(library_rows, 0), 2) as attempted_pct,
-        round(100.0 * resolved / nullif(library_rows, 0), 2) as resolved_pct,
-        round(100.0 * (resolved + compilation) / nullif(library_rows, 0), 2) as covered_pct,
-        round(100.0 * legacy_scope_rows / nullif(library_rows, 0), 2) as legacy_scope_pct
-    from counts
+        cohorts.cohort::text as cohort,
+        cohorts.cohort_order,
+        coalesce(counts.library_rows, 0) as library_rows,
+        coalesce(counts.ever_attempted, 0) as ever_attempted,
+        coalesce(counts.resolved, 0) as resolved,
+        coalesce(counts.compilation, 0) as compilation,
+        coalesce(counts.unresolved, 0) as unresolved,
+        coalesce(counts.never_attempted, 0) as never_attempted,
+        coalesce(counts.resolved + counts.compilation, 0) as covered,
+        coalesce(counts.without_artist_name, 0) as without_artist_name,
+        coalesce(counts.legacy_scope_rows, 0) as legacy_scope_rows,
+        round(100.0 * counts.ever_attempted / nullif(counts.library_rows, 0), 2) as attempted_pct,
+        round(100.0 * counts.resolved / nullif(counts.library_rows, 0), 2) as resolved_pct,
+        round(100.0 * (counts.resolved + counts.compilation) / nullif(counts.library_rows, 0), 2)
+            as covered_pct,
+        round(100.0 * counts.legacy_scope_rows / nullif(counts.library_rows, 0), 2)
+            as legacy_scope_pct
+    from cohorts
+    left join counts on cohorts.cohort = counts.cohort
 
 )
 
