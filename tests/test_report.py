@@ -1,0 +1,430 @@
+"""The coverage report end to end: a seeded sample resolved through the LML stand-in and
+merged by dbt, then `library-identity report` as JSON, CSV, terminal tables and an HTML
+page that headless Chromium renders. Every format must show the same numbers, and those
+must match counts taken straight from the station and loader tables."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loader import migrate
+from loader.db import Database
+from loader.lml.client import LMLClient
+from loader.report.data import SECTIONS, csv_value
+from loader.report.page import fmt
+from loader.resolve.run import ResolveOptions, resolve
+from loader.seed import seed_library
+from loader.standin.server import StandIn, StandInConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "test-key-report-4c3b2a"
+N_ROWS = 2000
+SHIFT_DAYS = 8  # the legacy run happened this long ago
+CHARTS = 6
+
+
+# -- the sample: a legacy run some days ago, then a full run with the merge ---------------
+@pytest.fixture(scope="module")
+def sample(make_database: Callable[[], Database]) -> Database:
+    db = make_database()
+    migrate.apply(db)
+    with db.connect() as conn:
+        seed_library(conn, N_ROWS)
+    with StandIn(StandInConfig(api_key=KEY)) as standin, \
+            LMLClient(base_url=standin.url, api_key=KEY) as client:
+        legacy = resolve(db, client, ResolveOptions(mode="legacy", concurrency=2), merge=False)
+        assert legacy.status == "succeeded"
+        with db.connect() as conn:
+            conn.execute("update identity_loader.raw_verdicts set attempted_at = attempted_at "
+                         f"- interval '{SHIFT_DAYS} days'")
+            conn.execute(f"update identity_loader.runs set started_at = started_at - interval "
+                         f"'{SHIFT_DAYS} days', finished_at = finished_at - interval "
+                         f"'{SHIFT_DAYS} days'")
+        # Resolved rows of the legacy run are not due yet (stale after 10 days); its
+        # unresolved rows are (retried after 7), so some rows get a second verdict.
+        full = resolve(db, client, ResolveOptions(stale_days=10, concurrency=2), merge=True)
+    assert full.status == "succeeded" and full.merge is not None, full.merge
+    assert full.merge.success, full.merge.failures
+    return db
+
+
+def cli(db: Database, *args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": db.conninfo, "COLUMNS": "240"}
+    out = subprocess.run([sys.executable, "-m", "loader", "report", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def as_json(sample: Database) -> dict[str, Any]:
+    # The first call rebuilds the report views with dbt; the others read them as they are.
+    return json.loads(cli(sample, "--format", "json"))
+
+
+def flat(report: dict[str, Any]) -> dict[str, Any]:
+    """section.key.column -> value, the page's data-metric names."""
+    out: dict[str, Any] = {}
+    for section in SECTIONS:
+        for row in report[section.name]:
+            key = section.key_of(row)
+            for column, value in row.items():
+                out[".".join(p for p in (section.name, key, column) if p)] = value
+    return out
+
+
+# -- straight from the tables ----------------------------------------------------------
+STATUS_SQL = """
+    with latest as (
+        select distinct on (library_id) library_id, kind, tracks_contract_version,
+               tracks_attempted, result
+        from identity_loader.raw_verdicts
+        order by library_id, attempted_at desc, verdict_id desc
+    )
+    select l.id,
+           case
+               when v.kind = 'single_artist' then 'resolved'
+               when v.kind = 'compilation' and v.tracks_contract_version = 1
+                    and (v.tracks_attempted or jsonb_array_length(v.result -> 'tracks') > 0)
+                   then 'compilation'
+               when v.library_id is not null then 'unresolved'
+               when li.library_id is not null then 'resolved'
+               when l.unresolved_attempted_at is not null then 'unresolved'
+               else 'never_attempted'
+           end as status
+    from wxyc_schema.library l
+    left join latest v on v.library_id = l.id
+    left join wxyc_schema.library_identity li on li.library_id = l.id
+"""
+BAND_SQL = """
+    case
+        when round(c::numeric, 3) >= 1 then '1.00'
+        when round(c::numeric, 3) >= 0.9 then '0.90-0.99'
+        when round(c::numeric, 3) >= 0.8 then '0.80-0.89'
+        when round(c::numeric, 3) >= 0.7 then '0.70-0.79'
+        when round(c::numeric, 3) >= 0.6 then '0.60-0.69'
+        else '< 0.60'
+    end
+"""
+
+
+def rows(db: Database, query: str) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(query).fetchall()
+
+
+def direct_counts(db: Database) -> dict[str, Any]:
+    status = dict(rows(db, f"select status, count(*) from ({STATUS_SQL}) s group by 1"))
+    resolved = f"select id from ({STATUS_SQL}) s where status = 'resolved'"
+    by_method = {(m, b): n for m, b, n in rows(db, f"""
+        select li.method, {BAND_SQL.replace('c::', 'li.confidence::')}, count(*)
+        from wxyc_schema.library_identity li where li.library_id in ({resolved})
+        group by 1, 2""")}
+    not_merged = rows(db, f"""select count(*) from ({resolved}) r
+        where not exists (select 1 from wxyc_schema.library_identity li
+                          where li.library_id = r.id)""")[0][0]
+    if not_merged:
+        by_method[("not_merged", "none")] = not_merged
+    by_source = {(s, b): n for s, b, n in rows(db, f"""
+        select s.source, {BAND_SQL.replace('c::', 's.confidence::')}, count(*)
+        from wxyc_schema.library_identity_source s where s.library_id in ({resolved})
+        group by 1, 2""")}
+    # Last resolution: the station row or the latest resolving verdict, whichever is later.
+    stale = rows(db, f"""
+        select count(*) from ({STATUS_SQL}) s
+        left join wxyc_schema.library_identity li on li.library_id = s.id
+        left join lateral (
+            select max(attempted_at) as at from identity_loader.raw_verdicts v
+            where v.library_id = s.id and (v.kind = 'single_artist' or (v.kind = 'compilation'
+                  and v.tracks_contract_version = 1 and v.tracks_attempted))
+        ) v on true
+        where s.status in ('resolved', 'compilation')
+          and greatest(li.last_verified_at, v.at) < now() - interval '7 days'""")[0][0]
+    runs = {str(r[0]): r[1:] for r in rows(db, """
+        select r.run_id, (r.counters->'total'->>'scanned')::int,
+               (r.counters->'total'->>'rows_resolved')::int,
+               (r.counters->'total'->>'rows_unresolved')::int,
+               (select count(*) from identity_loader.raw_verdicts v where v.run_id = r.run_id)
+        from identity_loader.runs r where r.job = 'resolve'""")}
+    rotation = rows(db, """
+        select count(*) filter (where active),
+               count(*) filter (where active and discogs_release_id is not null),
+               count(*) filter (where active and discogs_release_id is not null
+                                and lml_identity_id is not null)
+        from (select *, kill_date is null or kill_date > current_date as active
+              from wxyc_schema.rotation) r""")[0]
+    return {"library_rows": sum(status.values()), "status": status, "by_method": by_method,
+            "by_source": by_source, "stale": stale, "runs": runs, "rotation": rotation}
+
+
+def test_json_matches_direct_counts(sample: Database, as_json: dict[str, Any]) -> None:
+    direct = direct_counts(sample)
+    whole = next(r for r in as_json["library_coverage"] if r["cohort"] == "all")
+    assert whole["library_rows"] == direct["library_rows"] == N_ROWS
+    for state in ("resolved", "compilation", "unresolved", "never_attempted"):
+        assert whole[state] == direct["status"].get(state, 0), state
+    assert whole["covered_pct"] == round(
+        100 * (whole["resolved"] + whole["compilation"]) / N_ROWS, 2)
+    cohorts = [r for r in as_json["library_coverage"] if r["cohort"] != "all"]
+    for column in ("library_rows", "resolved", "compilation", "unresolved", "never_attempted"):
+        assert sum(r[column] for r in cohorts) == whole[column], column
+
+    assert {(r["method"], r["confidence_band"]): r["identities"]
+            for r in as_json["identity_by_method"]} == direct["by_method"]
+    assert sum(r["identities"] for r in as_json["identity_by_method"]) == whole["resolved"]
+    assert {(r["source"], r["confidence_band"]): r["library_rows"]
+            for r in as_json["identity_by_source"]} == direct["by_source"]
+
+    age = as_json["identity_age"]
+    assert sum(r["identities"] for r in age) == whole["covered"]
+    assert sum(r["stale_identities"] for r in age) == direct["stale"] > 0
+    assert {r["age_bucket"] for r in age if r["identities"]} == {"< 1 day", "7-30 days"}
+
+    history = as_json["run_history"]
+    assert [r["mode"] for r in history] == ["legacy", "full"]
+    for run in history:
+        scanned, resolved, unresolved, verdicts = direct["runs"][run["run_id"]]
+        assert (run["scanned"], run["resolved"], run["unresolved"], run["verdicts"]) == (
+            scanned, resolved, unresolved, verdicts)
+    last = history[-1]
+    for state in ("resolved", "compilation", "unresolved", "never_attempted"):
+        assert last[f"{state}_after"] == whole[state], state
+    assert last["covered_pct_after"] == whole["covered_pct"]
+    assert history[0]["covered_pct_after"] < last["covered_pct_after"]
+
+    churn = as_json["run_churn"]
+    assert sum(r["net_covered_change"] for r in churn) == whole["covered"]
+    assert churn[-1]["first_attempts"] < churn[-1]["verdicts"]  # legacy misses were retried
+
+    rotation = as_json["rotation_coverage"][0]
+    active, with_discogs, with_lml = direct["rotation"]
+    assert (rotation["active"], rotation["active_with_discogs"], rotation["active_with_lml"]
+            ) == (active, with_discogs, with_lml)
+    assert rotation["resolvable_coverage_pct"] == round(100 * with_lml / with_discogs, 2)
+    assert rotation["gate_passes"] == (rotation["resolvable_coverage_pct"] >= 99)
+
+
+def test_csv_and_terminal_tables_agree_with_json(sample: Database,
+                                                 as_json: dict[str, Any]) -> None:
+    values = flat(as_json)
+    lines = cli(sample, "--no-refresh", "--format", "csv").splitlines()
+    assert lines[0] == "section,key,metric,value"
+    for section, key, column, value in (line.split(",", 3) for line in lines[1:]):
+        assert value == csv_value(values[".".join(p for p in (section, key, column) if p)])
+    assert len(lines) - 1 == sum(
+        len(r) - len(s.keys) for s in SECTIONS for r in as_json[s.name])
+
+    text = cli(sample, "--no-refresh")
+    coverage = {r["cohort"]: r for r in as_json["library_coverage"]}
+
+    def cells(label: str) -> list[str]:
+        line = next(line for line in text.splitlines() if re.match(rf"│ {re.escape(label)} +│",
+                                                                    line))
+        return [c.strip() for c in line.strip("│ ").split("│")][1:]
+
+    for column, label in (("library_rows", "library rows"), ("resolved", "resolved"),
+                          ("compilation", "compilation"), ("unresolved", "unresolved"),
+                          ("never_attempted", "never attempted"), ("covered_pct", "covered %")):
+        assert cells(label) == [fmt(coverage[c][column], column)
+                                for c in ("va", "non_va", "all")], label
+    for method in {r["method"] for r in as_json["identity_by_method"]}:
+        total = sum(r["identities"] for r in as_json["identity_by_method"]
+                    if r["method"] == method)
+        assert cells(method)[0] == fmt(total)
+    rotation = as_json["rotation_coverage"][0]
+    assert cells("resolvable coverage") == [fmt(rotation["resolvable_coverage_pct"],
+                                                "resolvable_coverage_pct")]
+
+
+# -- the page, in headless Chromium ------------------------------------------------------
+def chromium_binary() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
+                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("headless Chromium is needed to check the report page and was not found: "
+                "install Debian's chromium package (scripts/test does: apt-get install -y "
+                "chromium) or point CHROMIUM at a Chromium binary")
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4 of the
+    child, --remote-debugging-pipe): no port, no extra library."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+
+        def wire() -> None:
+            # Move both ends above 4 first, so neither dup2 overwrites the other.
+            high_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
+            high_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--no-default-browser-check",
+             "--hide-scrollbars", f"--user-data-dir={profile}", "--remote-debugging-pipe",
+             "about:blank"],
+            preexec_fn=wire, close_fds=False, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+        self.session: str | None = None
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *,
+             timeout: float = 30, session: bool = True) -> dict[str, Any]:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method,
+                                   "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, event: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == event for e in self.events):
+            self.events.append(self._read(deadline))
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_child], [], [], left)[0]:
+                raise TimeoutError("Chromium did not answer in time")
+            chunk = os.read(self._from_child, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
+            self.send("Browser.close", session=False, timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_child)
+        os.close(self._from_child)
+
+
+PAGE_PROBE = """(() => {
+  const charts = [...document.querySelectorAll('svg.chart')].map(svg => {
+    const box = svg.getBoundingClientRect();
+    return {label: svg.getAttribute('aria-label'), width: box.width, height: box.height,
+            shapes: svg.querySelectorAll('path, use, rect').length};
+  });
+  const cells = el => [...document.querySelectorAll(el)];
+  return {
+    charts,
+    metrics: cells('[data-metric]').map(e => [e.dataset.metric, e.dataset.value,
+                                              e.textContent]),
+    derived: cells('[data-derived]').map(e => [e.dataset.derived, e.dataset.value,
+                                               e.textContent]),
+    external: cells('[src], link[href], script').length,
+    height: document.documentElement.scrollHeight,
+  };
+})()"""
+
+
+def test_html_page_renders_in_chromium_and_agrees(sample: Database, as_json: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    binary = chromium_binary()
+    page = tmp_path / "report.html"
+    cli(sample, "--no-refresh", "--html", str(page), "--format", "json")
+    html = page.read_text(encoding="utf-8")
+    # Self-contained: nothing to fetch (xmlns URIs are names; url(#id) is in the page).
+    assert not re.search(r'(?:src|href)\s*=\s*"(?:https?:|//)|url\((?!#)|@import|<script', html)
+
+    browser = Chromium(binary, tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"}, session=False)
+        browser.session = browser.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+            session=False)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable")
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        browser.send("Page.navigate", {"url": page.as_uri()})
+        browser.wait_for("Page.loadEventFired")
+        probe = browser.send("Runtime.evaluate", {"expression": PAGE_PROBE,
+                                                  "returnByValue": True})["result"]["value"]
+        shot = browser.send("Page.captureScreenshot",
+                            {"format": "png", "captureBeyondViewport": True}, timeout=60)
+    finally:
+        browser.close()
+
+    problems = [e for e in browser.events
+                if e.get("method") == "Runtime.exceptionThrown"
+                or (e.get("method") == "Runtime.consoleAPICalled"
+                    and e["params"]["type"] in ("error", "assert"))
+                or (e.get("method") == "Log.entryAdded"
+                    and e["params"]["entry"]["level"] == "error")]
+    assert problems == [], problems
+    assert probe["external"] == 0
+    charts = probe["charts"]
+    assert len(charts) == CHARTS, charts
+    for chart in charts:
+        assert chart["width"] > 300 and chart["height"] > 80, chart
+        assert chart["shapes"] > 20, chart
+    labels = " | ".join(c["label"] for c in charts)
+    whole = next(r for r in as_json["library_coverage"] if r["cohort"] == "all")
+    assert f"{whole['resolved']:,} resolved" in labels
+    assert "gate" in labels
+
+    # Every figure on the page is the JSON's, shown as the terminal shows it.
+    values = flat(as_json)
+    assert len(probe["metrics"]) > 100
+    for name, raw, text in probe["metrics"]:
+        assert raw == csv_value(values[name]), name
+        column = name.rsplit(".", 1)[-1]
+        if column.endswith("_at") and values[name] is not None:
+            # Same instant; the zone's name depends on the server's TimeZone setting.
+            when = datetime.fromisoformat(values[name])
+            assert text.startswith(f"{when:%Y-%m-%d %H:%M:%S}"), name
+        else:
+            assert text == fmt(values[name], column), name
+    derived = {name: raw for name, raw, _ in probe["derived"]}
+    assert derived["identity_age.stale_identities.sum"] == str(
+        sum(r["stale_identities"] for r in as_json["identity_age"]))
+    for method in {r["method"] for r in as_json["identity_by_method"]}:
+        assert derived[f"identity_by_method.{method}.identities"] == str(sum(
+            r["identities"] for r in as_json["identity_by_method"] if r["method"] == method))
+
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG") and len(png) > 50_000
+    screenshot = tmp_path / "report.png"
+    screenshot.write_bytes(png)
+    print(f"screenshot: {screenshot}")
