@@ -168,8 +168,9 @@ def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
         raise DbtError("dbt could not build the report models: " + "; ".join(outcome.failures))
 
 
-def _select(conn: psycopg.Connection, model: str, order_by: Sequence[str] = ()
-            ) -> list[dict[str, Any]]:
+def select_model(conn: psycopg.Connection, model: str, order_by: Sequence[str] = ()
+                 ) -> list[dict[str, Any]]:
+    """All rows of one report model, as dicts of plain values."""
     query = sql.SQL("select * from {}.{}").format(sql.Identifier(DBT_SCHEMA),
                                                   sql.Identifier(model))
     if order_by:
@@ -189,8 +190,8 @@ def read_report(db: Database) -> Report:
         try:
             row = conn.execute("select now()").fetchone()
             assert row is not None
-            sections = {s.name: _select(conn, s.model, s.order_by) for s in SECTIONS}
-            bands = _select(conn, BANDS_MODEL, ("band_order",))
+            sections = {s.name: select_model(conn, s.model, s.order_by) for s in SECTIONS}
+            bands = select_model(conn, BANDS_MODEL, ("band_order",))
         except errors.UndefinedTable as exc:
             raise ReportModelsMissing(str(exc).splitlines()[0]) from None
     return Report(generated_at=row[0], sections=sections, bands=bands)

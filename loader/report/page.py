@@ -77,21 +77,23 @@ def _kpis(report: Report) -> str:
     whole = report.coverage()
     rotation = report.rotation()
     items = [
-        ("library rows", metric("library_coverage", whole, "library_rows", "strong")),
-        ("covered", metric("library_coverage", whole, "covered_pct", "strong")),
-        ("attempted", metric("library_coverage", whole, "attempted_pct", "strong")),
-        ("resolved", metric("library_coverage", whole, "resolved", "strong")),
-        ("compilations", metric("library_coverage", whole, "compilation", "strong")),
-        ("unresolved", metric("library_coverage", whole, "unresolved", "strong")),
-        ("never attempted", metric("library_coverage", whole, "never_attempted", "strong")),
+        ("library rows", metric("library_coverage", whole, "library_rows", "strong"), True),
+        ("covered", metric("library_coverage", whole, "covered_pct", "strong"), True),
+        ("attempted", metric("library_coverage", whole, "attempted_pct", "strong"), True),
+        ("resolved", metric("library_coverage", whole, "resolved", "strong"), True),
+        ("compilations", metric("library_coverage", whole, "compilation", "strong"), True),
+        ("unresolved", metric("library_coverage", whole, "unresolved", "strong"), True),
+        ("never attempted", metric("library_coverage", whole, "never_attempted", "strong"),
+         True),
         ("stale identities", derived("identity_age.stale_identities.sum",
-                                     report.stale_identities(), tag="strong")),
+                                     report.stale_identities(), tag="strong"), True),
     ]
     if rotation is not None:
-        items.append(("rotation coverage",
-                      metric("rotation_coverage", rotation, "resolvable_coverage_pct", "strong")))
-    cards = "".join(f'<div class="kpi">{value}<span>{escape(label)}</span></div>'
-                    for label, value in items)
+        items.append((f"rotation coverage (gate {rotation['gate_min_pct']:g}%)",
+                      metric("rotation_coverage", rotation, "resolvable_coverage_pct", "strong"),
+                      bool(rotation["gate_passes"])))
+    cards = "".join(f'<div class="kpi{"" if ok else " bad"}">{value}<span>{escape(label)}</span>'
+                    "</div>" for label, value, ok in items)
     return f'<section class="kpis">{cards}</section>'
 
 
@@ -196,6 +198,8 @@ h2 { font-size: 17px; margin: 0 0 6px; }
        padding: 10px 12px; }
 .kpi strong { display: block; font-size: 21px; font-variant-numeric: tabular-nums; }
 .kpi span { color: var(--muted); font-size: 12px; }
+.kpi.bad { border-color: #f1aeb5; }
+.kpi.bad strong { color: #c1121f; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
          padding: 16px 18px; margin: 16px 0; }
 svg.chart { display: block; width: 100%; height: auto; max-width: 860px; }

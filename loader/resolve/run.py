@@ -30,7 +30,7 @@ from loader.lml.client import (
 )
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.resolve import candidates, landing
-from loader.resolve.counters import InvariantViolation, RunCounters
+from loader.resolve.counters import RunCounters
 from loader.resolve.merge import merge as run_merge
 from loader.resolve.verdicts import BatchOutcome, Candidate, classify_batch
 
@@ -147,7 +147,7 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
 
 class _Runner:
     def __init__(self, db: Database, client: LMLClient, options: ResolveOptions,
-                 stop: threading.Event, progress: Progress | None) -> None:
+                 stop: threading.Event, progress: Progress | None, writer: Writer) -> None:
         self.db = db
         self.client = client
         self.options = options
@@ -155,7 +155,7 @@ class _Runner:
         self.progress = progress or (lambda cohort, n: None)
         self.counters = RunCounters()
         self.run_id: uuid.UUID | None = None
-        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        self.writer = writer
         self.consecutive_failures = 0
 
     # -- landing ---------------------------------------------------------------
@@ -263,90 +263,55 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
-    lock = runs.acquire_lock(
-        db.connect(autocommit=True, application_name="library-identity:lock"), "resolve")
-    runner = _Runner(db, client, options, stop, progress)
-    read_conn: psycopg.Connection | None = None
-    status, error = "failed", None
     timings: dict[str, float] = {}
-    try:
+    with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                     dry_run=options.dry_run) as job:
+        runner = _Runner(db, client, options, stop, progress, job.writer)
+        job.counters = lambda: runner.counters.as_dict()
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
-        if not options.dry_run:
-            with db.connect(autocommit=True) as conn:
-                if runs.mark_abandoned(conn, "resolve"):
-                    log.warning("marked abandoned resolve runs as interrupted")
         source = None
         if prepare and options.dry_run:
             source = candidates.compiled_candidates(db, options.dbt_vars())
         elif prepare:
             candidates.build_candidates(db, options.dbt_vars())
-        read_conn = db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                               application_name="library-identity:reader")
-        counts = candidates.snapshot(read_conn, partition=options.partition,
-                                     limit=options.limit, source=source)
-        timings["candidates_s"] = time.perf_counter() - started
-        if on_candidates:
-            on_candidates(counts)
-        if not options.dry_run:
-            runner.run_id = runner.writer.run(lambda conn: _in_transaction(
-                conn, runs.start_run, "resolve", options.mode, options.public()))
-        load_started = time.perf_counter()
-        with sentry_sdk.start_transaction(op="job.run", name="library-identity.resolve") as txn:
-            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
-            txn.set_tag("mode", options.mode)
-            txn.set_data("dry_run", int(options.dry_run))
-            try:
-                for cohort in COHORT_ORDER:
-                    if stop.is_set():
-                        break
-                    runner.drain(read_conn, cohort, txn)
-            finally:
-                for key, value in runner.counters.flat().items():
-                    txn.set_data(key, value)
+        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                        application_name="library-identity:reader") as read_conn:
+            counts = candidates.snapshot(read_conn, partition=options.partition,
+                                         limit=options.limit, source=source)
+            timings["candidates_s"] = time.perf_counter() - started
+            if on_candidates:
+                on_candidates(counts)
+            runner.run_id = job.begin(options.mode, options.public())
+            load_started = time.perf_counter()
+            with sentry_sdk.start_transaction(op="job.run",
+                                              name="library-identity.resolve") as txn:
+                txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+                txn.set_tag("mode", options.mode)
+                txn.set_data("dry_run", int(options.dry_run))
+                try:
+                    for cohort in COHORT_ORDER:
+                        if stop.is_set():
+                            break
+                        runner.drain(read_conn, cohort, txn)
+                finally:
+                    for key, value in runner.counters.flat().items():
+                        txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
         runner.counters.check_invariant()
-        status = "interrupted" if stop.is_set() else "succeeded"
-        result = ResolveResult(run_id=runner.run_id, status=status, counters=runner.counters,
-                               candidates=counts, timings=timings)
-        if merge and status == "succeeded" and not options.dry_run:
+        job.status = "interrupted" if stop.is_set() else "succeeded"
+        result = ResolveResult(run_id=runner.run_id, status=job.status,
+                               counters=runner.counters, candidates=counts, timings=timings)
+        if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
             result.merge = run_merge(db, options.dbt_vars())
             timings["merge_s"] = time.perf_counter() - merge_started
             if not result.merge.success:
-                status = result.status = "gate_failed"
-                error = "; ".join(result.merge.failures)[:2000]
+                job.status = result.status = "gate_failed"
+                job.error = "; ".join(result.merge.failures)[:2000]
         result.seconds = time.perf_counter() - started
         return result
-    except InvariantViolation as exc:
-        status, error = "failed", str(exc)
-        raise
-    except psycopg.OperationalError as exc:
-        status, error = "failed", f"database connection lost: {type(exc).__name__}"
-        raise DatabaseError("lost the database connection during the run; committed batches "
-                            "are safe, re-run to continue") from None
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        error = f"{type(exc).__name__}: {exc}"
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "failed")
-            scope.set_tag("run_id", str(runner.run_id))
-            sentry_sdk.capture_exception(exc)
-        raise
-    finally:
-        if runner.run_id is not None:
-            run_id, counters = runner.run_id, runner.counters.as_dict()
-            try:
-                runner.writer.run(lambda conn: _in_transaction(
-                    conn, runs.finish_run, run_id, status, counters, error))
-            except (psycopg.Error, DatabaseError) as exc:
-                log.error("could not record the end of run %s: %s", run_id,
-                          type(exc).__name__)
-        if read_conn is not None:
-            read_conn.close()
-        runner.writer.close()
-        lock.release()
 
 
 def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any) -> T:
@@ -356,9 +321,5 @@ def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any
 
 def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
-    lock = runs.acquire_lock(
-        db.connect(autocommit=True, application_name="library-identity:lock"), "resolve")
-    try:
+    with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
         return run_merge(db, options.dbt_vars())
-    finally:
-        lock.release()

@@ -28,7 +28,7 @@ from loader.lml.client import LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import ReleaseIdentityResolveResponse
 from loader.lml.gate import LMLUnavailable, check_health
 from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS
-from loader.rotation.counters import BackfillCounters, InvariantViolation
+from loader.rotation.counters import BackfillCounters
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,13 @@ def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Cal
 
 class _Runner:
     def __init__(self, db: Database, client: LMLClient, options: BackfillOptions,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, writer: Writer) -> None:
         self.db = db
         self.client = client
         self.options = options
         self.stop = stop
         self.counters = BackfillCounters()
-        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        self.writer = writer
         self.run_id: uuid.UUID | None = None
         self.consecutive_failures = 0
 
@@ -252,26 +252,16 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
-    lock = runs.acquire_lock(
-        db.connect(autocommit=True, application_name="library-identity:lock"), JOB)
-    runner = _Runner(db, client, options, stop)
-    status, error = "failed", None
-    try:
+    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                     dry_run=options.dry_run) as job:
+        runner = _Runner(db, client, options, stop, job.writer)
+        job.counters = lambda: runner.counters.as_dict()
         check_health(client)
-        if not options.dry_run:
-            with db.connect(autocommit=True) as conn:
-                if runs.mark_abandoned(conn, JOB):
-                    log.warning("marked abandoned rotation_backfill runs as interrupted")
         with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                         application_name="library-identity:reader") as conn:
             rows = read_candidates(conn, options.limit)
         log.info("candidates rotation_rows=%d", len(rows))
-        if not options.dry_run:
-            def start(conn: psycopg.Connection) -> uuid.UUID:
-                with conn.transaction():
-                    return runs.start_run(conn, JOB, "live", options.public())
-
-            runner.run_id = runner.writer.run(start)
+        runner.run_id = job.begin("live", options.public())
         with sentry_sdk.start_transaction(op="job.run",
                                           name="library-identity.rotation_backfill") as txn:
             txn.set_tag("run_id", str(runner.run_id or "dry-run"))
@@ -282,39 +272,10 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
                 for key, value in runner.counters.flat().items():
                     txn.set_data(key, value)
         runner.counters.check_invariant()
-        status = "interrupted" if stop.is_set() else "succeeded"
-        return BackfillResult(run_id=runner.run_id, status=status, counters=runner.counters,
+        job.status = "interrupted" if stop.is_set() else "succeeded"
+        return BackfillResult(run_id=runner.run_id, status=job.status, counters=runner.counters,
                               candidates=len(rows), dry_run=options.dry_run,
                               seconds=time.perf_counter() - started)
-    except InvariantViolation as exc:
-        status, error = "failed", str(exc)
-        raise
-    except psycopg.OperationalError as exc:
-        status, error = "failed", f"database connection lost: {type(exc).__name__}"
-        raise DatabaseError("lost the database connection during the run; written rows are "
-                            "safe, re-run to continue") from None
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        error = f"{type(exc).__name__}: {exc}"
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "failed")
-            sentry_sdk.capture_exception(exc)
-        raise
-    finally:
-        if runner.run_id is not None:
-            run_id, counters = runner.run_id, runner.counters.as_dict()
-
-            def finish(conn: psycopg.Connection) -> None:
-                with conn.transaction():
-                    runs.finish_run(conn, run_id, status, counters, error)
-
-            try:
-                runner.writer.run(finish)
-            except (psycopg.Error, DatabaseError) as exc:
-                log.error("could not record the end of run %s: %s", run_id,
-                          type(exc).__name__)
-        runner.writer.close()
-        lock.release()
 
 
 def dry_run_report(result: BackfillResult) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient,
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS
-from loader.rotation.counters import InvariantViolation, RefreshCounters, Tally, tally
+from loader.rotation.counters import RefreshCounters, Tally, tally
 
 log = logging.getLogger(__name__)
 
@@ -224,14 +224,14 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
 
 class _Runner:
     def __init__(self, db: Database, client: LMLClient, options: RefreshOptions,
-                 stop: threading.Event, progress: Progress | None) -> None:
+                 stop: threading.Event, progress: Progress | None, writer: Writer) -> None:
         self.db = db
         self.client = client
         self.options = options
         self.stop = stop
         self.progress = progress or (lambda done, total: None)
         self.counters = RefreshCounters()
-        self.writer = Writer(db, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+        self.writer = writer
         self.run_id: uuid.UUID | None = None
         self.consecutive_failures = 0
         self.unknown_statuses: set[str] = set()
@@ -392,15 +392,10 @@ def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
-    lock = runs.acquire_lock(
-        db.connect(autocommit=True, application_name="library-identity:lock"), JOB)
-    runner = _Runner(db, client, options, stop, progress)
-    status, error = "failed", None
-    try:
+    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as job:
+        runner = _Runner(db, client, options, stop, progress, job.writer)
+        job.counters = lambda: runner.counters.as_dict()
         capability_gate(client)
-        with db.connect(autocommit=True) as conn:
-            if runs.mark_abandoned(conn, JOB):
-                log.warning("marked abandoned rotation_refresh runs as interrupted")
         if prepare:
             build_models(db)
         with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
@@ -409,13 +404,8 @@ def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
         runner.counters.skipped_null_identity = without_identity
         log.info("candidates identities=%d active_rows_without_identity=%d", len(ids),
                  without_identity)
-        public = {**options.public(), "client_requests_per_minute": client.requests_per_minute}
-
-        def start(conn: psycopg.Connection) -> uuid.UUID:
-            with conn.transaction():
-                return runs.start_run(conn, JOB, None, public)
-
-        runner.run_id = runner.writer.run(start)
+        runner.run_id = job.begin(None, {**options.public(),
+                                         "client_requests_per_minute": client.requests_per_minute})
         with sentry_sdk.start_transaction(op="job.run",
                                           name="library-identity.rotation_refresh") as txn:
             txn.set_tag("run_id", str(runner.run_id))
@@ -428,33 +418,10 @@ def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
             alert = _alert(runner.counters, options.not_found_alert_pct)
             if alert.fired:
                 _raise_alert(alert, txn)
-        status = "interrupted" if stop.is_set() else "alert" if alert.fired else "succeeded"
-        return RefreshResult(run_id=runner.run_id, status=status, counters=runner.counters,
+        job.status = "interrupted" if stop.is_set() else "alert" if alert.fired else "succeeded"
+        return RefreshResult(run_id=runner.run_id, status=job.status, counters=runner.counters,
                              identities=len(ids), alert=alert,
                              seconds=time.perf_counter() - started)
-    except InvariantViolation as exc:
-        status, error = "failed", str(exc)
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "invariant")
-            sentry_sdk.capture_exception(exc)
-        raise
-    except psycopg.OperationalError as exc:
-        status, error = "failed", f"database connection lost: {type(exc).__name__}"
-        raise DatabaseError("lost the database connection during the run; committed batches "
-                            "are safe, re-run to continue") from None
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        error = f"{type(exc).__name__}: {exc}"
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "failed")
-            scope.set_tag("run_id", str(runner.run_id))
-            sentry_sdk.capture_exception(exc)
-        raise
-    finally:
-        if runner.run_id is not None:
-            _finish(runner, status, error)
-        runner.writer.close()
-        lock.release()
 
 
 def _alert(counters: RefreshCounters, threshold_pct: float) -> Alert:
@@ -475,15 +442,3 @@ def _raise_alert(alert: Alert, txn: Any) -> None:
                                    f"{alert.describe()}", level="warning")
 
 
-def _finish(runner: _Runner, status: str, error: str | None) -> None:
-    run_id, counters = runner.run_id, runner.counters.as_dict()
-    assert run_id is not None
-
-    def work(conn: psycopg.Connection) -> None:
-        with conn.transaction():
-            runs.finish_run(conn, run_id, status, counters, error)
-
-    try:
-        runner.writer.run(work)
-    except (psycopg.Error, DatabaseError) as exc:
-        log.error("could not record the end of run %s: %s", run_id, type(exc).__name__)
