@@ -18,7 +18,7 @@ final as (
         active_without_lml_identity,
         distinct_active_identities,
         resolvable_coverage_pct,
-        {{ var('rotation_coverage_min_pct', 99) }}::numeric as gate_min_pct,
+        {{ var('rotation_coverage_min_pct', 99) }}::numeric(5, 2) as gate_min_pct,
         -- Nothing resolvable means nothing missing (the rotation coverage command's rule).
         coalesce(resolvable_coverage_pct >= {{ var('rotation_coverage_min_pct', 99) }}, true)
             as gate_passes,
