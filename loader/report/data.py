@@ -28,7 +28,6 @@ REFRESH_SELECT = "path:models/reports"
 REFRESH_WITH_PARENTS_SELECT = "+path:models/reports"
 # Station roles may default to a few seconds; a report on a large library needs longer.
 STATEMENT_TIMEOUT_MS = 120_000
-STATES = ("resolved", "compilation", "unresolved", "never_attempted")
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class Section:
 
     name: str  # JSON key and CSV section
     model: str  # the dbt model in models/reports
-    title: str
     keys: tuple[str, ...]  # columns that identify a row (none: a one-row section)
     order_by: tuple[str, ...] = ()
 
@@ -46,18 +44,15 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("library_coverage", "rpt_library_coverage", "Library coverage", ("cohort",),
-            ("cohort_order",)),
-    Section("identity_by_method", "rpt_identity_by_method", "Matched via: method",
-            ("method", "confidence_band"), ("method_order", "method", "band_order")),
-    Section("identity_by_source", "rpt_identity_by_source", "Matched via: source",
-            ("source", "confidence_band"), ("source_order", "source", "band_order")),
-    Section("identity_age", "rpt_identity_age", "Identity age", ("age_bucket",),
-            ("bucket_order",)),
-    Section("run_history", "rpt_run_history", "Resolve runs", ("run_id",), ("run_number",)),
-    Section("run_churn", "rpt_run_churn", "Identity churn per run", ("run_id",),
-            ("run_number",)),
-    Section("rotation_coverage", "rpt_rotation_coverage", "Rotation coverage", ()),
+    Section("library_coverage", "rpt_library_coverage", ("cohort",), ("cohort_order",)),
+    Section("identity_by_method", "rpt_identity_by_method", ("method", "confidence_band"),
+            ("method_order", "method", "band_order")),
+    Section("identity_by_source", "rpt_identity_by_source", ("source", "confidence_band"),
+            ("source_order", "source", "band_order")),
+    Section("identity_age", "rpt_identity_age", ("age_bucket",), ("bucket_order",)),
+    Section("run_history", "rpt_run_history", ("run_id",), ("run_number",)),
+    Section("run_churn", "rpt_run_churn", ("run_id",), ("run_number",)),
+    Section("rotation_coverage", "rpt_rotation_coverage", ()),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 BANDS_MODEL = "rpt_confidence_bands"
