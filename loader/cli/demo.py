@@ -6,18 +6,20 @@ import contextlib
 import secrets as pysecrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
 from loader import secrets
-from loader.cli.app import EXIT_GATE, EXIT_OK, Settings, main, pass_settings
+from loader.cli.app import EXIT_ALERT, EXIT_GATE, EXIT_OK, Settings, main, pass_settings
 
 
 @contextlib.contextmanager
-def lml_for_demo(settings: Settings) -> Iterator[Settings]:
-    """Use the configured LML if there is one, else the stand-in on loopback."""
+def lml_for_demo(settings: Settings) -> Iterator[bool]:
+    """Use the configured LML if there is one, else the stand-in on loopback (yields True
+    when it is the stand-in)."""
     if settings.lml_url:
-        yield settings
+        yield False
         return
     from loader.standin.server import StandIn, StandInConfig
 
@@ -27,7 +29,7 @@ def lml_for_demo(settings: Settings) -> Iterator[Settings]:
         click.echo(f"LML stand-in listening on {standin.url}", err=True)
         settings.lml_url, settings.lml_api_key = standin.url, key
         try:
-            yield settings
+            yield True
         finally:
             settings.lml_url = settings.lml_api_key = None
 
@@ -35,14 +37,22 @@ def lml_for_demo(settings: Settings) -> Iterator[Settings]:
 @main.command()
 @click.option("--rows", type=click.IntRange(min=0), default=64_676, show_default=True,
               help="Sample library size, used when the library is empty.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="LML calls in flight during the resolve run.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(".library-identity/report.html"), show_default=True,
+              help="Where to write the coverage page.")
 @click.pass_context
 @pass_settings
-def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int) -> None:
-    """Migrate, seed a sample library if empty, start the LML stand-in (unless LML_URL is
-    set), resolve the library, merge with dbt, and print the coverage."""
+def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int,
+         html_path: Path) -> None:
+    """The whole flow on the embedded defaults: migrate, seed a sample library if empty,
+    start the LML stand-in (unless LML_URL is set), resolve and merge, backfill and warm
+    the rotation, then print the coverage and write the coverage page."""
     from loader import migrate as migrations
+    from loader.cli.report import report_command
     from loader.cli.resolve import resolve_command
+    from loader.cli.rotation import backfill_command, refresh_command
     from loader.seed import seed_library
 
     db = settings.database()
@@ -54,19 +64,31 @@ def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int) ->
             summary = seed_library(conn, rows)
             click.echo(f"seeded {summary.library_rows:,} library rows "
                        f"in {summary.seconds:.1f}s", err=True)
-    with lml_for_demo(settings):
-        code = EXIT_OK
-        try:
-            ctx.invoke(resolve_command, concurrency=concurrency)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    if code not in (EXIT_OK, EXIT_GATE):
-        sys.exit(code)
-    _print_coverage(settings)
+    with lml_for_demo(settings) as using_standin:
+        code = _step(ctx, "resolve", resolve_command, concurrency=concurrency)
+        if code not in (EXIT_OK, EXIT_GATE):
+            sys.exit(code)
+        # The stand-in takes more than LML's production pace (20 calls a minute, 30 s
+        # before an `error` item is asked again).
+        pace = {"requests_per_minute": 600.0 if using_standin else 20.0}
+        for name, command, params in (
+                ("rotation backfill", backfill_command, pace),
+                ("rotation refresh", refresh_command,
+                 {**pace, "retry_delay": 1.0 if using_standin else 30.0})):
+            step_code = _step(ctx, name, command, **params)
+            if step_code not in (EXIT_OK, EXIT_ALERT):
+                sys.exit(step_code)
+    _step(ctx, "report", report_command, output_format="table", html_path=html_path,
+          no_refresh=True)
+    click.echo(f"coverage page: {html_path}", err=True)
     sys.exit(code)
 
 
-def _print_coverage(settings: Settings) -> None:
-    from loader.cli import report
-
-    report.print_library_summary(settings.database())
+def _step(ctx: click.Context, name: str, command: click.Command, **params: object) -> int:
+    """Run one command as the demo's step; its exit code, without leaving the demo."""
+    click.echo(f"\n== {name}", err=True)
+    try:
+        ctx.invoke(command, **params)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return EXIT_OK
