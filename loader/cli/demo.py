@@ -74,7 +74,7 @@ def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int,
         for name, command, params in (
                 ("rotation backfill", backfill_command, pace),
                 ("rotation refresh", refresh_command,
-                 {**pace, "retry_delay": 1.0 if using_standin else 30.0})):
+                 {**pace, "retry_delay_s": 1.0 if using_standin else 30.0})):
             step_code = _step(ctx, name, command, **params)
             if step_code not in (EXIT_OK, EXIT_ALERT):
                 sys.exit(step_code)
