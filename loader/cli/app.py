@@ -40,6 +40,15 @@ class Settings:
     sentry_traces_sample_rate: float
     _db: Database | None = None
 
+    def job_database(self) -> Database:
+        """The database, with Sentry started for a job run (when configured)."""
+        from loader.telemetry import init_sentry
+
+        db = self.database()
+        init_sentry(self.sentry_dsn, environment=self.sentry_environment,
+                    traces_sample_rate=self.sentry_traces_sample_rate)
+        return db
+
     def database(self) -> Database:
         if self._db is None:
             try:
@@ -52,6 +61,25 @@ class Settings:
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {secrets.scrub(message)}", err=True)
     sys.exit(code)
+
+
+def job_failed(exc: BaseException) -> NoReturn:
+    """Every job's failures, mapped to their exit codes in one place."""
+    from loader.dbt import DbtError
+    from loader.lml.client import LMLAuthError
+    from loader.lml.gate import LMLUnavailable
+    from loader.resolve.counters import InvariantViolation
+    from loader.runs import RunLocked
+
+    if isinstance(exc, RunLocked):
+        fail(str(exc), EXIT_LOCKED)
+    if isinstance(exc, LMLAuthError | LMLUnavailable):
+        fail(str(exc), EXIT_LML)
+    if isinstance(exc, DatabaseError):
+        fail(str(exc), EXIT_DB)
+    if isinstance(exc, InvariantViolation | DbtError):
+        fail(str(exc), EXIT_GATE)
+    raise exc
 
 
 @contextmanager

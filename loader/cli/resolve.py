@@ -12,31 +12,23 @@ from typing import Any
 import click
 
 from loader.cli.app import (
-    EXIT_DB,
     EXIT_GATE,
     EXIT_INTERRUPTED,
-    EXIT_LML,
-    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
     Settings,
     fail,
     graceful_stop,
+    job_failed,
     lml_client,
     main,
     pass_settings,
 )
 from loader.cli.output import print_table
-from loader.db import DatabaseError
-from loader.dbt import DbtError
-from loader.lml.client import LMLAuthError
-from loader.lml.gate import LMLUnavailable
 from loader.resolve import run as resolve_run
-from loader.resolve.candidates import MODES, Partition
-from loader.resolve.counters import SKIP_BUCKETS, InvariantViolation, dry_run_report
+from loader.resolve.candidates import COHORTS, MODES, Partition
+from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
-from loader.runs import RunLocked
-from loader.telemetry import init_sentry
 
 log = logging.getLogger("library_identity.resolve")
 
@@ -144,6 +136,8 @@ def print_summary(result: ResolveResult) -> None:
                                       "in a row.")
 @click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
 @click.option("--partition", metavar="I/N", help="Only rows with library_id % N = I.")
+@click.option("--cohort", "cohorts", type=click.Choice(COHORTS), multiple=True,
+              help="Only this cohort (repeatable; default both, V/A first).")
 @click.option("--stale-days", type=click.IntRange(min=1), default=7, show_default=True,
               help="A resolved row is re-checked after this many days.")
 @click.option("--unresolved-retry-days", type=click.IntRange(min=1), default=7,
@@ -160,7 +154,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
                     max_attempts: int, max_consecutive_failures: int, limit: int | None,
                     partition: str | None, stale_days: int, unresolved_retry_days: int,
                     dry_run: bool, as_json: bool, no_merge: bool, merge_only: bool,
-                    progress: bool) -> None:
+                    progress: bool, cohorts: tuple[str, ...]) -> None:
     """Resolve library rows through LML and land the raw verdicts, then merge.
 
     Runs dbt's candidate models, calls LML's bulk-resolve in batches (V/A cohort first),
@@ -173,15 +167,14 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
             concurrency=concurrency, limit=limit,
             partition=Partition.parse(partition) if partition else None, dry_run=dry_run,
             stale_days=stale_days, unresolved_retry_days=unresolved_retry_days,
-            max_consecutive_failures=max_consecutive_failures)
+            max_consecutive_failures=max_consecutive_failures,
+            cohorts=tuple(c for c in COHORTS if c in cohorts) if cohorts else COHORTS)
         options.validate()
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     if merge_only and (dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
-    db = settings.database()
-    init_sentry(settings.sentry_dsn, environment=settings.sentry_environment,
-                traces_sample_rate=settings.sentry_traces_sample_rate)
+    db = settings.job_database()
     try:
         if merge_only:
             outcome = resolve_run.merge_only(db, options)
@@ -195,16 +188,8 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
                 progress_reporter(progress and not as_json) as (on_candidates, advance):
             result = resolve(db, client, options, stop=stop, progress=advance,
                              merge=not no_merge, on_candidates=on_candidates)
-    except RunLocked as exc:
-        fail(str(exc), EXIT_LOCKED)
-    except (LMLAuthError, LMLUnavailable) as exc:
-        fail(str(exc), EXIT_LML)
-    except DatabaseError as exc:
-        fail(str(exc), EXIT_DB)
-    except InvariantViolation as exc:
-        fail(str(exc), EXIT_GATE)
-    except DbtError as exc:
-        fail(str(exc), EXIT_GATE)
+    except Exception as exc:
+        job_failed(exc)
     if dry_run:
         click.echo(json.dumps(dry_run_report(result.counters, options.mode)))
     elif as_json:

@@ -5,33 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from loader.cli.app import (
     EXIT_ALERT,
-    EXIT_DB,
     EXIT_GATE,
     EXIT_INTERRUPTED,
-    EXIT_LML,
-    EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
     Settings,
     fail,
     graceful_stop,
+    job_failed,
     lml_client,
     main,
     pass_settings,
 )
 from loader.cli.output import print_table
-from loader.db import Database, DatabaseError
-from loader.dbt import DbtError
-from loader.lml.client import LMLAuthError
-from loader.lml.gate import LMLUnavailable
 from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill, dry_run_report
-from loader.rotation.counters import InvariantViolation
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
     DEFAULT_TIMEOUT_S,
@@ -41,8 +34,6 @@ from loader.rotation.refresh import (
     RefreshResult,
     refresh,
 )
-from loader.runs import RunLocked
-from loader.telemetry import init_sentry
 
 log = logging.getLogger("library_identity.rotation")
 
@@ -50,26 +41,6 @@ log = logging.getLogger("library_identity.rotation")
 @main.group()
 def rotation() -> None:
     """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
-
-
-def _run_errors(exc: BaseException) -> NoReturn:
-    """One mapping of a failed run to its exit code, for both jobs."""
-    if isinstance(exc, RunLocked):
-        fail(str(exc), EXIT_LOCKED)
-    if isinstance(exc, LMLAuthError | LMLUnavailable):
-        fail(str(exc), EXIT_LML)
-    if isinstance(exc, DatabaseError):
-        fail(str(exc), EXIT_DB)
-    if isinstance(exc, InvariantViolation | DbtError):
-        fail(str(exc), EXIT_GATE)
-    raise exc
-
-
-def _start(settings: Settings) -> Database:
-    db = settings.database()
-    init_sentry(settings.sentry_dsn, environment=settings.sentry_environment,
-                traces_sample_rate=settings.sentry_traces_sample_rate)
-    return db
 
 
 # -- backfill -----------------------------------------------------------------------------
@@ -103,13 +74,13 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
         options.validate()
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    db = _start(settings)
+    db = settings.job_database()
     try:
         client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
     except Exception as exc:
-        _run_errors(exc)
+        job_failed(exc)
     if dry_run:
         click.echo(json.dumps(dry_run_report(result)))
     elif as_json:
@@ -176,13 +147,13 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         options.validate()  # before the database or LML is touched
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    db = _start(settings)
+    db = settings.job_database()
     try:
         client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = refresh(db, client, options, stop=stop)
     except Exception as exc:
-        _run_errors(exc)
+        job_failed(exc)
     if as_json:
         click.echo(json.dumps(_refresh_summary(result)))
     else:
@@ -226,10 +197,8 @@ def coverage_command(settings: Settings, min_pct: float, strict: bool, as_json: 
     db = settings.database()
     try:
         coverage = read_coverage(db)
-    except DatabaseError as exc:
-        fail(str(exc), EXIT_DB)
-    except DbtError as exc:
-        fail(str(exc), EXIT_GATE)
+    except Exception as exc:
+        job_failed(exc)
     passes = coverage.gate_passes(min_pct)
     if as_json:
         click.echo(json.dumps({**coverage.as_dict(), "gate_min_pct": min_pct,

@@ -19,6 +19,7 @@ from loader.dbt import DbtError, compile_model, run_dbt
 from loader.resolve.verdicts import Candidate
 
 MODES = ("full", "legacy", "recheck")
+COHORTS = ("va", "non_va")  # in run order: V/A first
 DBT_SCHEMA = "identity"
 CANDIDATES_MODEL = "library_candidates"
 
@@ -68,11 +69,12 @@ def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Compos
 
 
 def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: int | None,
-             source: sql.Composable | None = None) -> dict[str, int]:
+             source: sql.Composable | None = None,
+             cohorts: tuple[str, ...] = COHORTS) -> dict[str, int]:
     """Copy the candidates (the dbt model, or its compiled SQL) into
     pg_temp.run_candidates; returns rows per cohort."""
-    where = sql.SQL("artist_name is not null")
-    params: list[Any] = []
+    where = sql.SQL("artist_name is not null and cohort = any(%s)")
+    params: list[Any] = [list(cohorts)]
     if partition and partition.count > 1:
         where = sql.SQL("{} and library_id %% %s = %s").format(where)
         params += [partition.count, partition.index]

@@ -37,7 +37,6 @@ from loader.resolve.verdicts import BatchOutcome, Candidate, classify_batch
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-COHORT_ORDER = ("va", "non_va")
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
 
 
@@ -54,6 +53,7 @@ class ResolveOptions:
     unresolved_retry_days: int = 7
     include_tracks: bool = True
     max_consecutive_failures: int = 5
+    cohorts: tuple[str, ...] = candidates.COHORTS
 
     def validate(self) -> None:
         if self.mode not in candidates.MODES:
@@ -63,6 +63,8 @@ class ResolveOptions:
             if not 1 <= value <= LML_BULK_RESOLVE_CAP:
                 raise ValueError(f"{name.replace('_', '-')} must be between 1 and "
                                  f"{LML_BULK_RESOLVE_CAP} (LML's cap), got {value}")
+        if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
+            raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.limit is not None and self.limit < 0:
@@ -278,7 +280,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                         application_name="library-identity:reader") as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
-                                         limit=options.limit, source=source)
+                                         limit=options.limit, source=source,
+                                         cohorts=options.cohorts)
             timings["candidates_s"] = time.perf_counter() - started
             if on_candidates:
                 on_candidates(counts)
@@ -290,7 +293,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 txn.set_tag("mode", options.mode)
                 txn.set_data("dry_run", int(options.dry_run))
                 try:
-                    for cohort in COHORT_ORDER:
+                    for cohort in options.cohorts:
                         if stop.is_set():
                             break
                         runner.drain(read_conn, cohort, txn)
