@@ -52,6 +52,25 @@ def make_database(server: Database) -> Iterator[Callable[[], Database]]:
                 sql.Identifier(name)))
 
 
+# The key the test stand-ins accept and the loader's clients send.
+STANDIN_KEY = "test-key-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def standin() -> Iterator[Any]:
+    """The LML stand-in on loopback, with its default (fault-free) behaviour."""
+    from loader.standin.server import StandIn, StandInConfig
+
+    with StandIn(StandInConfig(api_key=STANDIN_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def db(template: Database, clone_database: Callable[[Database], Database]) -> Database:
+    """A fresh copy of the test module's `template` database (seeded, migrated)."""
+    return clone_database(template)
+
+
 @pytest.fixture
 def empty_db(make_database: Callable[[], Database]) -> Database:
     return make_database()

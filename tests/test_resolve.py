@@ -10,12 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SentryCapture
+from conftest import STANDIN_KEY, SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database, DatabaseError
@@ -28,7 +28,7 @@ from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "test-key-9f8e7d6c5b4a"
+KEY = STANDIN_KEY
 N_ROWS = 1500
 LANDED = ("rows_resolved", "rows_resolved_compilation", "rows_unresolved")
 
@@ -41,17 +41,6 @@ def template(make_database: Callable[[], Database]) -> Database:
         seed_library(conn, N_ROWS)
     candidates.build_candidates(db, ResolveOptions().dbt_vars())
     return db
-
-
-@pytest.fixture
-def db(template: Database, clone_database: Callable[[Database], Database]) -> Database:
-    return clone_database(template)
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with StandIn(StandInConfig(api_key=KEY)) as server:
-        yield server
 
 
 def client(standin: StandIn, key: str | None = KEY, **kwargs: Any) -> LMLClient:

@@ -12,13 +12,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SentryCapture
+from conftest import STANDIN_KEY, SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database
@@ -38,10 +38,10 @@ from loader.runs import RunLocked
 from loader.seed import release_identity_id, seed_library
 from loader.standin import refresh as standin_refresh
 from loader.standin import server as standin_server
-from loader.standin.server import StandIn, StandInConfig
+from loader.standin.server import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "rotation-key-5b4a3c2d1e"
+KEY = STANDIN_KEY
 # About 62 active rotation rows, ~53 distinct identities, ~6 rows awaiting a backfill.
 N_ROWS = 13_000
 REFRESH = "/api/v1/cache/refresh-for-identities"
@@ -59,17 +59,6 @@ def template(make_database: Callable[[], Database]) -> Database:
         seed_library(conn, N_ROWS)
     build_models(db)  # views; every clone inherits them
     return db
-
-
-@pytest.fixture
-def db(template: Database, clone_database: Callable[[Database], Database]) -> Database:
-    return clone_database(template)
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with StandIn(StandInConfig(api_key=KEY)) as server:
-        yield server
 
 
 def client(standin: StandIn, rpm: float = 6000, **kwargs: Any) -> LMLClient:
