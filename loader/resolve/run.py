@@ -241,7 +241,8 @@ class _Runner:
                         in_flight = self._collect(in_flight, FIRST_COMPLETED)
                 self._collect(in_flight, None)
             except BaseException:
-                # Finish and land the batches already sent before giving up.
+                # Send nothing more. Calls already running finish with the pool but are not
+                # landed: their rows were never written, so the next run picks them up.
                 self.stop.set()
                 for future in in_flight:
                     future.cancel()
@@ -286,7 +287,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
             if on_candidates:
                 on_candidates(counts)
             runner.run_id = job.begin(options.mode, options.public())
-            load_started = time.perf_counter()
+            load_started, load_cpu_started = time.perf_counter(), time.process_time()
             with sentry_sdk.start_transaction(op="job.run",
                                               name="library-identity.resolve") as txn:
                 txn.set_tag("run_id", str(runner.run_id or "dry-run"))
@@ -301,6 +302,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                     for key, value in runner.counters.flat().items():
                         txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
+        # CPU of this process (all threads) while loading: the loader's own cost, apart
+        # from the time it spends waiting for LML and the database.
+        timings["load_cpu_s"] = time.process_time() - load_cpu_started
         runner.counters.check_invariant()
         job.status = "interrupted" if stop.is_set() else "succeeded"
         result = ResolveResult(run_id=runner.run_id, status=job.status,
