@@ -7,9 +7,10 @@ cache_stats: null, unknown extra keys).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 IDENTITY_SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
 IDENTITY_METHODS = ("manual", "cross_source_agreement", "exact_match", "name_variation",
@@ -36,21 +37,27 @@ class ReconciledIdentity(_Model):
     bandcamp_id: str | None = None
 
 
-class ProvenanceEntry(_Model):
+class ProvenanceEntry(TypedDict):
+    """A provenance entry (album level, and per track). TypedDicts rather than models for
+    these many small objects: validating into plain dicts is two to three times faster."""
+
     source: IdentitySource
     method: IdentityMethod
-    confidence: float | None = Field(default=None, ge=0, le=1)
-    external_id: str | None = None
+    confidence: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    external_id: NotRequired[str | None]
 
 
-class TrackIdentity(_Model):
-    track_position: str | None = None
-    artist_name: str = Field(min_length=1)
-    track_title: str | None = None
-    resolved_artist_name: str | None = None
-    confidence: float | None = Field(default=None, ge=0, le=1)
-    method: IdentityMethod | None = None
-    sources: list[ProvenanceEntry] | None = None
+class TrackIdentity(TypedDict):
+    """A per-track entry (a TypedDict like ProvenanceEntry: a compilation carries dozens;
+    the loader only counts them, dbt reads them from the landed JSON)."""
+
+    track_position: NotRequired[str | None]
+    artist_name: Annotated[str, Field(min_length=1)]
+    track_title: NotRequired[str | None]
+    resolved_artist_name: NotRequired[str | None]
+    confidence: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    method: NotRequired[IdentityMethod | None]
+    sources: NotRequired[list[ProvenanceEntry] | None]
 
 
 class BulkResolveResult(_Model):

@@ -147,7 +147,8 @@ def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
     if result.kind == "single_artist":
         counters.rows_resolved += 1
         counters.source_rows_skipped_null_confidence += sum(
-            1 for p in result.provenance if p.confidence is None or p.external_id is None)
+            1 for p in result.provenance
+            if p.get("confidence") is None or p.get("external_id") is None)
     elif result.kind == "unresolved":
         counters.rows_unresolved += 1
     elif usable and tracks_attempted:
