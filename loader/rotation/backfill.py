@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -27,7 +27,7 @@ from loader.db import Database, DatabaseError, Writer
 from loader.lml.client import LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import ReleaseIdentityResolveResponse
 from loader.lml.gate import LMLUnavailable, check_health
-from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS
+from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import BackfillCounters
 
 log = logging.getLogger(__name__)
@@ -46,31 +46,16 @@ _GUARDED_UPDATE_SQL = (
 
 
 @dataclass
-class BackfillOptions:
+class BackfillOptions(JobOptions):
     concurrency: int = 1
-    requests_per_minute: float = 20.0
     timeout_s: float = 8.0  # the station's backfill timeout for identity/resolve
-    max_attempts: int = 4
     limit: int | None = None
     dry_run: bool = False
-    max_consecutive_failures: int = 5
 
     def validate(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.requests_per_minute <= 0 or self.timeout_s <= 0:
-            raise ValueError("requests per minute and timeout must be above 0")
+        super().validate()
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must not be negative")
-        if self.max_attempts < 1 or self.max_consecutive_failures < 1:
-            raise ValueError("max attempts and max consecutive failures must be at least 1")
-
-    def client_settings(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
-                "requests_per_minute": self.requests_per_minute}
-
-    def public(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 # The station's rotation jobs run with 60 s; its default of 5 s is too short (schema §6 #8).
 STATEMENT_TIMEOUT_MS = 60_000
 # Mirrors stg_station__rotation.is_active (station-schema §1.7); used where the job must
 # read and write the station table itself rather than a dbt view.
 ACTIVE_ROTATION = "(kill_date is null or kill_date > current_date)"
+
+
+@dataclass
+class JobOptions:
+    """The LML pacing both rotation jobs take; each job redeclares the defaults it needs."""
+
+    concurrency: int = 1
+    requests_per_minute: float = 20.0
+    timeout_s: float = 8.0
+    max_attempts: int = 4
+    max_consecutive_failures: int = 5
+
+    def validate(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.requests_per_minute <= 0 or self.timeout_s <= 0:
+            raise ValueError("requests per minute and timeout must be above 0")
+        if self.max_attempts < 1 or self.max_consecutive_failures < 1:
+            raise ValueError("max attempts and max consecutive failures must be at least 1")
+
+    def client_settings(self) -> dict[str, Any]:
+        """What the LML client must be built with for this run."""
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
+                "requests_per_minute": self.requests_per_minute}
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -31,7 +31,7 @@ from loader.dbt import DbtError, run_dbt
 from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
-from loader.rotation.common import STATEMENT_TIMEOUT_MS
+from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,12 @@ _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id
 
 
 @dataclass
-class RefreshOptions:
+class RefreshOptions(JobOptions):
     batch_size: int = LML_REFRESH_BATCH_CAP
     concurrency: int = 3
-    requests_per_minute: float = 20.0
     timeout_s: float = DEFAULT_TIMEOUT_S
     not_found_alert_pct: float = 1.0
     retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
-    max_consecutive_failures: int = 5
-    max_attempts: int = 4  # per HTTP call, for transient failures (applied by the client)
 
     def validate(self) -> None:
         if self.batch_size > LML_REFRESH_BATCH_CAP:
@@ -72,23 +69,11 @@ class RefreshOptions:
         if self.timeout_s < MIN_TIMEOUT_S:
             raise ValueError(f"refresh timeout {self.timeout_s:g} s is too short: a cold batch "
                              f"takes about 4 minutes in LML; use at least {MIN_TIMEOUT_S:g} s")
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.requests_per_minute <= 0:
-            raise ValueError("requests per minute must be above 0")
+        super().validate()
         if not 0 <= self.not_found_alert_pct <= 100:
             raise ValueError("not-found alert percentage must be between 0 and 100")
-        if self.retry_delay_s < 0 or self.max_consecutive_failures < 1 or self.max_attempts < 1:
-            raise ValueError("retry delay must be >= 0, max consecutive failures and max "
-                             "attempts >= 1")
-
-    def client_settings(self) -> dict[str, Any]:
-        """What the LML client must be built with for this run."""
-        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
-                "requests_per_minute": self.requests_per_minute}
-
-    def public(self) -> dict[str, Any]:
-        return asdict(self)
+        if self.retry_delay_s < 0:
+            raise ValueError("retry delay must be >= 0")
 
 
 @dataclass(frozen=True)
