@@ -11,7 +11,7 @@
         pre_hook="{{ require_existing_table() }}",
         post_hook=[
             "{{ sync_unresolved_attempted_at() }}",
-            {"sql": "analyze {{ this }}", "transaction": false},
+            {"sql": "{{ analyze_if_owner(this) }}", "transaction": false},
         ],
     )
 }}

@@ -10,7 +10,7 @@
         on_schema_change='append_new_columns',
         tags=['merge'],
         pre_hook="{{ require_existing_table() }}",
-        post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
+        post_hook=[{"sql": "{{ analyze_if_owner(this) }}", "transaction": false}],
     )
 }}
 -- Post-hook: ANALYZE after the bulk write (station rule).
