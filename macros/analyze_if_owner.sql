@@ -3,13 +3,11 @@
     station's jobs do not own its tables. Renders nothing when the role is not the owner. -#}
 {% macro analyze_if_owner(relation) -%}
     {%- if execute -%}
-        {%- set owner_check -%}
-            select pg_has_role(c.relowner, 'USAGE') as is_owner
-            from pg_class as c
-            inner join pg_namespace as n on c.relnamespace = n.oid
-            where n.nspname = '{{ relation.schema }}' and c.relname = '{{ relation.identifier }}'
-        {%- endset -%}
-        {%- set result = run_query(owner_check) -%}
+        {%- set result = run_query(
+            "select pg_has_role(c.relowner, 'USAGE') from pg_class as c"
+            ~ " inner join pg_namespace as n on c.relnamespace = n.oid"
+            ~ " where n.nspname = '" ~ relation.schema ~ "'"
+            ~ " and c.relname = '" ~ relation.identifier ~ "'") -%}
         {%- if result.rows | length > 0 and result.rows[0][0] -%}
             analyze {{ relation }}
         {%- else -%}
