@@ -1,7 +1,8 @@
 """The `library-identity` command group, its settings and exit codes.
 
 Exit codes: 0 ok; 1 a gate, invariant or data-quality check failed; 2 usage or
-configuration error; 3 LML unavailable or refusing our key; 4 another run of the same job
+configuration error, or the database not ready for the role (a missing privilege, station
+table or column, or migration); 3 LML unavailable or refusing our key; 4 another run of the same job
 is in progress; 5 rotation stale-reference alert; 6 database unavailable;
 130 interrupted (SIGINT/SIGTERM), after the batches in flight were landed.
 """
@@ -68,9 +69,12 @@ def job_failed(exc: BaseException) -> NoReturn:
     from loader.dbt import DbtError
     from loader.lml.client import LMLAuthError
     from loader.lml.gate import LMLUnavailable
+    from loader.preflight import PreflightFailed
     from loader.resolve.counters import InvariantViolation
     from loader.runs import RunLocked
 
+    if isinstance(exc, PreflightFailed):
+        fail(str(exc), EXIT_USAGE)
     if isinstance(exc, RunLocked):
         fail(str(exc), EXIT_LOCKED)
     if isinstance(exc, LMLAuthError | LMLUnavailable):
@@ -133,9 +137,10 @@ def main(ctx: click.Context, database_url: str | None, data_dir: Path, lml_url: 
     """Keep the station's library linked to Discogs, MusicBrainz, Wikidata, Spotify,
     Apple Music and Bandcamp identities through LML.
 
-    Exit codes: 0 ok; 1 gate/invariant failure; 2 usage or configuration error;
-    3 LML unavailable or refusing the key; 4 another run in progress; 5 rotation
-    stale-reference alert; 6 database unavailable; 130 interrupted.
+    Exit codes: 0 ok; 1 gate/invariant failure; 2 usage or configuration error, or the
+    database not ready for the role (see doctor); 3 LML unavailable or refusing the key;
+    4 another run in progress; 5 rotation stale-reference alert; 6 database unavailable;
+    130 interrupted.
     """
     secrets.register(lml_api_key, sentry_dsn)
     telemetry.setup_logging(logging.DEBUG if verbose else logging.INFO, log_format == "json")

@@ -25,6 +25,7 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
+from loader.preflight import require_database
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
@@ -176,6 +177,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
     db = settings.job_database()
     try:
+        require_database(db)  # before any lock, run record or write
         if merge_only:
             outcome = resolve_run.merge_only(db, options)
             for line in outcome.failures + outcome.warnings:

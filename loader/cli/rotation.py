@@ -24,6 +24,7 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
+from loader.preflight import require_database
 from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill, dry_run_report
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
@@ -76,6 +77,7 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
         fail(str(exc), EXIT_USAGE)
     db = settings.job_database()
     try:
+        require_database(db)  # before any lock, run record or write
         client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
@@ -149,6 +151,7 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         fail(str(exc), EXIT_USAGE)
     db = settings.job_database()
     try:
+        require_database(db)  # before any lock, run record or write
         client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = refresh(db, client, options, stop=stop)
