@@ -38,18 +38,20 @@ class PreflightFailed(RuntimeError):
         self.failed = failed
         lines = [f"the database is not ready ({len(failed)} problem"
                  f"{'s' if len(failed) != 1 else ''}); nothing was written:"]
-        lines += [describe_failure(c) for c in failed]
+        lines += [describe_check(c) for c in failed]
         lines.append("run `library-identity doctor` for the full checklist; "
                      "`library-identity grants ROLE` prints every grant")
         super().__init__("\n".join(lines))
 
 
-def describe_failure(check: Check) -> str:
-    line = f"  ✗ {check.name}"
+def describe_check(check: Check) -> str:
+    """One checklist entry, as doctor prints it: a mark, the name, the detail, and for a
+    failed check the statement that puts it right."""
+    line = f"  [{'ok  ' if check.ok else 'FAIL'}] {check.name}"
     if check.detail:
-        line += f": {check.detail}"
-    if check.fix:
-        line += f"\n      fix: {check.fix}"
+        line += f" ({check.detail})"
+    if check.fix and not check.ok:
+        line += f"\n         fix: {check.fix}"
     return line
 
 

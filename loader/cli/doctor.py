@@ -8,7 +8,7 @@ import click
 from psycopg.conninfo import conninfo_to_dict
 
 from loader.cli.app import EXIT_OK, EXIT_USAGE, Settings, main, pass_settings
-from loader.preflight import Check, database_checks
+from loader.preflight import Check, database_checks, describe_check
 from loader.privileges import grants_sql
 
 # Every route a job calls, with a body LML must reject (a 422 proves the route is served).
@@ -68,13 +68,7 @@ def print_checklist(checks: list[Check]) -> None:
         if check.section != section:
             section = check.section
             click.echo(section)
-        mark = "ok  " if check.ok else "FAIL"
-        line = f"  [{mark}] {check.name}"
-        if check.detail:
-            line += f" ({check.detail})"
-        click.echo(line)
-        if check.fix and not check.ok:
-            click.echo(f"         fix: {check.fix}")
+        click.echo(describe_check(check))
 
 
 @main.command("doctor")
