@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -13,6 +14,16 @@ from typing import Any
 from loader.db import Database
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def project_vars() -> dict[str, Any]:
+    """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
+    0.70 confidence gate, the rotation coverage gate, ...)."""
+    import yaml
+
+    with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})
 
 
 class DbtError(RuntimeError):
@@ -51,14 +62,24 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     if quiet:
         # Nothing on stdout (it may carry a JSON report); failures come back in DbtOutcome.
         cli_args = ["--log-level", "none", *cli_args]
+    errors: list[str] = []
+
+    def collect_errors(event: Any) -> None:
+        # An operation's error reaches only the event log (its result has no message).
+        if event.info.level == "error" and event.info.msg:
+            errors.append(str(event.info.msg))
+
     with _environ(db.dbt_env()):
-        result = dbtRunner().invoke(cli_args)
+        result = dbtRunner(callbacks=[collect_errors]).invoke(cli_args)
     failures: list[str] = []
     warnings: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
-        name = getattr(getattr(node_result, "node", None), "unique_id", "?")
+        name = (getattr(getattr(node_result, "node", None), "unique_id", None)
+                or getattr(node_result, "unique_id", None) or "dbt")
         message = getattr(node_result, "message", "") or ""
+        if not message and status == "error" and errors:
+            message = " ".join(errors)
         if status in ("error", "fail", "runtime error"):
             failures.append(f"{name}: {status} {message}".strip())
         elif status == "warn":

@@ -18,7 +18,6 @@ import sentry_sdk
 
 from loader import runs
 from loader.db import Database, DatabaseError, Writer
-from loader.dbt import DbtOutcome
 from loader.lml.client import (
     BULK_RESOLVE_PATH,
     LML_BULK_RESOLVE_CAP,
@@ -31,6 +30,7 @@ from loader.lml.client import (
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.resolve import candidates, landing
 from loader.resolve.counters import RunCounters
+from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
 from loader.resolve.verdicts import BatchOutcome, Candidate, classify_batch
 
@@ -95,7 +95,7 @@ class ResolveResult:
     error: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
-    merge: DbtOutcome | None = None
+    merge: MergeOutcome | None = None
 
 
 Progress = Callable[[str, int], None]
@@ -312,11 +312,16 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = run_merge(db, options.dbt_vars())
+            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
             timings["merge_s"] = time.perf_counter() - merge_started
-            if not result.merge.success:
-                job.status = result.status = "gate_failed"
-                job.error = "; ".join(result.merge.failures)[:2000]
+            job.counters = lambda: {**runner.counters.as_dict(),
+                                    "merge": {**outcome.counts, "skipped": outcome.skips}}
+            if not outcome.success:
+                # A gate stopped the write-back, or the write-back itself failed (its
+                # failures name the step); either way no station table changed.
+                write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
+                job.status = result.status = "failed" if write_back_failed else "gate_failed"
+                job.error = "; ".join(outcome.failures)[:2000]
         result.seconds = time.perf_counter() - started
         return result
 
@@ -326,7 +331,8 @@ def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any
         return work(conn, *args)
 
 
-def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
+def merge_only(db: Database, options: ResolveOptions, *, full_rebuild: bool = False
+               ) -> MergeOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
-        return run_merge(db, options.dbt_vars())
+        return run_merge(db, options.dbt_vars(), full_rebuild=full_rebuild)
