@@ -91,16 +91,24 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
 
 def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None = None) -> str:
     """The compiled SQL of one model (`dbt compile`), which creates nothing."""
+    return compile_models(db, [model], dbt_vars)[model]
+
+
+def compile_models(db: Database, models: Sequence[str],
+                   dbt_vars: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The compiled SQL of each model, in one `dbt compile` (which creates nothing)."""
     from dbt.cli.main import dbtRunner
 
-    cli_args = ["--log-level", "none", "compile", "--select", model,
+    cli_args = ["--log-level", "none", "compile", "--select", *models,
                 "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if dbt_vars:
         cli_args += ["--vars", json.dumps(dict(dbt_vars))]
     with _environ(db.dbt_env()):
         result = dbtRunner().invoke(cli_args)
-    nodes = [r.node for r in getattr(result.result, "results", None) or []
-             if getattr(r.node, "name", None) == model]
-    if not result.success or not nodes or not nodes[0].compiled_code:
-        raise DbtError(f"dbt could not compile {model}: {result.exception or 'no SQL'}")
-    return str(nodes[0].compiled_code)
+    compiled = {getattr(r.node, "name", None): getattr(r.node, "compiled_code", None)
+                for r in getattr(result.result, "results", None) or []}
+    missing = [m for m in models if not compiled.get(m)]
+    if not result.success or missing:
+        raise DbtError(f"dbt could not compile {', '.join(missing or models)}: "
+                       f"{result.exception or 'no SQL'}")
+    return {m: str(compiled[m]) for m in models}
