@@ -181,20 +181,16 @@ def test_every_command_runs_as_the_role_with_exactly_the_grants(
     # does not ask for it.
     assert "only table or database owner can analyze" not in resolved.stdout + resolved.stderr
 
-    # Some stored identities with another method, verified a month ago: the next run
-    # re-resolves them, archives each (history_id from the station's sequence) and
-    # overwrites it.
+    # Some stored identities now carry another method: replaying the verdict log
+    # (merge --full-rebuild) archives each (history_id from the station's sequence) and
+    # writes the verdict's method back.
     with owner.connect() as conn:
         conn.execute(
-            "update wxyc_schema.library_identity set method = 'superseded_by_test', "
-            "last_verified_at = last_verified_at - interval '30 days' where library_id in "
-            "(select library_id from wxyc_schema.library_identity order by 1 limit 25)")
-        conn.execute(
-            "update identity_loader.raw_verdicts set attempted_at = attempted_at - interval "
-            "'30 days' where library_id in (select library_id from "
-            "wxyc_schema.library_identity where method = 'superseded_by_test')")
-    again = cli(db, standin, "resolve", "--no-progress")
-    assert again.returncode == 0, again.stdout + again.stderr
+            "update wxyc_schema.library_identity set method = 'superseded_by_test' "
+            "where library_id in (select library_id from wxyc_schema.library_identity "
+            "order by 1 limit 25)")
+    merged = cli(db, None, "merge", "--full-rebuild")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
     assert scalar(owner, "select count(*) from wxyc_schema.library_identity_history "
                          "where method = 'superseded_by_test'") == 25
     assert scalar(owner, "select count(*) from wxyc_schema.library_identity "
