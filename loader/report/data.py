@@ -85,7 +85,7 @@ class Report:
         return rows[0] if rows else None
 
     def band_labels(self, *, present_in: str | None = None) -> list[str]:
-        """Band labels best first, "none" last (resolved rows without a stored identity);
+        """Band labels best first, "none" last (a stored confidence in no band, e.g. NULL);
         with present_in, only the bands that section has rows in."""
         labels = [*(b["confidence_band"] for b in self.bands), "none"]
         if present_in is None:
