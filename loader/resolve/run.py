@@ -333,7 +333,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
             with txn.start_child(op="job.merge", name="merge") as merge_span:
-                result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
+                result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                                                   after_candidates=prepare)
                 merge_span.set_status("ok" if outcome.success else "internal_error")
             timings["merge_s"] = time.perf_counter() - merge_started
             job.counters = lambda: {**runner.counters.as_dict(),
