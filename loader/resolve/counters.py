@@ -26,6 +26,10 @@ class InvariantViolation(RuntimeError):
     pass
 
 
+class TooManyRejected(InvariantViolation):
+    """Most scanned rows could not be landed: the run fails its data-quality check."""
+
+
 @dataclass
 class Counters:
     scanned: int = 0

@@ -28,7 +28,14 @@ from pydantic import ValidationError
 from loader import runs
 from loader.db import Database, DatabaseError, Writer, jsonb_text
 from loader.dbt import DbtError, run_dbt
-from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
+from loader.lml.client import (
+    REFRESH_PATH,
+    CallResult,
+    LMLAuthError,
+    LMLClient,
+    LMLError,
+    LMLInterrupted,
+)
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
@@ -133,6 +140,10 @@ class _Queue:
     def retry_later(self, identity_id: int) -> None:
         self.retries.append((time.monotonic() + self.retry_delay_s, identity_id))
 
+    def retry_later_all(self, ids: list[int]) -> None:
+        for identity_id in ids:
+            self.retry_later(identity_id)
+
     def next_batch(self, in_flight: int) -> _Batch | None:
         if self.fresh:
             n = min(self.batch_size, len(self.fresh))
@@ -198,6 +209,9 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
         except ValidationError as exc:
             problems.append(f"invalid_item: {exc.errors()[0].get('msg', 'invalid')}")
             continue
+        if "\x00" in item.status + (item.message or ""):
+            problems.append("invalid_item: a NUL character, which no text column can hold")
+            continue
         if item.identity_id not in wanted or item.identity_id in answers:
             problems.append(f"untrusted_identity_id: {item.identity_id}")
             continue
@@ -248,13 +262,16 @@ class _Runner:
     def handle(self, batch: _Batch, queue: _Queue) -> None:
         self.counters.lml_total_calls += batch.attempts
         self.counters.lml_total_latency_ms += batch.latency_ms
+        if isinstance(batch.error, LMLInterrupted):
+            queue.retry_later_all(batch.ids)  # never answered: settled as unretried below
+            return
         if batch.error is not None:
             self._failed(batch, str(batch.error), batch.error)
             return
         assert batch.result is not None
         answers, problems = _answers(batch, batch.result.body)
-        if not answers and problems and problems[0].startswith("malformed_response"):
-            self._failed(batch, problems[0], None)
+        if not answers:  # not one valid answer: the call failed, whatever its status
+            self._failed(batch, "; ".join(problems)[:300], None)
             return
         self.consecutive_failures = 0
         for problem in problems:
@@ -376,6 +393,7 @@ def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
     DatabaseError, DbtError, InvariantViolation; the run record says how it ended."""
     options.validate()
     stop = stop or threading.Event()
+    client.stop = stop
     started = time.perf_counter()
     with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as job:
         runner = _Runner(db, client, options, stop, progress, job.writer)
