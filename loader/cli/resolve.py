@@ -16,6 +16,7 @@ from loader.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     graceful_stop,
@@ -125,10 +126,12 @@ def print_summary(result: ResolveResult) -> None:
               help="Rows per LML call for the V/A cohort (1..1000).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="LML calls in flight at once.")
-@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
               help="Cap on LML calls per minute (unlimited when unset).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
-              default=30.0, show_default=True, help="Seconds per LML call.")
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
+              default=30.0, show_default=True,
+              help="Deadline in seconds for each LML request, from connecting to the last "
+                   "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=5,
@@ -174,16 +177,20 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail(str(exc), EXIT_USAGE)
     if merge_only and (dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
+    # LML settings are checked before the database is touched.
+    client = None if merge_only else lml_client(
+        settings, timeout_s=timeout_s, max_attempts=max_attempts,
+        requests_per_minute=requests_per_minute)
     db = settings.job_database()
     try:
-        if merge_only:
+        if client is None:
             outcome = resolve_run.merge_only(db, options)
+            if not outcome.success:
+                resolve_run.require_database(db, outcome, "the dbt merge")
             for line in outcome.failures + outcome.warnings:
                 click.echo(line)
             click.echo(f"merge and gates: {'passed' if outcome.success else 'FAILED'}")
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
-        client = lml_client(settings, timeout_s=timeout_s, max_attempts=max_attempts,
-                            requests_per_minute=requests_per_minute)
         with client, graceful_stop() as stop, \
                 progress_reporter(progress and not as_json) as (on_candidates, advance):
             result = resolve(db, client, options, stop=stop, progress=advance,
