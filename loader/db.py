@@ -177,6 +177,8 @@ def start_embedded(data_dir: Path, *, keep: bool = False) -> Database:
 
 def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
     """At exit: stop the server when this was its last user (and it need not stay up)."""
+    if not run_dir.exists():
+        return  # its data folder is gone, and the server with it
     try:
         with _server_users(run_dir) as users:
             users[:] = [p for p in users if p != os.getpid()]

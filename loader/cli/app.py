@@ -88,7 +88,9 @@ class FiniteFloat(click.FloatRange):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {secrets.scrub(message)}", err=True)
+    """One `error:` line on stderr (a multi-line message is joined), then exit."""
+    line = " ".join(part.strip() for part in secrets.scrub(message).splitlines() if part.strip())
+    click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 
@@ -179,7 +181,9 @@ def graceful_stop() -> Iterator[threading.Event]:
         yield stop
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once stopping, the command is on its way out with exit 130: a further
+            # signal must not cut its clean-up short or change its exit code.
+            signal.signal(sig, signal.SIG_IGN if stop.is_set() else old)
 
 
 @click.group(cls=_Group,
