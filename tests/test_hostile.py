@@ -300,7 +300,7 @@ def test_a_200_without_results_is_a_failed_call(
 # -- 9. an error body that echoes the key across the message cut -------------------------
 def echo_key(path: str, request: Any, reply: Reply) -> Reply | None:
     if path.endswith(BULK) and bulk_rows(request):
-        return Reply.of(400, {"message": "x" * 196 + f"Bearer {KEY} rejected"})
+        return Reply.of(400, {"message": "x" * 196 + f"{KEY} rejected"})  # cut at 200
     return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -190,6 +191,10 @@ class LMLClient:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        for name in ("timeout_s", "requests_per_minute"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number above 0, got {value}")
         secrets.register(self.api_key)
         check_settings(self.base_url, self.api_key)
         self.base_url = normalise_base_url(self.base_url)

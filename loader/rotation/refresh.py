@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import threading
 import time
 import uuid
@@ -79,8 +80,8 @@ class RefreshOptions(JobOptions):
         super().validate()
         if not 0 <= self.not_found_alert_pct <= 100:
             raise ValueError("not-found alert percentage must be between 0 and 100")
-        if self.retry_delay_s < 0:
-            raise ValueError("retry delay must be >= 0")
+        if not (math.isfinite(self.retry_delay_s) and self.retry_delay_s >= 0):
+            raise ValueError("retry delay must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
