@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -13,6 +14,16 @@ from typing import Any
 from loader.db import Database
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def project_vars() -> dict[str, Any]:
+    """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
+    0.70 confidence gate, the rotation coverage gate, ...)."""
+    import yaml
+
+    with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})
 
 
 class DbtError(RuntimeError):
@@ -51,14 +62,24 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     if quiet:
         # Nothing on stdout (it may carry a JSON report); failures come back in DbtOutcome.
         cli_args = ["--log-level", "none", *cli_args]
+    errors: list[str] = []
+
+    def collect_errors(event: Any) -> None:
+        # An operation's error reaches only the event log (its result has no message).
+        if event.info.level == "error" and event.info.msg:
+            errors.append(str(event.info.msg))
+
     with _environ(db.dbt_env()):
-        result = dbtRunner().invoke(cli_args)
+        result = dbtRunner(callbacks=[collect_errors]).invoke(cli_args)
     failures: list[str] = []
     warnings: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
-        name = getattr(getattr(node_result, "node", None), "unique_id", "?")
+        name = (getattr(getattr(node_result, "node", None), "unique_id", None)
+                or getattr(node_result, "unique_id", None) or "dbt")
         message = getattr(node_result, "message", "") or ""
+        if not message and status == "error" and errors:
+            message = " ".join(errors)
         if status in ("error", "fail", "runtime error"):
             failures.append(f"{name}: {status} {message}".strip())
         elif status == "warn":
@@ -70,16 +91,24 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
 
 def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None = None) -> str:
     """The compiled SQL of one model (`dbt compile`), which creates nothing."""
+    return compile_models(db, [model], dbt_vars)[model]
+
+
+def compile_models(db: Database, models: Sequence[str],
+                   dbt_vars: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The compiled SQL of each model, in one `dbt compile` (which creates nothing)."""
     from dbt.cli.main import dbtRunner
 
-    cli_args = ["--log-level", "none", "compile", "--select", model,
+    cli_args = ["--log-level", "none", "compile", "--select", *models,
                 "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if dbt_vars:
         cli_args += ["--vars", json.dumps(dict(dbt_vars))]
     with _environ(db.dbt_env()):
         result = dbtRunner().invoke(cli_args)
-    nodes = [r.node for r in getattr(result.result, "results", None) or []
-             if getattr(r.node, "name", None) == model]
-    if not result.success or not nodes or not nodes[0].compiled_code:
-        raise DbtError(f"dbt could not compile {model}: {result.exception or 'no SQL'}")
-    return str(nodes[0].compiled_code)
+    compiled = {getattr(r.node, "name", None): getattr(r.node, "compiled_code", None)
+                for r in getattr(result.result, "results", None) or []}
+    missing = [m for m in models if not compiled.get(m)]
+    if not result.success or missing:
+        raise DbtError(f"dbt could not compile {', '.join(missing or models)}: "
+                       f"{result.exception or 'no SQL'}")
+    return {m: str(compiled[m]) for m in models}

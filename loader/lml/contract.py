@@ -2,8 +2,9 @@
 
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
 confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's
-staging models apply; ids within the columns that hold them) and lenient where LML is
-known to deviate (explicit nulls, cache_stats: null, unknown extra keys).
+staging models apply, except a per-track credit's, which the merge stores as NULL; ids
+within the columns that hold them) and lenient where LML is known to deviate (explicit
+nulls, cache_stats: null, unknown extra keys).
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class TrackIdentity(TypedDict):
     artist_name: Annotated[str, Field(min_length=1)]
     track_title: NotRequired[str | None]
     resolved_artist_name: NotRequired[str | None]
-    confidence: NotRequired[Confidence | None]
+    # Not bounded here: one credit outside 0..1 must not cost the whole compilation. The
+    # loader logs it and the merge stores that credit's confidence as NULL.
+    confidence: NotRequired[float | None]
     method: NotRequired[IdentityMethod | None]
     sources: NotRequired[list[ProvenanceEntry] | None]
 

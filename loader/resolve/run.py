@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import psycopg
 import sentry_sdk
 
-from loader import runs
+from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer
-from loader.dbt import DbtOutcome
 from loader.lml.client import (
     BULK_RESOLVE_PATH,
     LML_BULK_RESOLVE_CAP,
@@ -32,8 +31,15 @@ from loader.lml.client import (
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.resolve import candidates, landing
 from loader.resolve.counters import RunCounters, TooManyRejected
+from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
-from loader.resolve.verdicts import BatchOutcome, Candidate, classify_batch
+from loader.resolve.verdicts import (
+    REPORTED_STEPS,
+    BatchOutcome,
+    Candidate,
+    Problem,
+    classify_batch,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,7 +105,7 @@ class ResolveResult:
     error: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
-    merge: DbtOutcome | None = None
+    merge: MergeOutcome | None = None
 
 
 Progress = Callable[[str, int], None]
@@ -209,6 +215,8 @@ class _Runner:
         assert outcome is not None
         for problem in outcome.problems:
             log.warning("%s cohort=%s", problem, call.cohort)
+            if problem.step in REPORTED_STEPS:
+                self._report(problem, call.cohort)
         if outcome.verdicts:
             self.consecutive_failures = 0
         else:
@@ -217,9 +225,11 @@ class _Runner:
                 scope.set_tag("step", "invalid_response")
                 sentry_sdk.capture_message(
                     f"LML answered a batch of {len(call.batch)} rows without one usable "
-                    f"result ({'; '.join(outcome.problems)[:300]})", level="error")
+                    f"result ({'; '.join(str(p) for p in outcome.problems)[:300]})",
+                    level="error")
             cohort_counters.add(outcome.counters)
-            self._failed_call(outcome.problems[0] if outcome.problems else "no usable result")
+            self._failed_call(str(outcome.problems[0]) if outcome.problems
+                              else "no usable result")
             self._checkpoint()
             return
         if self.options.dry_run:
@@ -238,6 +248,16 @@ class _Runner:
         if self.consecutive_failures >= self.options.max_consecutive_failures:
             raise LMLUnavailable(f"LML failed {self.consecutive_failures} batches in a row "
                                  f"(last: {reason}); stopping")
+
+    def _report(self, problem: Problem, cohort: str) -> None:
+        """A Sentry event per finding, tagged with its step, as the station's consumer
+        sends them (its alerts count these events)."""
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", problem.step)
+            scope.set_tag("cohort", cohort)
+            scope.set_tag("run_id", str(self.run_id or "dry-run"))
+            scope.fingerprint = ["library-identity", problem.step]
+            sentry_sdk.capture_message(str(problem), level="error")
 
     def _checkpoint(self) -> None:
         if self.options.dry_run or self.run_id is None:
@@ -309,8 +329,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 on_candidates(counts)
             runner.run_id = job.begin(options.mode, options.public())
             load_started, load_cpu_started = time.perf_counter(), time.process_time()
-            with sentry_sdk.start_transaction(op="job.run",
-                                              name="library-identity.resolve") as txn:
+            with sentry_sdk.start_transaction(
+                    op="job.run", name=telemetry.sentry_names().resolve_transaction) as txn:
                 txn.set_tag("run_id", str(runner.run_id or "dry-run"))
                 txn.set_tag("mode", options.mode)
                 txn.set_data("dry_run", int(options.dry_run))
@@ -320,7 +340,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                             break
                         runner.drain(read_conn, cohort, txn)
                 finally:
-                    for key, value in runner.counters.flat().items():
+                    for key, value in _run_data(runner.counters, options.mode).items():
                         txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
         # CPU of this process (all threads) while loading: the loader's own cost, apart
@@ -335,12 +355,17 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = run_merge(db, options.dbt_vars())
+            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
             timings["merge_s"] = time.perf_counter() - merge_started
-            if not result.merge.success:
-                require_database(db, result.merge, "the dbt merge")
-                job.status = result.status = "gate_failed"
-                job.error = "; ".join(result.merge.failures)
+            job.counters = lambda: {**runner.counters.as_dict(),
+                                    "merge": {**outcome.counts, "skipped": outcome.skips}}
+            if not outcome.success:
+                require_database(db, outcome, "the dbt merge")
+                # A gate stopped the write-back, or the write-back itself failed (its
+                # failures name the step); either way no station table changed.
+                write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
+                job.status = result.status = "failed" if write_back_failed else "gate_failed"
+                job.error = "; ".join(outcome.failures)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -355,7 +380,7 @@ def check_rejected(counters: RunCounters) -> None:
             f"{total.rows_skipped['writer_error']:,}); the rows that were valid are landed")
 
 
-def require_database(db: Database, outcome: DbtOutcome, step: str) -> None:
+def require_database(db: Database, outcome: MergeOutcome, step: str) -> None:
     """A failed dbt step whose database went away is a database failure, not a gate."""
     try:
         with db.connect() as conn:
@@ -371,12 +396,29 @@ def require_database(db: Database, outcome: DbtOutcome, step: str) -> None:
                             "committed is safe, re-run to continue")
 
 
+def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:
+    """The run's counters as transaction data, under the configured naming."""
+    names = telemetry.sentry_names()
+    prefix = names.resolve_prefix
+    if names.scheme != "station":
+        return counters.flat(prefix)
+    # The station's consumer sets its counters per drain: V/A, then non-V/A; a recheck
+    # run is one drain.
+    if mode == "recheck":
+        return counters.total.flat(f"{prefix}.recheck")
+    data: dict[str, float] = {}
+    for cohort, cohort_counters in counters.cohorts.items():
+        data.update(cohort_counters.flat(f"{prefix}.{cohort}"))
+    return data
+
+
 def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any) -> T:
     with conn.transaction():
         return work(conn, *args)
 
 
-def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
+def merge_only(db: Database, options: ResolveOptions, *, full_rebuild: bool = False
+               ) -> MergeOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
-        return run_merge(db, options.dbt_vars())
+        return run_merge(db, options.dbt_vars(), full_rebuild=full_rebuild)
