@@ -187,6 +187,7 @@ def seeded(make_database: Callable[[], Database]) -> Database:
 
 def test_a_second_ctrl_c_exits_130(seeded: Database, standin: StandIn) -> None:
     standin.config.latency_ms = 4000  # the first batch is still in flight at both signals
+    standin.clear_log()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "loader", *RESOLVE, "--batch-size", "20",
