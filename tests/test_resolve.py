@@ -132,7 +132,7 @@ def test_va_cohort_goes_first_with_its_batch_size(db: Database, standin: StandIn
     ("short", {"short_rate": 1.0}, "lml_cardinality_mismatch"),
     ("foreign", {"foreign_id_rate": 1.0}, "lml_untrusted_library_id"),
     ("duplicate", {"duplicate_id_rate": 1.0}, "lml_untrusted_library_id"),
-    ("malformed", {"malformed_rate": 0.4}, "invalid_response"),  # most bad: the run fails
+    ("malformed", {"malformed_rate": 1.0}, "invalid_response"),
     ("bad_enum", {"bad_enum_rate": 1.0}, "invalid_response"),
 ])
 def test_fault_moves_its_counter_and_loses_nothing(

@@ -26,10 +26,6 @@ class InvariantViolation(RuntimeError):
     pass
 
 
-class TooManyRejected(InvariantViolation):
-    """Most scanned rows could not be landed: the run fails its data-quality check."""
-
-
 @dataclass
 class Counters:
     scanned: int = 0

@@ -30,7 +30,7 @@ from loader.lml.client import (
 )
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.resolve import candidates, landing
-from loader.resolve.counters import RunCounters, TooManyRejected
+from loader.resolve.counters import RunCounters
 from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
 from loader.resolve.verdicts import (
@@ -347,9 +347,15 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
         runner.counters.check_invariant()
-        if not options.dry_run:
-            check_rejected(runner.counters)
-        job.status = "interrupted" if stop.is_set() else "succeeded"
+        rejected = None if options.dry_run else rejected_rows(runner.counters)
+        job.status = ("interrupted" if stop.is_set() else "failed" if rejected
+                      else "succeeded")
+        if rejected:
+            # The rows that were valid are landed; the run still fails its check.
+            job.error = rejected
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "rejected_rows")
+                sentry_sdk.capture_message(rejected, level="error")
         result = ResolveResult(run_id=runner.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings)
         if merge and job.status == "succeeded" and not options.dry_run:
@@ -366,16 +372,18 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
                 job.status = result.status = "failed" if write_back_failed else "gate_failed"
                 job.error = "; ".join(outcome.failures)
+        result.error = job.error
         result.seconds = time.perf_counter() - started
         return result
 
 
-def check_rejected(counters: RunCounters) -> None:
+def rejected_rows(counters: RunCounters) -> str | None:
+    """Why the run fails when most of its rows could not be landed, else None."""
     total = counters.total
     rejected = total.rows_skipped["invalid_response"] + total.rows_skipped["writer_error"]
-    if total.scanned and rejected > MAX_REJECTED_SHARE * total.scanned:
-        raise TooManyRejected(
-            f"{rejected:,} of {total.scanned:,} scanned rows could not be landed "
+    if not (total.scanned and rejected > MAX_REJECTED_SHARE * total.scanned):
+        return None
+    return (f"{rejected:,} of {total.scanned:,} scanned rows could not be landed "
             f"(invalid_response {total.rows_skipped['invalid_response']:,}, writer_error "
             f"{total.rows_skipped['writer_error']:,}); the rows that were valid are landed")
 

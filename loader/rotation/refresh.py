@@ -431,7 +431,8 @@ def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
     send: no LML call, no run record, nothing rebuilt or written."""
     options.validate()
     stop = stop or threading.Event()
-    client.stop = stop
+    if client is not None:  # a dry run calls nothing
+        client.stop = stop
     started = time.perf_counter()
     names = telemetry.sentry_names()
     with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
