@@ -361,7 +361,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
+            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                                               after_candidates=prepare)
             timings["merge_s"] = time.perf_counter() - merge_started
             job.counters = lambda: {**runner.counters.as_dict(),
                                     "merge": {**outcome.counts, "skipped": outcome.skips}}
