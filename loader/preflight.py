@@ -19,6 +19,8 @@ from loader.privileges import Privilege, privileges, quote_ident
 from loader.station_schema import TABLES, Table
 
 MIN_SERVER_VERSION_NUM = 140000
+# A privilege check's detail when the object itself is absent (not a denied privilege).
+_ABSENT = ("missing", "schema missing", "function missing", "table missing", "sequence missing")
 YOYO_MIGRATIONS_TABLE = "_yoyo_migration"
 
 
@@ -36,12 +38,30 @@ class PreflightFailed(RuntimeError):
 
     def __init__(self, failed: list[Check]) -> None:
         self.failed = failed
-        lines = [f"the database is not ready ({len(failed)} problem"
-                 f"{'s' if len(failed) != 1 else ''}); nothing was written:"]
+        lines = [f"the database is not ready for this role ({summary(failed)}); nothing was "
+                 "written:"]
         lines += [describe_check(c) for c in failed]
         lines.append("run `library-identity doctor` for the full checklist; "
                      "`library-identity grants ROLE` prints every grant")
         super().__init__("\n".join(lines))
+
+
+def summary(failed: list[Check]) -> str:
+    """What kinds of problem, in one line: the line a log or an exit-code check sees."""
+    parts = []
+    if any(c.section == "server" for c in failed):
+        parts.append("server older than PostgreSQL 14")
+    if any(c.section == "migrations" for c in failed):
+        parts.append("not migrated: run `library-identity migrate`")
+    missing = sum(c.section == "station schema" for c in failed)
+    if missing:
+        parts.append(f"{missing} station table{'s' if missing != 1 else ''} missing or "
+                     "different")
+    denied = sum(c.section.startswith("privileges") and c.detail not in _ABSENT
+                 and "no such column" not in c.detail for c in failed)
+    if denied:
+        parts.append(f"permission denied: {denied} of the privileges it needs")
+    return "; ".join(parts) or f"{len(failed)} problems"
 
 
 def describe_check(check: Check) -> str:
@@ -77,7 +97,7 @@ def database_checks(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list
     return checks
 
 
-def require_database(db: Database) -> None:
+def require_database_ready(db: Database) -> None:
     """Raise PreflightFailed naming every missing piece, before a job writes anything."""
     failed = [c for c in database_checks(db) if not c.ok]
     if failed:
@@ -109,7 +129,7 @@ def _table(conn: psycopg.Connection, table: Table) -> Check:
     oid = _relation_oid(conn, table.qualified)
     if oid is None:
         return Check("station schema", name, False, "missing",
-                     "a station database must have it; a standalone database gets it from "
+                     "a station database must have it; on a standalone database, run "
                      "`library-identity migrate`")
     rows = conn.execute(
         "select a.attname, case when t.typtype = 'e' then 'enum' else t.typname end "
@@ -238,4 +258,4 @@ def _migrations(conn: psycopg.Connection, migrations_dir: Path) -> Check:
     pending = [m for m in wanted if m not in applied]
     return Check("migrations", name, not pending,
                  f"pending: {', '.join(pending)}" if pending else f"{len(wanted)} applied",
-                 "library-identity migrate" if pending else None)
+                 "run `library-identity migrate`" if pending else None)

@@ -248,7 +248,7 @@ def test_doctor_names_a_missing_line(
     with contextlib.suppress(Exception):  # when the missing line is one migrate needs
         migrate.apply(db)
     doctor = cli(db, standin, "doctor")
-    assert doctor.returncode == 2, doctor.stdout + doctor.stderr
+    assert doctor.returncode == 6, doctor.stdout + doctor.stderr
     assert f"fix: {missing_line(label, role, db)}" in doctor.stdout, doctor.stdout
     assert f"[FAIL] {label}" in doctor.stdout
 
@@ -276,7 +276,7 @@ def test_jobs_refuse_to_start_and_write_nothing(
     owner = superuser(db, role)
     before = snapshot(owner)
     refused = cli(db, standin, *REFUSALS[job])
-    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.returncode == 6, refused.stdout + refused.stderr
     assert "nothing was written" in refused.stderr
     assert f"fix: {missing_line(label, role, db)}" in refused.stderr
     assert snapshot(owner) == before

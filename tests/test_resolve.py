@@ -115,6 +115,10 @@ def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: Sta
                      "set last_verified_at = last_verified_at - interval '8 days'")
         conn.execute("update wxyc_schema.library "
                      "set unresolved_attempted_at = unresolved_attempted_at - interval '8 days'")
+        # The verdict state the merge keeps moves with them.
+        conn.execute("update identity.int_verdicts__latest "
+                     "set latest_attempted_at = latest_attempted_at - interval '8 days', "
+                     "last_resolved_verdict_at = last_resolved_verdict_at - interval '8 days'")
     third = run(db, standin, prepare=True)
     assert third.counters.total.scanned == library_rows(db)
     assert_consistent(db, third)

@@ -7,7 +7,7 @@ import sys
 import click
 from psycopg.conninfo import conninfo_to_dict
 
-from loader.cli.app import EXIT_OK, EXIT_USAGE, Settings, main, pass_settings
+from loader.cli.app import EXIT_DB, EXIT_LML, EXIT_OK, EXIT_USAGE, Settings, main, pass_settings
 from loader.preflight import Check, database_checks, describe_check
 from loader.privileges import grants_sql
 
@@ -71,6 +71,15 @@ def print_checklist(checks: list[Check]) -> None:
         click.echo(describe_check(check))
 
 
+def doctor_exit_code(failed: list[Check]) -> int:
+    """The database first: a job would refuse to start on any of those (exit 6)."""
+    if any(c.section != "LML" for c in failed):
+        return EXIT_DB
+    if any(c.name == "LML_URL set" for c in failed):
+        return EXIT_USAGE
+    return EXIT_LML
+
+
 @main.command("doctor")
 @click.option("--skip-lml", is_flag=True, help="Check the database only.")
 @pass_settings
@@ -79,8 +88,9 @@ def doctor_command(settings: Settings, skip_lml: bool) -> None:
     print a checklist: the server version (14 or later); every station table and column
     the project reads or writes, with a usable type; each privilege, with the exact
     statement for one that is missing; the migrations; LML reachable, the routes served
-    and the key accepted. Writes nothing. Exit 0 when all pass, 2 when anything is
-    missing, 6 when the database cannot be reached."""
+    and the key accepted. Writes nothing. Exit 0 when all pass; 6 when the database
+    cannot be reached or anything in it is missing; otherwise 3 when LML failed a check,
+    2 when LML_URL is not set."""
     from loader.cli.app import job_failed
 
     db = settings.database()
@@ -95,6 +105,6 @@ def doctor_command(settings: Settings, skip_lml: bool) -> None:
     failed = [c for c in checks if not c.ok]
     if failed:
         click.echo(f"{len(failed)} of {len(checks)} checks failed")
-        sys.exit(EXIT_USAGE)
+        sys.exit(doctor_exit_code(failed))
     click.echo(f"all {len(checks)} checks passed")
     sys.exit(EXIT_OK)

@@ -16,6 +16,7 @@ from loader.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     graceful_stop,
@@ -25,7 +26,7 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
-from loader.preflight import require_database
+from loader.preflight import require_database_ready
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
@@ -153,8 +154,10 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     """
     db = settings.job_database()
     try:
-        require_database(db)  # before any lock, run record or write
+        require_database_ready(db)  # before any lock, run record or write
         outcome = resolve_run.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
+        if not outcome.success:
+            resolve_run.require_database(db, outcome, "the dbt merge")
     except Exception as exc:
         job_failed(exc)
     report_merge(outcome, as_json)
@@ -171,10 +174,12 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
               help="Rows per LML call for the V/A cohort (1..1000).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="LML calls in flight at once.")
-@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
               help="Cap on LML calls per minute (unlimited when unset).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
-              default=30.0, show_default=True, help="Seconds per LML call.")
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
+              default=30.0, show_default=True,
+              help="Deadline in seconds for each LML request, from connecting to the last "
+                   "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=5,
@@ -220,15 +225,19 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail(str(exc), EXIT_USAGE)
     if merge_only and (dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
+    # LML settings are checked before the database is touched.
+    client = None if merge_only else lml_client(
+        settings, timeout_s=timeout_s, max_attempts=max_attempts,
+        requests_per_minute=requests_per_minute)
     db = settings.job_database()
     try:
-        require_database(db)  # before any lock, run record or write
-        if merge_only:
+        require_database_ready(db)  # before any lock, run record or write
+        if client is None:
             outcome = resolve_run.merge_only(db, options)
+            if not outcome.success:
+                resolve_run.require_database(db, outcome, "the dbt merge")
             report_merge(outcome, as_json)
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
-        client = lml_client(settings, timeout_s=timeout_s, max_attempts=max_attempts,
-                            requests_per_minute=requests_per_minute)
         with client, graceful_stop() as stop, \
                 progress_reporter(progress and not as_json) as (on_candidates, advance):
             result = resolve(db, client, options, stop=stop, progress=advance,
@@ -243,5 +252,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         print_summary(result)
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.status == "failed":
+        fail(result.error or "the run failed", EXIT_GATE)
     if result.status == "gate_failed":
         sys.exit(EXIT_GATE)

@@ -12,6 +12,7 @@ from loader.cli.app import (
     EXIT_GATE,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     main,
@@ -81,34 +82,38 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 @click.option("--port", type=int, default=8765, show_default=True)
 @click.option("--api-key", envvar="LML_STANDIN_API_KEY", default="standin-key",
               show_default=True, help="Key the stand-in accepts; '' disables auth.")
-@click.option("--latency-ms", type=float, default=0, help="Added latency per API call.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--latency-ms", type=FiniteFloat(min=0), default=0,
+              help="Added latency per API call.")
+@click.option("--error-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of API calls answered with --error-status.")
 @click.option("--error-status", type=int, default=503, show_default=True)
-@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--timeout-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of API calls that hang (--hang-seconds).")
-@click.option("--hang-seconds", type=float, default=60.0, show_default=True)
-@click.option("--short-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--hang-seconds", type=FiniteFloat(min=0), default=60.0, show_default=True)
+@click.option("--short-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses missing their last result.")
-@click.option("--foreign-id-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--foreign-id-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses with a library_id that was not sent.")
-@click.option("--duplicate-id-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--duplicate-id-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses answering one library_id twice.")
-@click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--malformed-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of responses with a body that is not JSON.")
-@click.option("--bad-enum-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--bad-enum-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses with an unknown kind or out-of-range confidence.")
-@click.option("--track-confidence-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--track-confidence-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses where each compilation has one credit with a "
                    "confidence outside 0..1.")
+@click.option("--out-of-band-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of single-artist results (by library_id) whose confidence is just "
+                   "under their method's band.")
 @click.option("--cache-stats/--no-cache-stats", default=False,
               help="Send a cache_stats object (live LML sends null).")
 @click.option("--no-refresh", is_flag=True, help="Serve without the refresh route (404).")
 def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rate: float,
                 error_status: int, timeout_rate: float, hang_seconds: float, short_rate: float,
                 foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
-                bad_enum_rate: float, track_confidence_rate: float, cache_stats: bool,
-                no_refresh: bool) -> None:
+                bad_enum_rate: float, track_confidence_rate: float, out_of_band_rate: float,
+                cache_stats: bool, no_refresh: bool) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
     from loader.standin.server import StandInConfig, serve
@@ -120,7 +125,7 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
         short_rate=short_rate, foreign_id_rate=foreign_id_rate,
         duplicate_id_rate=duplicate_id_rate, malformed_rate=malformed_rate,
         bad_enum_rate=bad_enum_rate, track_confidence_rate=track_confidence_rate,
-        cache_stats=cache_stats, refresh_enabled=not no_refresh)
+        out_of_band_rate=out_of_band_rate, cache_stats=cache_stats, refresh_enabled=not no_refresh)
     serve(config, host, port)
 
 

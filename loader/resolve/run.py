@@ -3,6 +3,7 @@ sort each response, land what is trusted, count everything."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -25,6 +26,7 @@ from loader.lml.client import (
     LMLAuthError,
     LMLClient,
     LMLError,
+    LMLInterrupted,
     LMLMalformedResponse,
 )
 from loader.lml.gate import LMLUnavailable, check_health, require_route
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
+# A run where more than this share of the scanned rows could not be landed
+# (invalid_response, writer_error) fails, even though the rows it landed are kept.
+MAX_REJECTED_SHARE = 0.5
 
 
 @dataclass
@@ -189,11 +194,12 @@ class _Runner:
         cohort_counters = self.counters.cohorts[call.cohort]
         cohort_counters.lml_total_calls += call.attempts
         cohort_counters.lml_total_latency_ms += call.latency_ms
+        if isinstance(call.error, LMLInterrupted):
+            return  # stopped before an answer: its rows stay candidates for the next run
         if call.error is not None:
             if isinstance(call.error, LMLAuthError):
                 cohort_counters.skip("lml_error", len(call.batch))
                 raise call.error
-            self.consecutive_failures += 1
             # A 200 whose body is not JSON broke the contract; anything else is LML failing.
             bucket = ("invalid_response" if isinstance(call.error, LMLMalformedResponse)
                       else "lml_error")
@@ -203,19 +209,30 @@ class _Runner:
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", bucket)
                 sentry_sdk.capture_exception(call.error)
-            if self.consecutive_failures >= self.options.max_consecutive_failures:
-                raise LMLUnavailable(
-                    f"LML failed {self.consecutive_failures} batches in a row "
-                    f"(last: {call.error}); stopping")
+            self._failed_call(str(call.error))
             self._checkpoint()
             return
-        self.consecutive_failures = 0
         outcome = call.outcome
         assert outcome is not None
         for problem in outcome.problems:
             log.warning("%s cohort=%s", problem, call.cohort)
             if problem.step in REPORTED_STEPS:
                 self._report(problem, call.cohort)
+        if outcome.verdicts:
+            self.consecutive_failures = 0
+        else:
+            # Not one row of the batch was usable: the call failed, whatever its status.
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "invalid_response")
+                sentry_sdk.capture_message(
+                    f"LML answered a batch of {len(call.batch)} rows without one usable "
+                    f"result ({'; '.join(str(p) for p in outcome.problems)[:300]})",
+                    level="error")
+            cohort_counters.add(outcome.counters)
+            self._failed_call(str(outcome.problems[0]) if outcome.problems
+                              else "no usable result")
+            self._checkpoint()
+            return
         if self.options.dry_run:
             cohort_counters.add(outcome.counters)
             return
@@ -226,6 +243,12 @@ class _Runner:
             self.counters = landed
         else:
             cohort_counters.add(outcome.counters.landing_failed(len(outcome.verdicts)))
+
+    def _failed_call(self, reason: str) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            raise LMLUnavailable(f"LML failed {self.consecutive_failures} batches in a row "
+                                 f"(last: {reason}); stopping")
 
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
@@ -285,8 +308,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     stop = stop or threading.Event()
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    client.stop = stop
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                     dry_run=options.dry_run) as job:
+                     dry_run=options.dry_run) as job, contextlib.ExitStack() as tracing:
         runner = _Runner(db, client, options, stop, progress, job.writer)
         job.counters = lambda: runner.counters.as_dict()
         check_health(client)
@@ -306,43 +330,85 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 on_candidates(counts)
             runner.run_id = job.begin(options.mode, options.public())
             load_started, load_cpu_started = time.perf_counter(), time.process_time()
-            with sentry_sdk.start_transaction(
-                    op="job.run", name=telemetry.sentry_names().resolve_transaction) as txn:
-                txn.set_tag("run_id", str(runner.run_id or "dry-run"))
-                txn.set_tag("mode", options.mode)
-                txn.set_data("dry_run", int(options.dry_run))
-                try:
-                    for cohort in options.cohorts:
-                        if stop.is_set():
-                            break
-                        runner.drain(read_conn, cohort, txn)
-                finally:
-                    for key, value in _run_data(runner.counters, options.mode).items():
-                        txn.set_data(key, value)
+            # The transaction stays open through the merge, whose counts it carries too.
+            txn = tracing.enter_context(sentry_sdk.start_transaction(
+                op="job.run", name=telemetry.sentry_names().resolve_transaction))
+            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+            txn.set_tag("mode", options.mode)
+            txn.set_data("dry_run", int(options.dry_run))
+            try:
+                for cohort in options.cohorts:
+                    if stop.is_set():
+                        break
+                    runner.drain(read_conn, cohort, txn)
+            finally:
+                for key, value in _run_data(runner.counters, options.mode).items():
+                    txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
         # CPU of this process (all threads) while loading: the loader's own cost, apart
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
         runner.counters.check_invariant()
-        job.status = "interrupted" if stop.is_set() else "succeeded"
+        rejected = None if options.dry_run else rejected_rows(runner.counters)
+        job.status = ("interrupted" if stop.is_set() else "failed" if rejected
+                      else "succeeded")
+        if rejected:
+            # The rows that were valid are landed; the run still fails its check.
+            job.error = rejected
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "rejected_rows")
+                sentry_sdk.capture_message(rejected, level="error")
         result = ResolveResult(run_id=runner.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings)
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
-                                               after_candidates=prepare)
+            with txn.start_child(op="job.merge", name="merge") as merge_span:
+                result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                                                   after_candidates=prepare)
+                merge_span.set_status("ok" if outcome.success else "internal_error")
             timings["merge_s"] = time.perf_counter() - merge_started
             job.counters = lambda: {**runner.counters.as_dict(),
                                     "merge": {**outcome.counts, "skipped": outcome.skips}}
+            for key, value in merge_data(outcome).items():
+                txn.set_data(key, value)
             if not outcome.success:
+                require_database(db, outcome, "the dbt merge")
                 # A gate stopped the write-back, or the write-back itself failed (its
                 # failures name the step); either way no station table changed.
                 write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
                 job.status = result.status = "failed" if write_back_failed else "gate_failed"
-                job.error = "; ".join(outcome.failures)[:2000]
+                job.error = "; ".join(outcome.failures)
+        result.error = job.error
         result.seconds = time.perf_counter() - started
         return result
+
+
+def rejected_rows(counters: RunCounters) -> str | None:
+    """Why the run fails when most of its rows could not be landed, else None."""
+    total = counters.total
+    rejected = total.rows_skipped["invalid_response"] + total.rows_skipped["writer_error"]
+    if not (total.scanned and rejected > MAX_REJECTED_SHARE * total.scanned):
+        return None
+    return (f"{rejected:,} of {total.scanned:,} scanned rows could not be landed "
+            f"(invalid_response {total.rows_skipped['invalid_response']:,}, writer_error "
+            f"{total.rows_skipped['writer_error']:,}); the rows that were valid are landed")
+
+
+def require_database(db: Database, outcome: MergeOutcome, step: str) -> None:
+    """A failed dbt step whose database went away is a database failure, not a gate."""
+    try:
+        with db.connect() as conn:
+            conn.execute("select 1")
+    except (DatabaseError, psycopg.Error):
+        raise DatabaseError(f"lost the database during {step}; what was committed is safe, "
+                            "re-run when the database is back") from None
+    lost = ("server closed the connection", "terminating connection", "connection refused",
+            "could not connect", "connection to server", "the database system is shutting")
+    text = " ".join(outcome.failures).lower()
+    if any(marker in text for marker in lost):
+        raise DatabaseError(f"the database connection dropped during {step}; what was "
+                            "committed is safe, re-run to continue")
 
 
 def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:
@@ -358,6 +424,16 @@ def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:
     data: dict[str, float] = {}
     for cohort, cohort_counters in counters.cohorts.items():
         data.update(cohort_counters.flat(f"{prefix}.{cohort}"))
+    return data
+
+
+def merge_data(outcome: MergeOutcome) -> dict[str, float]:
+    """The merge's numeric counts (the compilation counters among them) and its skips
+    per level and reason, as transaction data under the configured naming."""
+    prefix = telemetry.sentry_names().resolve_merge_prefix
+    data: dict[str, float] = {f"{prefix}.{key}": value for key, value in outcome.counts.items()
+                              if isinstance(value, int | float) and not isinstance(value, bool)}
+    data.update({f"{prefix}.skipped.{key}": n for key, n in outcome.skips.items()})
     return data
 
 

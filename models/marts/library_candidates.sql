@@ -34,8 +34,10 @@ reasons as (
         *,
         case
             when status = 'never_attempted' then 'never_attempted'
+            -- A verdict the merge skipped returns like a resolved row: LML answered,
+            -- and asking again sooner would get the same answer.
             when
-                status in ('resolved', 'compilation')
+                status in ('resolved', 'compilation', 'merge_skipped')
                 and last_resolved_at < evaluated_at - {{ stale }}
                 then 'stale_resolved'
             when
@@ -45,7 +47,8 @@ reasons as (
         end as full_reason,
         -- Every previously unresolved row, whatever the windows say.
         case when status = 'unresolved' then 'recheck' end as recheck_reason,
-        -- The old consumer's canonical-only predicate (consumer-behaviour §3).
+        -- The old consumer's canonical-only predicate: a canonical id, no fresh identity, and
+        -- (V/A only) a no-match stamp older than the retry window.
         case
             when
                 canonical_entity_id is not null
