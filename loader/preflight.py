@@ -38,12 +38,13 @@ class PreflightFailed(RuntimeError):
 
     def __init__(self, failed: list[Check]) -> None:
         self.failed = failed
-        lines = [f"the database is not ready for this role ({summary(failed)}); nothing was "
-                 "written:"]
-        lines += [describe_check(c) for c in failed]
-        lines.append("run `library-identity doctor` for the full checklist; "
-                     "`library-identity grants ROLE` prints every grant")
-        super().__init__("\n".join(lines))
+        # One line (the command line prints every failure as one `error:` line).
+        items = [f"[FAIL] {c.name}" + (f" ({c.detail})" if c.detail else "")
+                 + (f", fix: {c.fix}" if c.fix else "") for c in failed]
+        super().__init__(
+            f"the database is not ready for this role ({summary(failed)}); nothing was "
+            f"written. {' '.join(items)} Run `library-identity doctor` for the checklist, "
+            "`library-identity grants ROLE` for every grant.")
 
 
 def summary(failed: list[Check]) -> str:

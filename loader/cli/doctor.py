@@ -8,6 +8,7 @@ import click
 from psycopg.conninfo import conninfo_to_dict
 
 from loader.cli.app import EXIT_DB, EXIT_LML, EXIT_OK, EXIT_USAGE, Settings, main, pass_settings
+from loader.db import resolve_database
 from loader.preflight import Check, database_checks, describe_check
 from loader.privileges import grants_sql
 
@@ -93,8 +94,11 @@ def doctor_command(settings: Settings, skip_lml: bool) -> None:
     2 when LML_URL is not set."""
     from loader.cli.app import job_failed
 
-    db = settings.database()
     try:
+        # A URL is checked here, not by settings.database(): a role without CONNECT is one
+        # of the things doctor reports (with its grant), not a bare connection failure.
+        db = resolve_database(settings.database_url) if settings.database_url \
+            else settings.database()
         checks = database_checks(db)
     except Exception as exc:
         job_failed(exc)
