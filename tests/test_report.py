@@ -403,6 +403,15 @@ PAGE_PROBE = """(() => {
                                                e.textContent]),
     external: cells('[src], link[href], script').length,
     height: document.documentElement.scrollHeight,
+    // Rows the headline cards wrap onto, and table cells aligned unlike their header.
+    kpiRows: new Set(cells('.kpi').map(e => e.getBoundingClientRect().top)).size,
+    misaligned: cells('table').flatMap(table => {
+      const align = e => getComputedStyle(e).textAlign;
+      const heads = [...table.tHead.rows[0].cells];
+      return [...table.tBodies[0].rows].flatMap(row => [...row.cells])
+        .filter(c => c.colSpan === 1 && align(c) !== align(heads[c.cellIndex]))
+        .map(c => `${heads[c.cellIndex].textContent || '#' + c.cellIndex}: ${c.textContent}`);
+    }),
   };
 })()"""
 
@@ -443,6 +452,9 @@ def test_html_page_renders_in_chromium_and_agrees(sample: Database, as_json: dic
                     and e["params"]["entry"]["level"] == "error")]
     assert problems == [], problems
     assert probe["external"] == 0
+    # At 1280 px the headline cards fit one row, and every column reads as its header does.
+    assert probe["kpiRows"] == 1
+    assert probe["misaligned"] == []
     charts = probe["charts"]
     assert len(charts) == CHARTS, charts
     for chart in charts:
