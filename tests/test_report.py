@@ -26,6 +26,7 @@ import pytest
 from loader import migrate
 from loader.db import Database
 from loader.lml.client import LMLClient
+from loader.report import data
 from loader.report.data import SECTIONS, csv_value
 from loader.report.page import fmt
 from loader.resolve.run import ResolveOptions, resolve
@@ -187,6 +188,14 @@ def direct_counts(db: Database) -> dict[str, Any]:
     return {"library_rows": sum(status.values()), "status": status, "by_method": by_method,
             "by_source": by_source, "stale": stale, "runs": runs, "rotation": rotation,
             "merge_skipped": merge_skipped, "compilation": compilation}
+
+
+def test_report_session_reads_without_jit(sample: Database) -> None:
+    # Compiling the report views' (overestimated) plans costs seconds on servers with JIT.
+    with data.connect(sample) as conn:
+        assert conn.execute("show jit").fetchone() == ("off",)
+        assert conn.execute("show statement_timeout").fetchone() == (
+            f"{data.STATEMENT_TIMEOUT_MS // 60_000}min",)
 
 
 def test_json_matches_direct_counts(sample: Database, as_json: dict[str, Any]) -> None:
