@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pydantic_core
 from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
@@ -24,7 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from loader import secrets
+from loader import jsonfast, secrets
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +195,7 @@ class LMLClient:
             error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
             raise error
         try:
-            # pydantic-core's parser is ~3x faster than json.loads on large batches.
-            body = pydantic_core.from_json(response.content)
+            body = jsonfast.loads(response.content)
         except ValueError:
             raise LMLMalformedResponse(f"LML {path} answered HTTP {status} with a body that is "
                                        f"not JSON ({len(response.content)} bytes)",

@@ -1,0 +1,27 @@
+"""JSON for the hot paths: orjson, with the standard library behind it for the values
+orjson refuses but JSON allows (integers beyond 64 bits), so such a value fails one row
+rather than a whole batch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pydantic_core
+
+
+def loads(body: bytes | str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def dumps_jsonb(value: Any) -> str:
+    """JSON text for a jsonb column; jsonb cannot hold \\u0000, which is dropped."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = pydantic_core.to_json(value).decode()
+    return text.replace("\\u0000", "") if "\\u0000" in text else text
