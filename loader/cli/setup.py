@@ -127,7 +127,8 @@ def dbt(settings: Settings, dbt_args: tuple[str, ...]) -> None:
     """Run dbt on this project against the same database, e.g. `library-identity dbt build`."""
     from loader.dbt import run_dbt
 
-    outcome = run_dbt(settings.database(), list(dbt_args) or ["build"], quiet=False)
+    outcome = run_dbt(settings.database(), list(dbt_args) or ["build"], quiet=False,
+                      reuse_parse=False)
     sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
 
 

@@ -274,10 +274,11 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
         source = None
+        dbt_runs: list[DbtOutcome] = []
         if prepare and options.dry_run:
             source = candidates.compiled_candidates(db, options.dbt_vars())
         elif prepare:
-            candidates.build_candidates(db, options.dbt_vars())
+            dbt_runs.append(candidates.build_candidates(db, options.dbt_vars()))
         with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                         application_name="library-identity:reader") as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
@@ -313,11 +314,16 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
             result.merge = run_merge(db, options.dbt_vars())
+            dbt_runs.append(result.merge)
             timings["merge_s"] = time.perf_counter() - merge_started
             if not result.merge.success:
                 job.status = result.status = "gate_failed"
                 job.error = "; ".join(result.merge.failures)[:2000]
         result.seconds = time.perf_counter() - started
+        if dbt_runs:
+            # dbt's share of the run: parsing the project, and everything else it did.
+            timings["dbt_parse_s"] = sum(o.parse_seconds for o in dbt_runs)
+            timings["dbt_s"] = sum(o.seconds for o in dbt_runs)
         return result
 
 
