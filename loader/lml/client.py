@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,9 @@ class LMLClient:
     backoff_max_s: float = 30.0
     requests_per_minute: float | None = None
     transport: httpx.BaseTransport | None = None
+    # Told of every attempt (status, or None for a timeout or network error; its own
+    # latency in seconds; Retry-After): how a pacer learns LML's load.
+    on_attempt: Callable[[int | None, float, float | None], None] | None = None
     _http: httpx.Client = field(init=False, repr=False)
     _limiter: Limiter | None = field(init=False, repr=False, default=None)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -136,6 +140,8 @@ class LMLClient:
 
     def probe(self, path: str, body: Any, *, timeout_s: float = 10.0) -> int:
         """POST once, without retries, and return the status (for capability gates)."""
+        if self._limiter is not None:
+            self._limiter.try_acquire("lml")
         try:
             response = self._http.post(path, json=body, timeout=timeout_s)
         except httpx.HTTPError as exc:
@@ -158,15 +164,19 @@ class LMLClient:
             attempts += 1
             if self._limiter is not None:
                 self._limiter.try_acquire("lml")
+            attempt_started = time.perf_counter()
             try:
                 timeout = timeout_s if timeout_s else httpx.USE_CLIENT_DEFAULT
                 response = self._http.request(method, path, json=body, timeout=timeout)
             except httpx.TimeoutException as exc:
+                self._report(None, attempt_started, None)
                 raise LMLError(f"LML {path} timed out ({type(exc).__name__})",
                                retryable=True, attempts=attempts) from None
             except httpx.TransportError as exc:
+                self._report(None, attempt_started, None)
                 raise LMLError(f"LML {path} unreachable ({type(exc).__name__})",
                                retryable=True, attempts=attempts) from None
+            self._report(response.status_code, attempt_started, _retry_after(response))
             return self._interpret(response, path, attempts, accept_statuses, started)
 
         if not retry:
@@ -201,6 +211,10 @@ class LMLClient:
                                        f"not JSON ({len(response.content)} bytes)",
                                        status=status, attempts=attempts) from None
         return CallResult(status=status, body=body, latency_ms=latency_ms, attempts=attempts)
+
+    def _report(self, status: int | None, started: float, retry_after: float | None) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(status, time.perf_counter() - started, retry_after)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -31,6 +31,7 @@ from loader.lml.client import (
     LMLMalformedResponse,
 )
 from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.lml.pacing import Pacer, PacingSettings
 from loader.resolve import candidates, fastpath, landing
 from loader.resolve.counters import RunCounters
 from loader.resolve.merge import merge as run_merge
@@ -47,7 +48,9 @@ class ResolveOptions:
     mode: str = "full"
     batch_size: int = 500
     va_batch_size: int = 100
-    concurrency: int = 1
+    concurrency: int | None = None  # a fixed pace; None: adaptive between min and max
+    min_concurrency: int = 1
+    max_concurrency: int = 8
     limit: int | None = None
     partition: candidates.Partition | None = None
     dry_run: bool = False
@@ -67,8 +70,9 @@ class ResolveOptions:
                                  f"{LML_BULK_RESOLVE_CAP} (LML's cap), got {value}")
         if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
             raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self.pacing().validate()
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must not be negative")
         if self.stale_days < 1 or self.unresolved_retry_days < 1:
@@ -77,6 +81,12 @@ class ResolveOptions:
     def dbt_vars(self) -> dict[str, Any]:
         return {"candidate_mode": self.mode, "stale_days": self.stale_days,
                 "unresolved_retry_days": self.unresolved_retry_days}
+
+    def pacing(self) -> PacingSettings:
+        if self.concurrency is not None:
+            return PacingSettings.fixed_at(self.concurrency)
+        return PacingSettings(min_concurrency=self.min_concurrency,
+                              max_concurrency=self.max_concurrency)
 
     def batch_size_for(self, cohort: str) -> int:
         return self.va_batch_size if cohort == "va" else self.batch_size
@@ -98,6 +108,7 @@ class ResolveResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     merge: DbtOutcome | None = None
+    pacing: dict[str, Any] = field(default_factory=dict)
 
 
 Progress = Callable[[str, int], None]
@@ -158,6 +169,18 @@ class _Runner:
         self.run_id: uuid.UUID | None = None
         self.writer = writer
         self.consecutive_failures = 0
+        self.pacer = Pacer(options.pacing())
+        self._cohort = threading.local()  # which cohort a worker thread is calling for
+        client.on_attempt = self._observe
+
+    def _observe(self, status: int | None, latency_s: float, retry_after: float | None) -> None:
+        self.pacer.observe(status, latency_s, kind=getattr(self._cohort, "name", ""),
+                           retry_after=retry_after)
+
+    def _call(self, batch: list[Candidate], cohort: str, txn: Any) -> _Call:
+        self._cohort.name = cohort
+        return _call_lml(self.client, batch, cohort, self.options.include_tracks, txn,
+                         self.run_id)
 
     # -- landing ---------------------------------------------------------------
     def _land(self, call: _Call, counters: dict[str, Any]) -> bool:
@@ -229,16 +252,14 @@ class _Runner:
     def drain(self, read_conn: psycopg.Connection, cohort: str, txn: Any) -> None:
         batch_size = self.options.batch_size_for(cohort)
         in_flight: set[Future[_Call]] = set()
-        with ThreadPoolExecutor(max_workers=self.options.concurrency,
+        with ThreadPoolExecutor(max_workers=self.pacer.settings.max_concurrency,
                                 thread_name_prefix=f"lml-{cohort}") as pool:
             try:
                 for batch in candidates.pages(read_conn, cohort, batch_size):
+                    in_flight = self._make_room(in_flight)
                     if self.stop.is_set():
                         break
-                    in_flight.add(pool.submit(_call_lml, self.client, batch, cohort,
-                                              self.options.include_tracks, txn, self.run_id))
-                    if len(in_flight) >= self.options.concurrency:
-                        in_flight = self._collect(in_flight, FIRST_COMPLETED)
+                    in_flight.add(pool.submit(self._call, batch, cohort, txn))
                 self._collect(in_flight, None)
             except BaseException:
                 # Send nothing more. Calls already running finish with the pool but are not
@@ -248,8 +269,23 @@ class _Runner:
                     future.cancel()
                 raise
 
-    def _collect(self, in_flight: set[Future[_Call]], how: str | None) -> set[Future[_Call]]:
-        done, pending = wait(in_flight, return_when=how) if how else (in_flight, set())
+    def _make_room(self, in_flight: set[Future[_Call]]) -> set[Future[_Call]]:
+        """Wait until the pacer allows one more call: fewer in flight than its limit and no
+        Retry-After in force. Calls that finish meanwhile are landed."""
+        while not self.stop.is_set():
+            pause = self.pacer.pause_remaining()
+            if pause <= 0 and len(in_flight) < self.pacer.limit:
+                break
+            if in_flight:
+                in_flight = self._collect(in_flight, FIRST_COMPLETED, timeout=pause or None)
+            else:
+                self.stop.wait(pause)
+        return in_flight
+
+    def _collect(self, in_flight: set[Future[_Call]], how: str | None,
+                 timeout: float | None = None) -> set[Future[_Call]]:
+        done, pending = (wait(in_flight, timeout=timeout, return_when=how) if how
+                         else (in_flight, set()))
         for future in done:
             call = future.result()
             self._handle(call)
@@ -309,7 +345,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         runner.counters.check_invariant()
         job.status = "interrupted" if stop.is_set() else "succeeded"
         result = ResolveResult(run_id=runner.run_id, status=job.status,
-                               counters=runner.counters, candidates=counts, timings=timings)
+                               counters=runner.counters, candidates=counts, timings=timings,
+                               pacing=runner.pacer.summary())
+        log.info("lml_pace %s", runner.pacer.describe())
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
