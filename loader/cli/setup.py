@@ -114,6 +114,9 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 @click.option("--live-per-minute", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Background load: the station's live lookups a minute, one upstream call "
                    "each, on the same budget (their waits are in /_standin/stats).")
+@click.option("--warm-share", type=click.FloatRange(0, 1), default=0, show_default=True,
+              help="Share of rows already cached when the stand-in starts (hits from the "
+                   "first request).")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1,
               show_default=True, help="Run the capacity model's clock this many times "
                                       "faster (Retry-After then carries fractions).")
@@ -122,7 +125,8 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
                 foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
                 bad_enum_rate: float, cache_stats: bool, no_refresh: bool,
                 upstream_per_minute: float | None, upstream_burst: float, row_cost: int,
-                when_dry: str, live_per_minute: float, time_scale: float) -> None:
+                when_dry: str, live_per_minute: float, warm_share: float,
+                time_scale: float) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
     from loader.standin.capacity import CapacitySettings
@@ -138,7 +142,8 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
     if upstream_per_minute is not None:
         config.capacity = CapacitySettings(
             per_minute=upstream_per_minute, burst=upstream_burst, row_cost=row_cost,
-            when_dry=when_dry, live_per_minute=live_per_minute, time_scale=time_scale)
+            when_dry=when_dry, live_per_minute=live_per_minute, time_scale=time_scale,
+            warm_share=warm_share)
         try:
             config.capacity.validate()
         except ValueError as exc:

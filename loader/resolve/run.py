@@ -51,6 +51,7 @@ class ResolveOptions:
     concurrency: int | None = None  # a fixed pace; None: adaptive between min and max
     min_concurrency: int = 1
     max_concurrency: int = 8
+    latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
     limit: int | None = None
     partition: candidates.Partition | None = None
     dry_run: bool = False
@@ -86,7 +87,8 @@ class ResolveOptions:
         if self.concurrency is not None:
             return PacingSettings.fixed_at(self.concurrency)
         return PacingSettings(min_concurrency=self.min_concurrency,
-                              max_concurrency=self.max_concurrency)
+                              max_concurrency=self.max_concurrency,
+                              latency_floor_s=self.latency_floor_s)
 
     def batch_size_for(self, cohort: str) -> int:
         return self.va_batch_size if cohort == "va" else self.batch_size

@@ -3,7 +3,9 @@ calls, spent by cache misses and shared with the station's live lookups.
 
 - A token bucket of `per_minute` calls a minute, holding at most `burst` of them.
 - A bulk row the replica has not seen yet costs `row_cost` calls (its artist name, or for a
-  V/A row its release); a row seen before is a cache hit and costs nothing.
+  V/A row its release); a row seen before is a cache hit and costs nothing. `warm_share`
+  of all rows (a fixed choice by hash) count as seen from the start, as in a replica
+  that has been serving for a while.
 - When the bucket runs dry a bulk request either queues until its calls are paid for
   (`when_dry="queue"`: latency grows) or is refused with 429 and a Retry-After saying when
   the budget will be back (`when_dry="429"`).
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from loader.synthetic import fold, is_va_name
+from loader.synthetic import fold, fraction, is_va_name
 
 WHEN_DRY = ("queue", "429")
 
@@ -37,6 +39,7 @@ class CapacitySettings:
     when_dry: str = "queue"
     live_per_minute: float = 0.0
     time_scale: float = 1.0
+    warm_share: float = 0.0  # share of rows cached before the first request (by hash)
 
     def validate(self) -> None:
         if self.per_minute <= 0 or self.burst < 1 or self.row_cost < 0:
@@ -45,6 +48,8 @@ class CapacitySettings:
             raise ValueError(f"when_dry must be one of {', '.join(WHEN_DRY)}")
         if self.live_per_minute < 0 or self.time_scale <= 0:
             raise ValueError("live lookups must be >= 0 and the time scale positive")
+        if not 0 <= self.warm_share <= 1:
+            raise ValueError("the warm share must be within 0..1")
 
 
 class Dry(Exception):
@@ -101,14 +106,15 @@ class Capacity:
         raises Dry when the budget is spent and the model refuses rather than queues."""
         keys = {row_key(item) for item in inputs}
         with self._lock:
-            misses = keys - self._seen
+            misses = {k for k in keys - self._seen if not self._warm(k)}
             cost = len(misses) * self.settings.row_cost
             if cost and self.settings.when_dry == "429":
                 self._refill(time.monotonic())
-                if self._tokens < 1:
-                    # Not even one call's worth left: come back when there is.
+                # The bucket must hold the request's calls (at most a full bucket's worth).
+                needed = min(cost, self.settings.burst)
+                if self._tokens < needed:
                     self.refused += 1
-                    raise Dry((1 - self._tokens) / self._rate)
+                    raise Dry((needed - self._tokens) / self._rate)
             wait = self._reserve(cost) if cost else 0.0
             self._seen |= misses
             self.cache_misses += len(misses)
@@ -116,6 +122,10 @@ class Capacity:
             if self.settings.when_dry == "queue":
                 self.bulk_waits.append(wait)
             return wait if self.settings.when_dry == "queue" else 0.0
+
+    def _warm(self, key: str) -> bool:
+        share = self.settings.warm_share
+        return share > 0 and fraction("standin-warm", key) < share
 
     # -- the station's live lookups --------------------------------------------------------
 
