@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -17,6 +18,16 @@ from loader.db import Database
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
+def project_vars() -> dict[str, Any]:
+    """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
+    0.70 confidence gate, the rotation coverage gate, ...)."""
+    import yaml
+
+    with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})
+
+
 class DbtError(RuntimeError):
     """dbt failed; the message names the failing nodes."""
 
@@ -25,7 +36,7 @@ class DbtError(RuntimeError):
 # YAML or dbt_project.yml): a manifest parsed without them serves every value of them.
 # tests/test_dbt_parse.py proves it by parsing with other values and comparing.
 EXECUTION_VARS = frozenset({"candidate_mode", "stale_days", "unresolved_retry_days",
-                            "gate_run_id"})
+                            "merge_full_rebuild"})
 # Commands that run on a parsed manifest; the others (parse, debug, deps, clean, ...)
 # are invoked as they are.
 _MANIFEST_COMMANDS = frozenset({"build", "run", "test", "compile", "run-operation", "seed",
@@ -51,6 +62,13 @@ class _Parsed:
 
 _parsed: list[_Parsed] = []  # most recent last
 _lock = threading.RLock()
+_spent = [0.0, 0.0]  # seconds in dbt since the process started, and of them parsing
+
+
+def time_spent(since: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """(seconds in dbt, of which parsing) in this process, or since an earlier reading."""
+    with _lock:
+        return _spent[0] - since[0], _spent[1] - since[1]
 
 
 @contextlib.contextmanager
@@ -126,38 +144,64 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     if quiet:
         # Nothing on stdout (it may carry a JSON report); failures come back in DbtOutcome.
         cli_args = ["--log-level", "none", *cli_args]
+    errors: list[str] = []
+
+    def collect_errors(event: Any) -> None:
+        # An operation's error reaches only the event log (its result has no message).
+        if event.info.level == "error" and event.info.msg:
+            errors.append(str(event.info.msg))
+
     with _lock:
         reuse = reuse_parse and bool(args) and args[0] in _MANIFEST_COMMANDS
         parsed, parse_seconds = manifest(db, dbt_vars) if reuse else (None, 0.0)
         with _environ(db.dbt_env()):
-            result = dbtRunner(manifest=parsed).invoke(cli_args)
+            result = dbtRunner(manifest=parsed, callbacks=[collect_errors]).invoke(cli_args)
     failures: list[str] = []
     warnings: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
-        name = getattr(getattr(node_result, "node", None), "unique_id", "?")
+        name = (getattr(getattr(node_result, "node", None), "unique_id", None)
+                or getattr(node_result, "unique_id", None) or "dbt")
         message = getattr(node_result, "message", "") or ""
+        if not message and status == "error" and errors:
+            message = " ".join(errors)
         if status in ("error", "fail", "runtime error"):
             failures.append(f"{name}: {status} {message}".strip())
         elif status == "warn":
             warnings.append(f"{name}: {message}".strip())
     if result.exception is not None:
         failures.append(f"dbt: {result.exception}")
+    seconds = time.perf_counter() - started
+    with _lock:
+        _spent[0] += seconds
+        _spent[1] += parse_seconds
     return DbtOutcome(success=bool(result.success), failures=failures, warnings=warnings,
-                      seconds=time.perf_counter() - started, parse_seconds=parse_seconds)
+                      seconds=seconds, parse_seconds=parse_seconds)
 
 
 def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None = None) -> str:
     """The compiled SQL of one model (`dbt compile`), which creates nothing."""
+    return compile_models(db, [model], dbt_vars)[model]
+
+
+def compile_models(db: Database, models: Sequence[str],
+                   dbt_vars: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The compiled SQL of each model, in one `dbt compile` (which creates nothing)."""
     from dbt.cli.main import dbtRunner
 
-    cli_args = ["--log-level", "none", "compile", "--select", model, *_project_args(dbt_vars)]
+    started = time.perf_counter()
+    cli_args = ["--log-level", "none", "compile", "--select", *models,
+                *_project_args(dbt_vars)]
     with _lock:
-        parsed, _ = manifest(db, dbt_vars)
+        parsed, parse_seconds = manifest(db, dbt_vars)
         with _environ(db.dbt_env()):
             result = dbtRunner(manifest=parsed).invoke(cli_args)
-    nodes = [r.node for r in getattr(result.result, "results", None) or []
-             if getattr(r.node, "name", None) == model]
-    if not result.success or not nodes or not nodes[0].compiled_code:
-        raise DbtError(f"dbt could not compile {model}: {result.exception or 'no SQL'}")
-    return str(nodes[0].compiled_code)
+        _spent[0] += time.perf_counter() - started
+        _spent[1] += parse_seconds
+    compiled = {getattr(r.node, "name", None): getattr(r.node, "compiled_code", None)
+                for r in getattr(result.result, "results", None) or []}
+    missing = [m for m in models if not compiled.get(m)]
+    if not result.success or missing:
+        raise DbtError(f"dbt could not compile {', '.join(missing or models)}: "
+                       f"{result.exception or 'no SQL'}")
+    return {m: str(compiled[m]) for m in models}

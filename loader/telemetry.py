@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import sentry_sdk
@@ -54,9 +55,57 @@ def scrub_event(event: dict[str, Any], _hint: dict[str, Any] | None = None) -> d
     return _scrub(event)
 
 
+@dataclass(frozen=True)
+class SentryNames:
+    """What each job's trace is called and where its counters go. `station` repeats the
+    station's own jobs, so alerts written for them (e.g. on not_found) keep working."""
+
+    scheme: str
+    resolve_transaction: str
+    # station: counters per drain under <prefix>.va / .non_va (.recheck in recheck mode);
+    # library-identity: the totals under <prefix> and per cohort under <prefix>.<cohort>
+    resolve_prefix: str
+    refresh_transaction: str
+    refresh_prefix: str
+    # (name, op) of a child span that carries the refresh totals, as the station sends
+    refresh_totals_span: tuple[str, str] | None
+    backfill_transaction: str
+    backfill_op: str
+    backfill_prefix: str
+
+
+SENTRY_NAMES = {
+    "station": SentryNames(
+        scheme="station",
+        resolve_transaction="library-identity-consumer.run", resolve_prefix="consumer",
+        refresh_transaction="rotation-artist-backfill.run", refresh_prefix="backfill",
+        refresh_totals_span=("rotation-artist-backfill.run.totals",
+                             "rotation-artist-backfill.totals"),
+        backfill_transaction="rotation-lml-identity-backfill.run", backfill_op="function",
+        backfill_prefix="rotation_backfill"),
+    "library-identity": SentryNames(
+        scheme="library-identity",
+        resolve_transaction="library-identity.resolve", resolve_prefix="resolve",
+        refresh_transaction="library-identity.rotation_refresh",
+        refresh_prefix="rotation_refresh", refresh_totals_span=None,
+        backfill_transaction="library-identity.rotation_backfill", backfill_op="job.run",
+        backfill_prefix="rotation_backfill"),
+}
+DEFAULT_SENTRY_NAMING = "station"
+_names = SENTRY_NAMES[DEFAULT_SENTRY_NAMING]
+
+
+def sentry_names() -> SentryNames:
+    return _names
+
+
 def init_sentry(dsn: str | None, *, environment: str = "production",
-                traces_sample_rate: float = 1.0, transport: Any = None) -> bool:
-    """Start Sentry when a DSN (or, in tests, a transport) is given."""
+                traces_sample_rate: float = 1.0, transport: Any = None,
+                naming: str = DEFAULT_SENTRY_NAMING) -> bool:
+    """Start Sentry when a DSN (or, in tests, a transport) is given; `naming` picks the
+    transaction names and counter keys (a key of SENTRY_NAMES)."""
+    global _names
+    _names = SENTRY_NAMES[naming]
     if not dsn and transport is None:
         return False
     secrets.register(dsn)

@@ -17,12 +17,12 @@
 {%- endmacro %}
 
 {#- SQL boolean: the confidence lies in its method's band (a tiny tolerance absorbs
-    float noise such as 0.8999999). NULL method/confidence or an unknown method is
+    float noise such as 0.8999999, and a confidence stored as real). NULL method/confidence or an unknown method is
     false. -#}
 {% macro confidence_in_method_band(method_sql, confidence_sql) -%}
     (case {{ method_sql }}
     {%- for method, band in identity_method_bands().items() %}
-        when '{{ method }}' then {{ confidence_sql }} between {{ band[0] }} - 1e-9 and {{ band[1] }} + 1e-9
+        when '{{ method }}' then {{ confidence_sql }} between {{ band[0] }} - 1e-6 and {{ band[1] }} + 1e-6
     {%- endfor %}
         else false
     end is true)

@@ -1,7 +1,5 @@
-{#- Incremental strategies that run on PostgreSQL 14 (no MERGE) and write only what
-    changed, so a second run with the same input touches no row. Each writes the
-    columns the model selects, never the target's others (e.g. generated columns,
-    serial keys, column defaults). -#}
+{#- An incremental strategy that runs on PostgreSQL 14 (no MERGE) and writes only what
+    changed, so a second run with the same input touches no row. -#}
 
 {% macro _strategy_columns(relation) -%}
     {%- set names = [] -%}
@@ -59,59 +57,4 @@
             ({{ _prefixed(values, 'dbt_internal_dest') }})
             is distinct from ({{ _prefixed(values, 'excluded') }}){{ _predicates(arg_dict) }}
     {%- endif %}
-{%- endmacro %}
-
-{#- UPDATE only (never inserts), guarded by IS DISTINCT FROM and by the model's
-    incremental_predicates (which may refer to dbt_internal_dest). -#}
-{% macro get_incremental_update_only_sql(arg_dict) -%}
-    {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
-    {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
-    {%- set values = columns | reject('in', keys) | list -%}
-    {%- set assignments = [] -%}
-    {%- for column in values -%}
-        {%- do assignments.append(column ~ ' = dbt_internal_source.' ~ column) -%}
-    {%- endfor -%}
-    {%- set key_matches = [] -%}
-    {%- for key in keys -%}
-        {%- do key_matches.append('dbt_internal_dest.' ~ key ~ ' = dbt_internal_source.' ~ key) -%}
-    {%- endfor -%}
-    update {{ arg_dict['target_relation'] }} as dbt_internal_dest
-    set {{ assignments | join(', ') }}
-    from {{ arg_dict['temp_relation'] }} as dbt_internal_source
-    where
-        {{ key_matches | join(' and ') }}
-        and ({{ _prefixed(values, 'dbt_internal_dest') }})
-        is distinct from ({{ _prefixed(values, 'dbt_internal_source') }}){{ _predicates(arg_dict) }}
-{%- endmacro %}
-
-{#- Plain INSERT of the model's rows (the model selects only rows not yet there). -#}
-{% macro get_incremental_insert_only_sql(arg_dict) -%}
-    {%- set columns = _strategy_columns(arg_dict['temp_relation']) -%}
-    insert into {{ arg_dict['target_relation'] }} ({{ columns | join(', ') }})
-    select {{ columns | join(', ') }}
-    from {{ arg_dict['temp_relation'] }}
-{%- endmacro %}
-
-{#- Full-set reconcile: for every value of config `reconcile_key` present in the
-    model's rows, delete the target rows the model no longer has, then upsert. -#}
-{% macro get_incremental_reconcile_sql(arg_dict) -%}
-    {%- set keys = _strategy_keys(arg_dict['unique_key']) -%}
-    {%- set group_key = config.get('reconcile_key') -%}
-    {%- if not group_key -%}
-        {{ exceptions.raise_compiler_error("the reconcile strategy needs config reconcile_key") }}
-    {%- endif -%}
-    {%- set group_key = adapter.quote(group_key) -%}
-    {%- set key_matches = [] -%}
-    {%- for key in keys -%}
-        {%- do key_matches.append('dbt_internal_source.' ~ key ~ ' = dbt_internal_dest.' ~ key) -%}
-    {%- endfor -%}
-    delete from {{ arg_dict['target_relation'] }} as dbt_internal_dest
-    where
-        dbt_internal_dest.{{ group_key }} in (select {{ group_key }} from {{ arg_dict['temp_relation'] }})
-        and not exists (
-            select 1
-            from {{ arg_dict['temp_relation'] }} as dbt_internal_source
-            where {{ key_matches | join(' and ') }}
-        );
-    {{ get_incremental_upsert_sql(arg_dict) }}
 {%- endmacro %}

@@ -145,3 +145,4 @@ def sentry_transport() -> Iterator[SentryCapture]:
     yield transport
     sentry_sdk.get_client().close()
     sentry_sdk.init()  # back to a disabled client
+    init_sentry(None)  # and to the default naming

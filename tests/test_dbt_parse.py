@@ -9,7 +9,7 @@ from loader import dbt
 from loader.db import Database
 
 OTHER_VALUES = {"candidate_mode": "recheck", "stale_days": 30, "unresolved_retry_days": 2,
-                "gate_run_id": "00000000-0000-0000-0000-000000000001"}
+                "merge_full_rebuild": True}
 
 
 def _fresh_parse(db: Database, dbt_vars: dict[str, Any]) -> Any:

@@ -3,12 +3,18 @@ own tables."""
 
 from __future__ import annotations
 
+import json
+
 from loader import migrate
 from loader.db import Database
 
 STATION_TABLES = {"artists", "library", "library_identity", "library_identity_source",
-                  "library_identity_history", "compilation_track_artist", "rotation"}
-LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects"}
+                  "library_identity_history", "compilation_track_artist", "rotation",
+                  "library_watermark", "flowsheet"}
+ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
+                  "0004_merge_state"]
+LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
+                 "merges", "merge_skips", "library_identity_artist_ids"}
 
 
 def _tables(db: Database, schema: str) -> set[str]:
@@ -20,20 +26,20 @@ def _tables(db: Database, schema: str) -> set[str]:
 
 
 def test_apply_twice_then_roll_back_everything(empty_db: Database) -> None:
-    assert migrate.apply(empty_db) == ["0001_station_tables", "0002_loader_tables"]
+    assert migrate.apply(empty_db) == ALL_MIGRATIONS
     assert migrate.apply(empty_db) == []
     assert _tables(empty_db, "wxyc_schema") == STATION_TABLES
     assert _tables(empty_db, "identity_loader") >= LOADER_TABLES
     assert migrate.status(empty_db).pending == []
 
-    assert migrate.rollback(empty_db) == ["0002_loader_tables", "0001_station_tables"]
+    assert migrate.rollback(empty_db) == ALL_MIGRATIONS[::-1]
     assert _tables(empty_db, "wxyc_schema") == set()
     assert not LOADER_TABLES & _tables(empty_db, "identity_loader")
     with empty_db.connect() as conn:
         assert conn.execute("select to_regtype('public.freq_enum')").fetchone() == (None,)
 
     # And forward again after a full rollback.
-    assert migrate.apply(empty_db) == ["0001_station_tables", "0002_loader_tables"]
+    assert migrate.apply(empty_db) == ALL_MIGRATIONS
 
 
 def test_station_schema_matches_reference_columns(migrated_db: Database) -> None:
@@ -79,3 +85,37 @@ def test_existing_station_tables_are_left_alone(empty_db: Database) -> None:
         # The station's table and row survive a full rollback; ours are gone.
         assert conn.execute("select count(*) from wxyc_schema.library").fetchone() == (1,)
     assert _tables(empty_db, "wxyc_schema") == {"library"}
+
+
+def _watermark(conn) -> object:
+    return conn.execute("select last_modified_at from wxyc_schema.library_watermark").fetchone()
+
+
+def test_station_triggers_match_the_station(migrated_db: Database) -> None:
+    """Watched columns advance the catalogue watermark (even when no row changes);
+    identity columns do not; every row write sends a change notification."""
+    with migrated_db.connect(autocommit=True) as conn:
+        conn.execute("insert into wxyc_schema.artists (artist_name, alphabetical_name, "
+                     "code_letters) values ('Can', 'Can', 'CA')")
+        conn.execute("insert into wxyc_schema.library (artist_id, album_title, artist_name, "
+                     "code_number) select id, 'Tago Mago', 'Can', 1 from wxyc_schema.artists")
+        conn.execute("insert into wxyc_schema.compilation_track_artist (library_id, "
+                     "artist_name, track_title) select id, 'Can', 'Oh Yeah' "
+                     "from wxyc_schema.library")
+        conn.execute("listen wxyc_row_change")
+        before = _watermark(conn)
+
+        conn.execute("update wxyc_schema.library set unresolved_attempted_at = now()")
+        conn.execute("update wxyc_schema.compilation_track_artist set track_position = 'A1', "
+                     "track_artist_link_method = 'lml_backfill'")
+        assert _watermark(conn) == before
+        notes = list(conn.notifies(timeout=0.5, stop_after=2))
+        payloads = [json.loads(n.payload) for n in notes]
+        assert {p["table"] for p in payloads} == {"library", "compilation_track_artist"}
+        assert {p["action"] for p in payloads} == {"UPDATE"}
+
+        # A statement naming a watched column advances it even when it changes no row.
+        conn.execute("update wxyc_schema.compilation_track_artist set library_id = library_id "
+                     "where false")
+        after = _watermark(conn)
+        assert after is not None and before is not None and after[0] > before[0]

@@ -4,18 +4,20 @@ over HTTP. Each test gets its own copy of a seeded, migrated database."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STANDIN_KEY, SentryCapture
+from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database, DatabaseError
@@ -26,6 +28,7 @@ from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.runs import RunLocked
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
+from loader.standin.verdicts import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY
@@ -139,7 +142,15 @@ def test_fault_moves_its_counter_and_loses_nothing(
     faulty = run(db, standin, lml=client(standin, max_attempts=2, timeout_s=0.3),
                  batch_size=250, va_batch_size=50, max_consecutive_failures=1000)
     skipped = faulty.counters.total.rows_skipped
-    assert skipped[bucket] > 0
+    sizes = [r.batch_size for r in bulk_requests(standin)]
+    # What each fault costs: every row of a failed or unreadable batch; otherwise one row
+    # per response (the missing last row, the row whose answer a foreign id or a copy of
+    # another id took, the one result with a bad enum). A copy needs two rows in a batch.
+    expect = {"503": faulty.counters.total.scanned, "timeout": faulty.counters.total.scanned,
+              "malformed": faulty.counters.total.scanned, "short": len(sizes),
+              "foreign": len(sizes), "bad_enum": len(sizes),
+              "duplicate": sum(1 for n in sizes if n >= 2)}[fault]
+    assert skipped[bucket] == expect > 0
     assert all(v == 0 for b, v in skipped.items() if b not in (bucket, "compilation"))
     assert_consistent(db, faulty)
     if bucket == "lml_error":
@@ -157,6 +168,91 @@ def test_fault_moves_its_counter_and_loses_nothing(
     assert_consistent(db, clean)
     assert scalar(db, "select count(distinct library_id) from identity_loader.raw_verdicts"
                   ) == library_rows(db)
+
+
+def pick_rows(db: Database, *kinds: str) -> list[int]:
+    """Non-V/A library ids, ascending, whose stand-in verdicts are these kinds in order."""
+    found: list[int] = []
+    with db.connect() as conn:
+        rows = conn.execute(
+            "select library_id, artist_name, legacy_release_id from identity.library_candidates "
+            "where cohort = 'non_va' order by library_id").fetchall()
+    for library_id, artist, legacy in rows:
+        if verdict(artist, legacy, True, library_id=library_id)["kind"] == kinds[len(found)]:
+            found.append(library_id)
+            if len(found) == len(kinds):
+                return found
+    raise AssertionError(f"no rows for {kinds}")
+
+
+def only_candidates(db: Database, ids: list[int]) -> None:
+    with db.connect() as conn:
+        conn.execute("delete from identity.library_candidates where library_id <> all(%s)", (ids,))
+
+
+def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(
+        db: Database, standin: StandIn) -> None:
+    # Inputs {a, b}; LML answers b twice (first with a's verdict) and never a.
+    a, b = pick_rows(db, "single_artist", "unresolved")
+    only_candidates(db, [a, b])
+    standin.config.duplicate_id_rate = 1.0
+    standin.config.duplicate_order = "before"
+    faulty = run(db, standin)
+    total = faulty.counters.total
+    assert (total.scanned, total.rows_skipped["lml_untrusted_library_id"],
+            total.rows_unresolved, total.rows_resolved) == (2, 1, 1, 0)
+    assert_consistent(db, faulty)
+    # b's own answer (at its position) landed, not the copy that carried a's verdict.
+    with db.connect() as conn:
+        landed = conn.execute("select library_id, kind from identity_loader.raw_verdicts"
+                              ).fetchall()
+    assert landed == [(b, "unresolved")]
+
+    standin.config = StandInConfig(api_key=KEY)
+    clean = run(db, standin, prepare=True)
+    assert scalar(db, "select kind from identity_loader.raw_verdicts where library_id = %s "
+                      "and run_id = %s", a, clean.run_id) == "single_artist"
+
+
+def test_a_credit_confidence_out_of_range_keeps_the_compilation(
+        db: Database, standin: StandIn, caplog: pytest.LogCaptureFixture) -> None:
+    standin.config.track_confidence_rate = 1.0
+    with caplog.at_level(logging.WARNING, logger="loader.resolve.run"):
+        result = run(db, standin, merge=True)
+    assert result.status == "succeeded", result.merge
+    total = result.counters.total
+    assert total.rows_skipped["invalid_response"] == 0
+    assert_consistent(db, result)
+    with db.connect() as conn:
+        # The credits LML sent with a confidence outside 0..1, as landed.
+        conn.execute(
+            "create temp table spoiled as "
+            "select v.library_id, t ->> 'artist_name' as artist_name, "
+            "t ->> 'track_title' as track_title from identity_loader.raw_verdicts v "
+            "cross join lateral jsonb_array_elements(v.result -> 'tracks') t "
+            "where v.kind = 'compilation' and not ((t ->> 'confidence')::float between 0 and 1)")
+        spoiled_compilations = conn.execute(
+            "select count(distinct library_id) from spoiled").fetchone()[0]
+        written = conn.execute(
+            "select count(*), count(c.track_artist_link_confidence) "
+            "from wxyc_schema.compilation_track_artist c join spoiled s using (library_id, "
+            "artist_name, track_title) where c.track_artist_link_method = 'lml_backfill'"
+        ).fetchone()
+        others = conn.execute(
+            "select count(*) from wxyc_schema.compilation_track_artist c "
+            "where c.track_artist_link_method = 'lml_backfill' "
+            "and c.track_artist_link_confidence is not null").fetchone()[0]
+    # Every compilation with tracks got one spoiled credit, and none was thrown away.
+    assert spoiled_compilations == scalar(
+        db, "select count(*) from identity_loader.raw_verdicts where kind = 'compilation' "
+            "and exists (select 1 from jsonb_array_elements(result -> 'tracks') t "
+            "where t ->> 'resolved_artist_name' is not null)") > 0
+    events = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("compilation_confidence_out_of_range ")]
+    assert len(events) == spoiled_compilations
+    # The spoiled credits that were linked carry no confidence; the others keep theirs.
+    assert written[0] > 0 and written[1] == 0
+    assert others > 0
 
 
 def test_transient_failures_are_retried(db: Database, standin: StandIn) -> None:
@@ -434,13 +530,17 @@ def test_sentry_run_transaction_spans_and_no_secrets(
     transactions = sentry_transport.items("transaction")
     assert len(transactions) == 1
     txn = transactions[0]
-    assert txn["transaction"] == "library-identity.resolve"
+    # The station consumer's names, so alerts written for it keep working.
+    assert txn["transaction"] == "library-identity-consumer.run"
     assert txn["contexts"]["trace"]["op"] == "job.run"
     assert txn["tags"]["run_id"] == str(result.run_id)
     data = txn["contexts"]["trace"]["data"]
-    assert data["resolve.scanned"] == result.counters.total.scanned
-    assert data["resolve.va.rows_skipped.lml_error"] == result.counters.cohorts[
-        "va"].rows_skipped["lml_error"]
+    for cohort in ("va", "non_va"):
+        counters = result.counters.cohorts[cohort].flat(f"consumer.{cohort}")
+        assert {k: data[k] for k in counters} == counters
+    assert data["consumer.va.rows_skipped.lml_error"] == result.counters.cohorts[
+        "va"].rows_skipped["lml_error"] > 0
+    assert not [k for k in data if k.startswith("resolve.")]
     spans = [s for s in txn["spans"] if s["op"] == "http.client"
              and s["description"] == "lml.bulk_resolve_libraries"]
     assert len(spans) == result.counters.total.lml_total_calls
@@ -451,3 +551,48 @@ def test_sentry_run_transaction_spans_and_no_secrets(
     text = sentry_transport.serialized()
     assert KEY not in text
     assert "public-key-abc123" not in text
+
+
+def test_sentry_events_for_short_and_untrusted_responses(
+        db: Database, standin: StandIn, sentry_transport: SentryCapture) -> None:
+    import sentry_sdk
+
+    standin.config.short_rate = 1.0
+    standin.config.foreign_id_rate = 1.0
+    result = run(db, standin)
+    sentry_sdk.flush()
+    skipped = result.counters.total.rows_skipped
+    events = sentry_transport.items("event")
+    by_step = Counter(e["tags"]["step"] for e in events)
+    # One event per short response, one per untrusted result, as the station sends them.
+    assert by_step["lml_cardinality_mismatch"] == len(bulk_requests(standin)) == skipped[
+        "lml_cardinality_mismatch"]
+    assert by_step["lml_untrusted_library_id"] == skipped["lml_untrusted_library_id"] > 0
+    assert all(e["tags"]["run_id"] == str(result.run_id) and e["level"] == "error"
+               for e in events)
+
+    # A recheck run is one drain for the station: its counters go under consumer.recheck.
+    standin.config = StandInConfig(api_key=KEY)
+    recheck = run(db, standin, prepare=True, mode="recheck")
+    sentry_sdk.flush()
+    txn = sentry_transport.items("transaction")[-1]
+    data = txn["contexts"]["trace"]["data"]
+    assert recheck.counters.total.scanned > 0
+    assert {k: v for k, v in data.items() if k.startswith("consumer.")} == \
+        recheck.counters.total.flat("consumer.recheck")
+
+
+def test_sentry_project_naming(db: Database, standin: StandIn,
+                               sentry_transport: SentryCapture) -> None:
+    import sentry_sdk
+
+    from loader.telemetry import init_sentry
+
+    init_sentry(SENTRY_TEST_DSN, transport=sentry_transport, naming="library-identity")
+    result = run(db, standin, limit=50)
+    sentry_sdk.flush()
+    (txn,) = sentry_transport.items("transaction")
+    assert txn["transaction"] == "library-identity.resolve"
+    data = txn["contexts"]["trace"]["data"]
+    assert {k: v for k, v in data.items() if k.startswith("resolve.")} == \
+        result.counters.flat("resolve")

@@ -25,7 +25,7 @@ from loader.db import Database
 from loader.lml.client import LMLClient
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable
-from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill
+from loader.rotation.backfill import BackfillOptions, BackfillResult, StationLive, backfill
 from loader.rotation.counters import RefreshCounters, tally
 from loader.rotation.refresh import (
     LML_REFRESH_BATCH_CAP,
@@ -121,12 +121,12 @@ COUNTED = ("identities_scanned", "identities_resolved", "warmed_releases", "warm
 
 
 # -- refresh ------------------------------------------------------------------------------
-def cli(db: Database, standin: StandIn | None, *args: str,
-        url: str | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": db.conninfo, "LML_API_KEY": KEY}
+def cli(db: Database, standin: StandIn | None, *args: str, url: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environ = {**os.environ, "DATABASE_URL": db.conninfo, "LML_API_KEY": KEY, **(env or {})}
     if standin is not None or url:
-        env["LML_URL"] = url or standin.url  # type: ignore[union-attr]
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=env,
+        environ["LML_URL"] = url or standin.url  # type: ignore[union-attr]
+    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -338,12 +338,21 @@ def test_sentry_transaction_batch_spans_and_alert(
     result = run_refresh(db, standin, batch_size=20)
     sentry_sdk.flush()
     (txn,) = sentry_transport.items("transaction")
-    assert txn["transaction"] == "library-identity.rotation_refresh"
+    # The station's cache-warm job's names, so its alerts (not_found above 1%) keep working.
+    assert txn["transaction"] == "rotation-artist-backfill.run"
     assert txn["contexts"]["trace"]["op"] == "job.run"
     assert txn["tags"]["rotation.stale_reference_alert"] == "fired"
     data = txn["contexts"]["trace"]["data"]
     for key, value in result.counters.as_dict().items():
-        assert data[f"rotation_refresh.{key}"] == value
+        assert data[f"backfill.{key}"] == value
+    (totals,) = [s for s in txn["spans"] if s["op"] == "rotation-artist-backfill.totals"]
+    assert totals["description"] == "rotation-artist-backfill.run.totals"
+    station_keys = {"backfill.dry_run": 0, **{
+        f"backfill.{k}": getattr(result.counters, k) for k in (
+            "identities_scanned", "identities_resolved", "warmed_releases", "warmed_artists",
+            "not_found", "not_implemented", "lml_error")}}
+    assert {k: totals["data"][k] for k in station_keys} == station_keys
+    assert totals["data"]["backfill.not_found"] == len(STALE_IDS)
     spans = [s for s in txn["spans"] if s["op"] == "http.client"
              and s["description"] == "lml.refresh_for_identities"]
     assert len(spans) == len(refresh_posts(standin))
@@ -355,6 +364,38 @@ def test_sentry_transaction_batch_spans_and_alert(
     assert any(e.get("tags", {}).get("step") == "stale_reference_alert" for e in events)
     text = sentry_transport.serialized()
     assert KEY not in text and "public-key-abc123" not in text
+
+
+def test_refresh_dry_run_reports_the_batches_and_calls_nothing(
+        db: Database, standin: StandIn) -> None:
+    ids = active_identities(db)
+    view_oid = "select 'identity.rotation_refresh_candidates'::regclass::oid"
+    before = scalar(db, view_oid)
+    proc = cli(db, standin, "rotation", "refresh", "--dry-run", "--batch-size", "20")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    report = json.loads(out)  # exactly one JSON object on stdout
+    assert report["dry_run"] is True and report["job"] == "rotation_refresh"
+    assert report["identities"] == len(ids) > 40
+    assert report["batches"] == [ids[i:i + 20] for i in range(0, len(ids), 20)]
+    assert report["batch_count"] == math.ceil(len(ids) / 20)
+    counters = report["counters"]
+    assert counters.pop("skipped_null_identity") == scalar(
+        db, "select count(*) from wxyc_schema.rotation where (kill_date is null or "
+            "kill_date > current_date) and lml_identity_id is null")
+    assert set(counters.values()) == {0}
+    assert standin.requests == []  # not even /health
+    assert scalar(db, "select count(*) from identity_loader.runs") == 0
+    assert scalar(db, "select count(*) from identity_loader.rotation_refresh_results") == 0
+    assert scalar(db, view_oid) == before  # nothing rebuilt
+
+    # Without the project's views (a database dbt never ran on), the dry run creates the
+    # views they read and still builds neither model.
+    with db.connect() as conn:
+        conn.execute("drop schema identity cascade")
+    result = refresh(db, None, RefreshOptions(dry_run=True))
+    assert [i for batch in result.batches for i in batch] == ids
+    assert scalar(db, "select to_regclass('identity.rotation_refresh_candidates')") is None
 
 
 # -- backfill -----------------------------------------------------------------------------
@@ -437,6 +478,104 @@ def test_backfill_counts_a_422_as_unresolved(
     assert (c.unresolved, c.resolved, c.lml_error, c.raced) == (1, len(todo) - 1, 0, 0)
     c.check_invariant()
     assert backfill_candidates(db) == [todo[-1]]  # left for a later run
+
+
+def log_on_air(db: Database, entry_type: str, seconds_ago: float) -> None:
+    with db.connect() as conn:
+        conn.execute("insert into wxyc_schema.flowsheet (entry_type, add_time) "
+                     "values (%s, now() - %s * interval '1 second')", (entry_type, seconds_ago))
+
+
+def resolve_calls(standin: StandIn) -> list[standin_server.RequestRecord]:
+    return [r for r in standin.requests if r.path == RESOLVE]
+
+
+def test_backfill_does_not_wait_for_old_tracks_or_other_entries(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    log_on_air(db, "track", 120)       # out of the 60 s window
+    log_on_air(db, "show_start", 0)    # in it, but not a track
+    log_on_air(db, "message", 0)
+    result = run_backfill(db, standin, quiet_pause_s=1)
+    assert (result.counters.quiet_pauses, result.counters.resolved) == (0, len(todo))
+
+    # A track just now, with the lookback switched off: no wait either.
+    with db.connect() as conn:
+        conn.execute("update wxyc_schema.rotation set lml_identity_id = null")
+    log_on_air(db, "track", 0)
+    again = run_backfill(db, standin, quiet_lookback_s=0)
+    assert again.counters.quiet_pauses == 0 and again.counters.resolved > 0
+
+
+def test_backfill_waits_until_the_last_track_leaves_the_lookback(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    logged = time.monotonic()
+    log_on_air(db, "track", 0)
+    result = run_backfill(db, standin, quiet_lookback_s=2, quiet_pause_s=1)
+    assert result.counters.quiet_pauses >= 1
+    assert result.counters.resolved == len(todo)
+    # No LML call while the track was inside the 2 s lookback.
+    assert min(r.time for r in resolve_calls(standin)) >= logged + 2 - 0.05
+
+
+def test_backfill_fails_without_writing_when_the_station_stays_on_air(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    log_on_air(db, "track", 0)
+    with pytest.raises(StationLive, match="quiet-period ceiling"):
+        run_backfill(db, standin, quiet_lookback_s=3600, quiet_pause_s=1, quiet_max_wait_s=2)
+    assert resolve_calls(standin) == []
+    assert backfill_candidates(db) == todo
+    status, counters = rows(db, "select status, counters from identity_loader.runs")[0]
+    assert (status, counters["quiet_pauses"], counters["scanned"]) == ("failed", 2, 0)
+
+
+def test_backfill_cli_quiet_period_settings_exit_codes_and_sigterm(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    log_on_air(db, "track", 0)
+    env = {"BACKFILL_QUIET_LOOKBACK_SECONDS": "3600", "BACKFILL_QUIET_PAUSE_SECONDS": "1",
+           "BACKFILL_QUIET_MAX_WAIT_SECONDS": "1"}
+    proc = cli(db, standin, "rotation", "backfill", env=env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "quiet-period ceiling (1 s" in err
+
+    proc = cli(db, standin, "rotation", "backfill", "--quiet-pause", "0.5")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--quiet-pause" in err
+
+    # No ceiling: it would wait for ever; SIGTERM ends the wait at once.
+    proc = cli(db, standin, "rotation", "backfill", "--json",
+               env={**env, "BACKFILL_QUIET_MAX_WAIT_SECONDS": "0",
+                    "BACKFILL_QUIET_PAUSE_SECONDS": "600"})
+    deadline = time.monotonic() + 60
+    while scalar(db, "select count(*) from identity_loader.runs where status = 'running'") == 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["status"] == "interrupted" and summary["counters"]["scanned"] == 0
+    assert summary["counters"]["quiet_pauses"] == 1
+    assert resolve_calls(standin) == []
+    assert backfill_candidates(db) == todo
+
+
+def test_backfill_sentry_names(db: Database, standin: StandIn,
+                               sentry_transport: SentryCapture) -> None:
+    import sentry_sdk
+
+    result = run_backfill(db, standin)
+    sentry_sdk.flush()
+    (txn,) = sentry_transport.items("transaction")
+    assert txn["transaction"] == "rotation-lml-identity-backfill.run"
+    assert txn["contexts"]["trace"]["op"] == "function"
+    data = txn["contexts"]["trace"]["data"]
+    assert {k: v for k, v in data.items() if k.startswith("rotation_backfill.")} == \
+        result.counters.flat("rotation_backfill")
 
 
 # -- coverage -----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Settings:
     sentry_dsn: str | None
     sentry_environment: str
     sentry_traces_sample_rate: float
+    sentry_naming: str = telemetry.DEFAULT_SENTRY_NAMING
     _db: Database | None = None
 
     def job_database(self) -> Database:
@@ -46,7 +47,8 @@ class Settings:
 
         db = self.database()
         init_sentry(self.sentry_dsn, environment=self.sentry_environment,
-                    traces_sample_rate=self.sentry_traces_sample_rate)
+                    traces_sample_rate=self.sentry_traces_sample_rate,
+                    naming=self.sentry_naming)
         return db
 
     def database(self) -> Database:
@@ -122,6 +124,11 @@ def graceful_stop() -> Iterator[threading.Event]:
 @click.option("--sentry-traces-sample-rate", envvar="SENTRY_TRACES_SAMPLE_RATE", default=1.0,
               type=click.FloatRange(0, 1), show_default=True,
               help="Share of runs traced (env SENTRY_TRACES_SAMPLE_RATE).")
+@click.option("--sentry-naming", envvar="SENTRY_NAMING",
+              type=click.Choice(sorted(telemetry.SENTRY_NAMES)),
+              default=telemetry.DEFAULT_SENTRY_NAMING, show_default=True,
+              help="Transaction names and counter keys in Sentry: the station's jobs' own "
+                   "(their alerts keep working) or this project's (env SENTRY_NAMING).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="LOG_FORMAT", show_default=True, help="Log lines on stderr (env LOG_FORMAT).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -129,7 +136,8 @@ def graceful_stop() -> Iterator[threading.Event]:
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, data_dir: Path, lml_url: str | None,
          lml_api_key: str | None, sentry_dsn: str | None, sentry_environment: str,
-         sentry_traces_sample_rate: float, log_format: str, verbose: bool) -> None:
+         sentry_traces_sample_rate: float, sentry_naming: str, log_format: str,
+         verbose: bool) -> None:
     """Keep the station's library linked to Discogs, MusicBrainz, Wikidata, Spotify,
     Apple Music and Bandcamp identities through LML.
 
@@ -142,7 +150,8 @@ def main(ctx: click.Context, database_url: str | None, data_dir: Path, lml_url: 
     ctx.obj = Settings(database_url=database_url or None, data_dir=data_dir,
                        lml_url=lml_url or None, lml_api_key=lml_api_key or None,
                        sentry_dsn=sentry_dsn or None, sentry_environment=sentry_environment,
-                       sentry_traces_sample_rate=sentry_traces_sample_rate)
+                       sentry_traces_sample_rate=sentry_traces_sample_rate,
+                       sentry_naming=sentry_naming)
 
 
 pass_settings = click.make_pass_decorator(Settings)

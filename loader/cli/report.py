@@ -88,6 +88,19 @@ def print_runs(report: Report) -> None:
                  "disappeared"), rows)
 
 
+def print_merge_skips(report: Report) -> None:
+    rows = [(r["skip_level"], r["reason"], r["items"], r["library_rows"])
+            for r in report.sections["merge_skips"]]
+    print_table("not written by the merge", ("level", "reason", "items", "library rows"), rows)
+
+
+def print_anomalies(report: Report) -> None:
+    rows = [(r["description"], r["station_rows"]) for r in report.sections["station_anomalies"]
+            if r["station_rows"]]
+    if rows:
+        print_table("station anomalies (reported only)", ("anomaly", "station rows"), rows)
+
+
 def print_report(report: Report) -> None:
     print_coverage(report)
     _print_banded(report, "identity_by_method", "method", "identities", "matched via: method")
@@ -95,6 +108,8 @@ def print_report(report: Report) -> None:
     print_age(report)
     print_runs(report)
     print_rotation(report)
+    print_merge_skips(report)
+    print_anomalies(report)
 
 
 def print_library_summary(db: Database) -> None:

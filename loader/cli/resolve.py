@@ -28,6 +28,7 @@ from loader.cli.output import print_table
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
+from loader.resolve.merge import MergeOutcome
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 
 log = logging.getLogger("library_identity.resolve")
@@ -79,9 +80,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "candidates": result.candidates,
         "pacing": result.pacing,
         "counters": result.counters.as_dict(),
-        "merge": None if result.merge is None else {
-            "success": result.merge.success, "failures": result.merge.failures,
-            "warnings": result.merge.warnings},
+        "merge": None if result.merge is None else merge_summary(result.merge),
     }
 
 
@@ -112,10 +111,55 @@ def print_summary(result: ResolveResult) -> None:
     if result.pacing:
         click.echo(f"LML pace: {pace_line(result.pacing)}")
     if result.merge is not None:
-        state = "passed" if result.merge.success else "FAILED"
-        click.echo(f"merge and gates: {state}")
-        for line in result.merge.failures + result.merge.warnings:
-            click.echo(f"  {line}")
+        print_merge(result.merge)
+
+
+def merge_summary(outcome: MergeOutcome) -> dict[str, Any]:
+    return {"success": outcome.success, "merge_id": outcome.merge_id,
+            "counts": outcome.counts, "skipped": outcome.skips,
+            "failures": outcome.failures, "warnings": outcome.warnings}
+
+
+def print_merge(outcome: MergeOutcome) -> None:
+    if outcome.merge_id is None and outcome.success:
+        click.echo("merge: nothing new to merge")
+    elif outcome.counts:
+        rows = [(name.replace("_", " "), value) for name, value in outcome.counts.items()]
+        rows += [(f"skipped: {reason}", n) for reason, n in outcome.skips.items()]
+        print_table(f"merge {outcome.merge_id}", ("what", "rows"), rows)
+    state = "passed" if outcome.success else "FAILED (no station table changed)"
+    click.echo(f"merge and gates: {state}")
+    for line in outcome.failures + outcome.warnings:
+        click.echo(f"  {line}")
+
+
+def report_merge(outcome: MergeOutcome, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(merge_summary(outcome)))
+    else:
+        print_merge(outcome)
+
+
+@main.command("merge")
+@click.option("--full-rebuild", is_flag=True,
+              help="Replay the whole verdict log instead of the verdicts landed since the last "
+                   "merge (e.g. after a merge rule changed). Writes only what then differs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merge summary as JSON.")
+@pass_settings
+def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None:
+    """Merge the landed verdicts into the station's identity tables.
+
+    dbt brings the verdict state up to date and computes the change sets, its gates check
+    them, then one transaction writes identity rows, sources, history, compilation links
+    and no-match stamps. Takes the resolve lock: never runs beside a resolve.
+    """
+    db = settings.job_database()
+    try:
+        outcome = resolve_run.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
+    except Exception as exc:
+        job_failed(exc)
+    report_merge(outcome, as_json)
+    sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
 
 
 def pace_line(pacing: dict[str, Any]) -> str:
@@ -201,9 +245,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     try:
         if merge_only:
             outcome = resolve_run.merge_only(db, options)
-            for line in outcome.failures + outcome.warnings:
-                click.echo(line)
-            click.echo(f"merge and gates: {'passed' if outcome.success else 'FAILED'}")
+            report_merge(outcome, as_json)
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
         client = lml_client(settings, timeout_s=timeout_s, max_attempts=max_attempts,
                             requests_per_minute=requests_per_minute)

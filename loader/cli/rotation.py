@@ -24,7 +24,15 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
-from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill, dry_run_report
+from loader.rotation.backfill import (
+    MIN_QUIET_PAUSE_S,
+    BackfillOptions,
+    BackfillResult,
+    NoOnAirLog,
+    StationLive,
+    backfill,
+    dry_run_report,
+)
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
     DEFAULT_TIMEOUT_S,
@@ -34,6 +42,7 @@ from loader.rotation.refresh import (
     RefreshResult,
     refresh,
 )
+from loader.rotation.refresh import dry_run_report as refresh_dry_run_report
 
 log = logging.getLogger("library_identity.rotation")
 
@@ -54,22 +63,38 @@ def rotation() -> None:
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
+@click.option("--quiet-lookback", "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
+              type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="The station counts as on air while a track was logged within this many "
+                   "seconds; 0 never waits (env BACKFILL_QUIET_LOOKBACK_SECONDS).")
+@click.option("--quiet-pause", "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
+              type=click.FloatRange(min=MIN_QUIET_PAUSE_S), default=30.0, show_default=True,
+              help="Seconds between looks at the on-air log while the station is on air "
+                   "(env BACKFILL_QUIET_PAUSE_SECONDS).")
+@click.option("--quiet-max-wait", "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
+              type=click.FloatRange(min=0), default=1800.0, show_default=True,
+              help="Fail the run (exit 1) when one wait reaches this many seconds; 0 waits "
+                   "as long as it takes (env BACKFILL_QUIET_MAX_WAIT_SECONDS).")
 @click.option("--dry-run", is_flag=True,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
 def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
-                     timeout_s: float, max_attempts: int, limit: int | None, dry_run: bool,
-                     as_json: bool) -> None:
+                     timeout_s: float, max_attempts: int, limit: int | None,
+                     quiet_lookback_s: float, quiet_pause_s: float, quiet_max_wait_s: float,
+                     dry_run: bool, as_json: bool) -> None:
     """Fill rotation.lml_identity_id for active rows with a Discogs release id.
 
     Asks LML's identity/resolve (source discogs_release) for each such row and writes the
     identity only if the row still has none and still has the same release id; a row
     changed meanwhile is left alone and counted as raced. A 422 counts as unresolved.
+    Before each call it waits while the station is on air (a track in the on-air log
+    within the lookback).
     """
     options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
-                              dry_run=dry_run)
+                              dry_run=dry_run, quiet_lookback_s=quiet_lookback_s,
+                              quiet_pause_s=quiet_pause_s, quiet_max_wait_s=quiet_max_wait_s)
     try:
         options.validate()
     except ValueError as exc:
@@ -79,6 +104,10 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
         client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
+    except NoOnAirLog as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StationLive as exc:
+        fail(str(exc), EXIT_GATE)
     except Exception as exc:
         job_failed(exc)
     if dry_run:
@@ -100,7 +129,7 @@ def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
 def _print_backfill(result: BackfillResult) -> None:
     c = result.counters.as_dict()
     rows = [(key, c[key]) for key in ("scanned", "resolved", "unresolved", "lml_error",
-                                      "raced", "minted", "lml_total_calls")]
+                                      "raced", "minted", "lml_total_calls", "quiet_pauses")]
     rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
     print_table(f"rotation backfill {result.run_id} — {result.status} in "
                 f"{result.seconds:.1f}s", ("counter", "value"), rows)
@@ -125,12 +154,15 @@ def _print_backfill(result: BackfillResult) -> None:
 @click.option("--not-found-alert-pct", type=float, default=1.0, show_default=True,
               help="Stale-reference alert (exit 5) when more than this share of identities "
                    "is not_found.")
+@click.option("--dry-run", is_flag=True,
+              help="Print one JSON report of the ids and batches a run would send; call "
+                   "nothing, write nothing (LML_URL not needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
 def refresh_command(settings: Settings, batch_size: int, concurrency: int,
                     requests_per_minute: float, timeout_s: float, max_attempts: int,
                     retry_delay_s: float, max_consecutive_failures: int,
-                    not_found_alert_pct: float, as_json: bool) -> None:
+                    not_found_alert_pct: float, dry_run: bool, as_json: bool) -> None:
     """Warm LML's cache for every release identity in the active rotation.
 
     Checks LML first (/health, and that the refresh route exists), then sends the distinct
@@ -142,19 +174,25 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         batch_size=batch_size, concurrency=concurrency,
         requests_per_minute=requests_per_minute, timeout_s=timeout_s,
         not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
-        max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts)
+        max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
+        dry_run=dry_run)
     try:
         options.validate()  # before the database or LML is touched
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     db = settings.job_database()
     try:
-        client = lml_client(settings, **options.client_settings())
-        with client, graceful_stop() as stop:
-            result = refresh(db, client, options, stop=stop)
+        if dry_run:
+            result = refresh(db, None, options)
+        else:
+            client = lml_client(settings, **options.client_settings())
+            with client, graceful_stop() as stop:
+                result = refresh(db, client, options, stop=stop)
     except Exception as exc:
         job_failed(exc)
-    if as_json:
+    if dry_run:
+        click.echo(json.dumps(refresh_dry_run_report(result)))
+    elif as_json:
         click.echo(json.dumps(_refresh_summary(result)))
     else:
         _print_refresh(result)

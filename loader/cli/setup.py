@@ -98,6 +98,9 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
               help="Share of responses with a body that is not JSON.")
 @click.option("--bad-enum-rate", type=click.FloatRange(0, 1), default=0.0,
               help="Share of bulk responses with an unknown kind or out-of-range confidence.")
+@click.option("--track-confidence-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of bulk responses where each compilation has one credit with a "
+                   "confidence outside 0..1.")
 @click.option("--cache-stats/--no-cache-stats", default=False,
               help="Send a cache_stats object (live LML sends null).")
 @click.option("--no-refresh", is_flag=True, help="Serve without the refresh route (404).")
@@ -123,9 +126,9 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rate: float,
                 error_status: int, timeout_rate: float, hang_seconds: float, short_rate: float,
                 foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
-                bad_enum_rate: float, cache_stats: bool, no_refresh: bool,
-                upstream_per_minute: float | None, upstream_burst: float, row_cost: int,
-                when_dry: str, live_per_minute: float, warm_share: float,
+                bad_enum_rate: float, track_confidence_rate: float, cache_stats: bool,
+                no_refresh: bool, upstream_per_minute: float | None, upstream_burst: float,
+                row_cost: int, when_dry: str, live_per_minute: float, warm_share: float,
                 time_scale: float) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
@@ -138,7 +141,8 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
         error_status=error_status, timeout_rate=timeout_rate, hang_seconds=hang_seconds,
         short_rate=short_rate, foreign_id_rate=foreign_id_rate,
         duplicate_id_rate=duplicate_id_rate, malformed_rate=malformed_rate,
-        bad_enum_rate=bad_enum_rate, cache_stats=cache_stats, refresh_enabled=not no_refresh)
+        bad_enum_rate=bad_enum_rate, track_confidence_rate=track_confidence_rate,
+        cache_stats=cache_stats, refresh_enabled=not no_refresh)
     if upstream_per_minute is not None:
         config.capacity = CapacitySettings(
             per_minute=upstream_per_minute, burst=upstream_burst, row_cost=row_cost,

@@ -1,8 +1,9 @@
 """The shapes LML promises (contract 1.33.0, with its live deviations), as pydantic models.
 
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
-confidence in 0..1) and lenient where LML is known to deviate (explicit nulls,
-cache_stats: null, unknown extra keys).
+confidence in 0..1, except a per-track credit's, which the merge stores as NULL) and
+lenient where LML is known to deviate (explicit nulls, cache_stats: null, unknown extra
+keys).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class TrackIdentity(TypedDict):
     artist_name: Annotated[str, Field(min_length=1)]
     track_title: NotRequired[str | None]
     resolved_artist_name: NotRequired[str | None]
-    confidence: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    # Not bounded here: one credit outside 0..1 must not cost the whole compilation. The
+    # loader logs it and the merge stores that credit's confidence as NULL.
+    confidence: NotRequired[float | None]
     method: NotRequired[IdentityMethod | None]
     sources: NotRequired[list[ProvenanceEntry] | None]
 

@@ -53,6 +53,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("run_history", "rpt_run_history", ("run_id",), ("run_number",)),
     Section("run_churn", "rpt_run_churn", ("run_id",), ("run_number",)),
     Section("rotation_coverage", "rpt_rotation_coverage", ()),
+    Section("merge_skips", "rpt_merge_skips", ("skip_level", "reason"),
+            ("skip_level", "reason")),
+    Section("station_anomalies", "rpt_station_anomalies", ("anomaly",), ("anomaly",)),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 BANDS_MODEL = "rpt_confidence_bands"

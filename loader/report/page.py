@@ -14,6 +14,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from loader.dbt import project_vars
 from loader.report import charts
 from loader.report.data import SECTIONS, Report, csv_value
 
@@ -180,6 +181,21 @@ def _rotation_table(report: Report) -> str:
     return _table(("measure", "value"), rows)
 
 
+def _merge_skips_table(report: Report) -> str:
+    rows = ["<tr>" + metric("merge_skips", r, "skip_level", "th")
+            + f'<td class="text">{escape(str(r["reason"]))}</td>'
+            + metric("merge_skips", r, "items") + metric("merge_skips", r, "library_rows")
+            + "</tr>" for r in report.sections["merge_skips"]]
+    return _table(("level", "reason", "items", "library rows"), rows)
+
+
+def _anomalies_table(report: Report) -> str:
+    rows = [f'<tr><th>{escape(str(r["description"]))}</th>'
+            + metric("station_anomalies", r, "station_rows") + "</tr>"
+            for r in report.sections["station_anomalies"]]
+    return _table(("anomaly", "station rows"), rows)
+
+
 CSS = """
 :root { color-scheme: light; --ink: #212529; --muted: #6c757d; --line: #dee2e6;
         --panel: #ffffff; --bg: #f5f6f8; --accent: #2a9d8f; }
@@ -233,7 +249,8 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
          svg["status_split"], _coverage_table(report)),
         ("Matched via: method",
          "The stored identity of every resolved row, by LML method and confidence band. "
-         "Bands under 0.70 count as unresolved in the station's identity gate.",
+         f"Bands under {project_vars()['identity_confidence_gate']:.2f} count as unresolved "
+         "in the station's identity gate.",
          svg["by_method"],
          _banded_table(report, "identity_by_method", "method", "identities",
                        ("in_method_band",))),
@@ -252,6 +269,14 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
          "Active rotation rows with an LML release identity, of those with a Discogs "
          "release id, against the readiness gate.",
          svg["rotation_gate"], _rotation_table(report)),
+        ("Not written by the merge",
+         "Verdicts, sources and compilation tracks the merges skipped, by reason; "
+         "other_writer marks rows another writer owns, which the project leaves alone.",
+         "", _merge_skips_table(report)),
+        ("Station anomalies",
+         "States of the station's identity tables the project did not cause and does not "
+         "repair. Reported only; they never fail a run.",
+         "", _anomalies_table(report)),
     ]
     body = "".join(
         f'<section class="panel"><h2>{escape(name)}</h2><p class="note">{escape(note)}</p>'

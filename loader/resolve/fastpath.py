@@ -1,11 +1,11 @@
 """The batch loop's hot path: a decoded bulk-resolve body straight to COPY rows.
 
-Same sorting and counting as `verdicts.classify_batch`, and the same contract as the
-models in `loader.lml.contract`, but checked on the plain decoded data with no model
-object per row: about four times less CPU a row. JSON types are taken strictly (a string
-where the contract promises a number, or a number where it promises a boolean, breaks it),
-and values a landing column cannot hold (NUL in a text column, an integer beyond bigint)
-make the row invalid rather than failing the whole batch's COPY.
+Same sorting and counting as `verdicts.classify_batch` (the trust rule is shared), and
+the same contract as the models in `loader.lml.contract`, but checked on the plain decoded
+data with no model object per row: about four times less CPU a row. JSON types are taken
+strictly (a string where the contract promises a number, or a number where it promises a
+boolean, breaks it), and values a landing column cannot hold (NUL in a text column, an
+integer beyond bigint) make the row invalid rather than failing the whole batch's COPY.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 from loader.jsonfast import dumps_jsonb
 from loader.lml.contract import IDENTITY_METHODS, IDENTITY_SOURCES, RESULT_KINDS
 from loader.resolve.counters import Counters
-from loader.resolve.verdicts import Candidate, tracks_usable
+from loader.resolve.verdicts import Candidate, Problem, tracks_usable
+from loader.resolve.verdicts import _trusted_positions as trusted_positions
 
 _KINDS = frozenset(RESULT_KINDS)
 _METHODS = frozenset(IDENTITY_METHODS)
@@ -34,7 +35,7 @@ class FastOutcome:
     and valid (empty for a dry run)."""
 
     counters: Counters = field(default_factory=Counters)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     landed: int = 0
 
@@ -43,6 +44,10 @@ def _number(value: Any) -> bool:
     """A JSON number in 0..1 (booleans are not numbers here)."""
     t = type(value)
     return (t is float or t is int) and 0 <= value <= 1
+
+
+def _optional_unit(value: Any) -> bool:
+    return value is None or 0 <= value <= 1
 
 
 def _optional_text(value: Any) -> bool:
@@ -98,8 +103,8 @@ def _tracks_error(tracks: Any) -> str | None:
             if not _optional_text(t.get(key)):
                 return f"tracks.{i}.{key}: not a string"
         confidence = t.get("confidence")
-        if confidence is not None and not _number(confidence):
-            return f"tracks.{i}.confidence: not a number in 0..1"
+        if confidence is not None and type(confidence) not in (int, float):
+            return f"tracks.{i}.confidence: not a number"
         method = t.get("method")
         if method is not None and method not in _METHODS:
             return f"tracks.{i}.method: not a known method"
@@ -137,64 +142,61 @@ def result_error(raw: dict[str, Any]) -> str | None:
 
 
 def classify(batch: list[Candidate], payload: Any, run_id: uuid.UUID | None) -> FastOutcome:
-    """Sort every input row of one batch into exactly one bucket; build the COPY rows of
-    the landable ones when there is a run to land them in."""
+    """Sort every input row of one batch into exactly one bucket, as
+    `verdicts.classify_batch` does; build the COPY rows of the landable ones when there is
+    a run to land them in."""
     outcome = FastOutcome()
     counters = outcome.counters
     results = payload.get("results") if type(payload) is dict else None
     if type(results) is not list:
         counters.skip("invalid_response", len(batch))
-        outcome.problems.append("invalid_response: body has no results array")
+        outcome.problems.append(Problem("invalid_response", "body has no results array"))
         return outcome
     tcv = payload.get("tracks_contract_version")
     usable = tracks_usable(tcv)
     landed_tcv = tcv if type(tcv) is int and -2**31 <= tcv < 2**31 else None
-    by_id = {c.library_id: c for c in batch}
-    answers: dict[int, Any] = {}
-    repeated: set[int] = set()
-    foreign = 0
-    for raw in results:
-        library_id = raw.get("library_id") if type(raw) is dict else None
-        if type(library_id) is int and library_id in by_id:
-            if library_id in answers:
-                repeated.add(library_id)
-            answers[library_id] = raw
-        else:
-            foreign += 1
-    if foreign:
-        outcome.problems.append(f"lml_untrusted_library_id: {foreign} result(s) for ids "
-                                "not in the batch")
-    if repeated:
-        outcome.problems.append(f"lml_untrusted_library_id: ids answered more than once: "
-                                f"{sorted(repeated)[:10]}")
-    shortfall = max(0, len(batch) - len(results))
+    chosen = trusted_positions(batch, results, outcome.problems)
+    unanswered = len(batch) - len(chosen)
+    shortfall = min(unanswered, max(0, len(batch) - len(results)))
+    if shortfall:
+        counters.skip("lml_cardinality_mismatch", shortfall)
+    if unanswered > shortfall:
+        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
+    if len(results) < len(batch):
+        outcome.problems.append(Problem("lml_cardinality_mismatch",
+                                        f"results={len(results)} inputs={len(batch)}"))
     rows = outcome.rows
     for candidate in batch:
         library_id = candidate.library_id
-        raw = answers.get(library_id)
-        if raw is None:
-            if shortfall:
-                shortfall -= 1
-                counters.skip("lml_cardinality_mismatch")
-            else:
-                counters.skip("lml_untrusted_library_id")
+        at = chosen.get(library_id)
+        if at is None:
             continue
-        if library_id in repeated:
-            counters.skip("lml_untrusted_library_id")
-            continue
+        raw = results[at]
         error = result_error(raw)
         if error:
             counters.skip("invalid_response")
-            outcome.problems.append(f"invalid_response: library_id {library_id}: {error}")
+            outcome.problems.append(Problem("invalid_response",
+                                            f"library_id={library_id} error={error}"))
             continue
+        if raw["kind"] == "compilation":
+            _flag_track_confidences(library_id, raw.get("tracks"), outcome.problems)
         attempted = _count(counters, raw, usable)
         outcome.landed += 1
         if run_id is not None:
             rows.append(_copy_row(run_id, candidate, raw, landed_tcv, attempted))
-    if len(batch) > len(results):
-        outcome.problems.append(f"lml_cardinality_mismatch: {len(results)} results for "
-                                f"{len(batch)} inputs")
     return outcome
+
+
+def _flag_track_confidences(library_id: int, tracks: list[dict[str, Any]] | None,
+                            problems: list[Problem]) -> None:
+    """A credit whose confidence is outside 0..1 keeps the compilation (the merge stores
+    that credit's confidence as NULL); it is logged."""
+    bad = [t for t in tracks or () if not _optional_unit(t.get("confidence"))]
+    if bad:
+        problems.append(Problem(
+            "compilation_confidence_out_of_range",
+            f"library_id={library_id} credits={len(bad)} "
+            f"first_value={bad[0].get('confidence')!r}"))
 
 
 def _count(counters: Counters, raw: dict[str, Any], usable: bool) -> bool | None:

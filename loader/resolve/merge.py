@@ -1,17 +1,93 @@
-"""After landing: dbt merges the latest verdicts into the identity tables and runs the
-data-quality gates."""
+"""After landing: dbt computes the merge's change sets and checks them (the gates), then
+one write-back applies them to the station's tables in a single transaction."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from loader.db import Database
+from loader.db import LOADER_SCHEMA, Database
 from loader.dbt import DbtOutcome, run_dbt
 
-# Everything except the loader's input views, which the next run rebuilds anyway.
-MERGE_SELECTOR = ["build", "--exclude", "library_candidates"]
+# Defined once in selectors.yml: the incremental state, the change sets and their gates.
+MERGE_SELECTOR = "merge"
+WRITE_BACK_OPERATION = "apply_write_back"
+# Counts that a run reports from its merge (see the write-back macro).
+COMPILATION_GAP_MIN_KEYS = 10
 
 
-def merge(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
-    return run_dbt(db, MERGE_SELECTOR, dbt_vars)
+@dataclass(frozen=True)
+class MergeOutcome(DbtOutcome):
+    merge_id: int | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    skips: dict[str, int] = field(default_factory=dict)
+
+
+def _latest_merge_id(db: Database) -> int:
+    with db.connect() as conn:
+        row = conn.execute(f"select coalesce(max(merge_id), 0) from {LOADER_SCHEMA}.merges"
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _applied(db: Database, after: int) -> tuple[int | None, dict[str, Any], dict[str, int]]:
+    with db.connect() as conn:
+        row = conn.execute(
+            f"select merge_id, counts from {LOADER_SCHEMA}.merges where merge_id > %s "
+            "order by merge_id desc limit 1", (after,)).fetchone()
+        if row is None:
+            return None, {}, {}
+        skips = conn.execute(
+            f"select skip_level || '.' || reason, count(*) from {LOADER_SCHEMA}.merge_skips "
+            "where merge_id = %s group by 1 order by 1", (row[0],)).fetchall()
+    return int(row[0]), dict(row[1]), {key: int(n) for key, n in skips}
+
+
+def pending_verdicts(db: Database) -> int:
+    """Verdicts landed since the last applied merge."""
+    with db.connect() as conn:
+        row = conn.execute(
+            f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
+            f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = None, *,
+          full_rebuild: bool = False) -> MergeOutcome:
+    """Build and check the change sets; when every gate passes, apply them. A failure at
+    either step leaves every station table as it was; the next merge starts over from
+    the same verdicts. With nothing landed since the last merge there is nothing to do."""
+    if not full_rebuild and pending_verdicts(db) == 0:
+        return MergeOutcome(success=True, failures=[], warnings=[])
+    variables = {**dbt_vars, "merge_full_rebuild": full_rebuild}
+    build_args = ["build", "--selector", MERGE_SELECTOR]
+    if full_rebuild:
+        build_args.append("--full-refresh")
+    built = run_dbt(db, build_args, variables)
+    if not built.success:
+        return MergeOutcome(success=False, failures=built.failures, warnings=built.warnings)
+    before = _latest_merge_id(db)
+    args = {"run_id": str(run_id)} if run_id else {}
+    applied = run_dbt(db, ["run-operation", WRITE_BACK_OPERATION, "--args", json.dumps(args)],
+                      variables)
+    if not applied.success:
+        return MergeOutcome(success=False, warnings=built.warnings,
+                            failures=[f"write_back: {f}" for f in applied.failures]
+                            or ["write_back: failed"])
+    merge_id, counts, skips = _applied(db, before)
+    return MergeOutcome(success=True, failures=[], warnings=built.warnings + _warnings(counts),
+                        merge_id=merge_id, counts=counts, skips=skips)
+
+
+def _warnings(counts: Mapping[str, Any]) -> list[str]:
+    """compilation_cta_match_gap: many answered track keys match no credit row, a sign
+    that LML's echo of artist and title diverged from the station's credits."""
+    keys = int(counts.get("compilation_track_keys", 0))
+    missed = int(counts.get("compilation_track_rows_skipped_no_cta_match", 0))
+    if missed >= COMPILATION_GAP_MIN_KEYS and 2 * missed >= keys > 0:
+        return [f"compilation_cta_match_gap: {missed} of {keys} track keys match no credit row"]
+    return []

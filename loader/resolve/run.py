@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 import psycopg
 import sentry_sdk
 
-from loader import runs
+from loader import dbt, runs, telemetry
 from loader.db import Database, DatabaseError, Writer
-from loader.dbt import DbtOutcome
 from loader.lml.client import (
     BULK_RESOLVE_PATH,
     LML_BULK_RESOLVE_CAP,
@@ -34,8 +33,9 @@ from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.lml.pacing import Pacer, PacingSettings
 from loader.resolve import candidates, fastpath, landing
 from loader.resolve.counters import RunCounters
+from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
-from loader.resolve.verdicts import Candidate
+from loader.resolve.verdicts import REPORTED_STEPS, Candidate, Problem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,7 +109,7 @@ class ResolveResult:
     error: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
-    merge: DbtOutcome | None = None
+    merge: MergeOutcome | None = None
     pacing: dict[str, Any] = field(default_factory=dict)
 
 
@@ -233,6 +233,8 @@ class _Runner:
         assert outcome is not None
         for problem in outcome.problems:
             log.warning("%s cohort=%s", problem, call.cohort)
+            if problem.step in REPORTED_STEPS:
+                self._report(problem, call.cohort)
         if self.options.dry_run:
             cohort_counters.add(outcome.counters)
             return
@@ -243,6 +245,16 @@ class _Runner:
             self.counters = landed
         else:
             cohort_counters.add(outcome.counters.landing_failed(outcome.landed))
+
+    def _report(self, problem: Problem, cohort: str) -> None:
+        """A Sentry event per finding, tagged with its step, as the station's consumer
+        sends them (its alerts count these events)."""
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("step", problem.step)
+            scope.set_tag("cohort", cohort)
+            scope.set_tag("run_id", str(self.run_id or "dry-run"))
+            scope.fingerprint = ["library-identity", problem.step]
+            sentry_sdk.capture_message(str(problem), level="error")
 
     def _checkpoint(self) -> None:
         if self.options.dry_run or self.run_id is None:
@@ -304,6 +316,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
+    dbt_before = dbt.time_spent()
     timings: dict[str, float] = {}
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                      dry_run=options.dry_run) as job:
@@ -312,11 +325,10 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
         source = None
-        dbt_runs: list[DbtOutcome] = []
         if prepare and options.dry_run:
             source = candidates.compiled_candidates(db, options.dbt_vars())
         elif prepare:
-            dbt_runs.append(candidates.build_candidates(db, options.dbt_vars()))
+            candidates.build_candidates(db, options.dbt_vars())
         with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                         application_name="library-identity:reader") as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
@@ -327,8 +339,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 on_candidates(counts)
             runner.run_id = job.begin(options.mode, options.public())
             load_started, load_cpu_started = time.perf_counter(), time.process_time()
-            with sentry_sdk.start_transaction(op="job.run", name="library-identity.resolve"
-                                              ) as txn, _young_collections():
+            with sentry_sdk.start_transaction(
+                    op="job.run", name=telemetry.sentry_names().resolve_transaction
+            ) as txn, _young_collections():
                 txn.set_tag("run_id", str(runner.run_id or "dry-run"))
                 txn.set_tag("mode", options.mode)
                 txn.set_data("dry_run", int(options.dry_run))
@@ -338,7 +351,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                             break
                         runner.drain(read_conn, cohort, txn)
                 finally:
-                    for key, value in runner.counters.flat().items():
+                    for key, value in _run_data(runner.counters, options.mode).items():
                         txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
         # CPU of this process (all threads) while loading: the loader's own cost, apart
@@ -353,18 +366,36 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = run_merge(db, options.dbt_vars())
-            dbt_runs.append(result.merge)
+            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
             timings["merge_s"] = time.perf_counter() - merge_started
-            if not result.merge.success:
-                job.status = result.status = "gate_failed"
-                job.error = "; ".join(result.merge.failures)[:2000]
+            job.counters = lambda: {**runner.counters.as_dict(),
+                                    "merge": {**outcome.counts, "skipped": outcome.skips}}
+            if not outcome.success:
+                # A gate stopped the write-back, or the write-back itself failed (its
+                # failures name the step); either way no station table changed.
+                write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
+                job.status = result.status = "failed" if write_back_failed else "gate_failed"
+                job.error = "; ".join(outcome.failures)[:2000]
         result.seconds = time.perf_counter() - started
-        if dbt_runs:
-            # dbt's share of the run: parsing the project, and everything else it did.
-            timings["dbt_parse_s"] = sum(o.parse_seconds for o in dbt_runs)
-            timings["dbt_s"] = sum(o.seconds for o in dbt_runs)
+        # dbt's share of the run: everything it did, of which parsing the project.
+        timings["dbt_s"], timings["dbt_parse_s"] = dbt.time_spent(since=dbt_before)
         return result
+
+
+def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:
+    """The run's counters as transaction data, under the configured naming."""
+    names = telemetry.sentry_names()
+    prefix = names.resolve_prefix
+    if names.scheme != "station":
+        return counters.flat(prefix)
+    # The station's consumer sets its counters per drain: V/A, then non-V/A; a recheck
+    # run is one drain.
+    if mode == "recheck":
+        return counters.total.flat(f"{prefix}.recheck")
+    data: dict[str, float] = {}
+    for cohort, cohort_counters in counters.cohorts.items():
+        data.update(cohort_counters.flat(f"{prefix}.{cohort}"))
+    return data
 
 
 @contextlib.contextmanager
@@ -388,7 +419,8 @@ def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any
         return work(conn, *args)
 
 
-def merge_only(db: Database, options: ResolveOptions) -> DbtOutcome:
+def merge_only(db: Database, options: ResolveOptions, *, full_rebuild: bool = False
+               ) -> MergeOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
-        return run_merge(db, options.dbt_vars())
+        return run_merge(db, options.dbt_vars(), full_rebuild=full_rebuild)

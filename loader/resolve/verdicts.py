@@ -1,8 +1,8 @@
 """Checks one bulk-resolve response against its batch and sorts every input row.
 
 Every input row ends in exactly one bucket, so `scanned` counts library rows, never
-results. A result is only landed when it is trusted (its library_id was sent and is
-answered once) and valid (it passes the contract's models).
+results. A result is only landed when it is trusted (its library_id was sent, and it is
+that id's genuine answer) and valid (it passes the contract's models).
 """
 
 from __future__ import annotations
@@ -39,11 +39,27 @@ class Verdict:
     tracks_attempted: bool | None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in a response: a log event `<step> key=value…`; the steps in
+    REPORTED_STEPS also go to Sentry as events tagged with the step."""
+
+    step: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.detail}"
+
+
+# The steps the station's consumer reports to Sentry from a response check.
+REPORTED_STEPS = ("lml_cardinality_mismatch", "lml_untrusted_library_id")
+
+
 @dataclass
 class BatchOutcome:
     verdicts: list[Verdict] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def tracks_usable(tracks_contract_version: Any) -> bool:
@@ -83,59 +99,84 @@ def _check(result: BulkResolveResult) -> BulkResolveResult | str:
 
 
 def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
+    """Sort a batch as the station's consumer counts it: rows missing from a short response
+    are cardinality mismatches; a result for a foreign id, or a further copy of an id
+    already answered, is untrusted and takes the place of one unanswered row; every other
+    row is dispatched by its verdict's kind."""
     outcome = BatchOutcome()
     counters = outcome.counters
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
         counters.skip("invalid_response", len(batch))
-        outcome.problems.append("invalid_response: body has no results array")
+        outcome.problems.append(Problem("invalid_response", "body has no results array"))
         return outcome
 
     tcv = payload.get("tracks_contract_version")
     usable = tracks_usable(tcv)
-    by_id = {c.library_id: c for c in batch}
-    answers: dict[int, list[Any]] = {}
-    foreign = 0
-    for raw in results:
-        library_id = raw.get("library_id") if isinstance(raw, dict) else None
-        if type(library_id) is int and library_id in by_id:
-            answers.setdefault(library_id, []).append(raw)
-        else:
-            foreign += 1
-    if foreign:
-        outcome.problems.append(f"lml_untrusted_library_id: {foreign} result(s) for ids "
-                                "not in the batch")
-
-    shortfall = max(0, len(batch) - len(results))
-    repeated = sorted(lid for lid, found in answers.items() if len(found) > 1)
-    if repeated:
-        outcome.problems.append(f"lml_untrusted_library_id: ids answered more than once: "
-                                f"{repeated[:10]}")
-    trusted: list[tuple[Candidate, Any]] = []
-    for candidate in batch:
-        found = answers.get(candidate.library_id, [])
-        if not found:
-            if shortfall:
-                shortfall -= 1
-                counters.skip("lml_cardinality_mismatch")
-            else:
-                counters.skip("lml_untrusted_library_id")
-        elif len(found) > 1:
-            counters.skip("lml_untrusted_library_id")
-        else:
-            trusted.append((candidate, found[0]))
+    chosen = _trusted_positions(batch, results, outcome.problems)
+    unanswered = len(batch) - len(chosen)
+    shortfall = min(unanswered, max(0, len(batch) - len(results)))
+    if shortfall:
+        counters.skip("lml_cardinality_mismatch", shortfall)
+    if unanswered > shortfall:
+        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
+    if len(results) < len(batch):
+        outcome.problems.append(Problem("lml_cardinality_mismatch",
+                                        f"results={len(results)} inputs={len(batch)}"))
+    trusted = [(c, results[chosen[c.library_id]]) for c in batch if c.library_id in chosen]
     checked_all = _validate_all([raw for _, raw in trusted])
     for (candidate, raw), checked in zip(trusted, checked_all, strict=True):
         if isinstance(checked, str):
             counters.skip("invalid_response")
-            outcome.problems.append(f"invalid_response: library_id {candidate.library_id}: "
-                                    f"{checked}")
+            outcome.problems.append(Problem(
+                "invalid_response", f"library_id={candidate.library_id} error={checked}"))
             continue
+        if checked.kind == "compilation":
+            _flag_track_confidences(candidate, checked, outcome.problems)
         outcome.verdicts.append(_count(counters, candidate, checked, raw, tcv, usable))
-    if len(batch) > len(results):
-        outcome.problems.append(f"lml_cardinality_mismatch: {len(results)} results for "
-                                f"{len(batch)} inputs")
     return outcome
+
+
+def _trusted_positions(batch: list[Candidate], results: list[Any],
+                       problems: list[Problem]) -> dict[int, int]:
+    """The result position trusted for each answered library_id. LML answers in input
+    order, so of several copies of one id the copy at that id's input position is the
+    genuine one (a copy elsewhere took another row's place); failing that, the first. Every
+    other copy, and every result for an id not sent, is untrusted."""
+    position = {c.library_id: i for i, c in enumerate(batch)}
+    copies: dict[int, list[int]] = {}
+    for i, raw in enumerate(results):
+        library_id = raw.get("library_id") if isinstance(raw, dict) else None
+        if type(library_id) is int and library_id in position:
+            copies.setdefault(library_id, []).append(i)
+        else:
+            shown = library_id if type(library_id) is int else repr(library_id)[:40]
+            problems.append(Problem("lml_untrusted_library_id",
+                                    f"library_id={shown} position={i} reason=not_sent"))
+    chosen: dict[int, int] = {}
+    for library_id, found in copies.items():
+        chosen[library_id] = (position[library_id] if position[library_id] in found
+                              else found[0])
+        problems.extend(Problem("lml_untrusted_library_id",
+                                f"library_id={library_id} position={i} reason=repeated")
+                        for i in found if i != chosen[library_id])
+    return chosen
+
+
+def _flag_track_confidences(candidate: Candidate, result: BulkResolveResult,
+                            problems: list[Problem]) -> None:
+    """A credit whose confidence is outside 0..1 keeps the compilation; the merge stores
+    that credit's link confidence as NULL. Logged, as the station does."""
+    bad = [t for t in result.tracks or () if not _confidence_in_range(t.get("confidence"))]
+    if bad:
+        problems.append(Problem(
+            "compilation_confidence_out_of_range",
+            f"library_id={candidate.library_id} credits={len(bad)} "
+            f"first_value={bad[0].get('confidence')!r}"))
+
+
+def _confidence_in_range(value: float | None) -> bool:
+    return value is None or 0 <= value <= 1
 
 
 def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,

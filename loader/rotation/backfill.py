@@ -4,10 +4,15 @@ release identity their `lml_identity_id`, through LML's identity/resolve.
 The write is guarded: it lands only if the row still has no identity and still has the
 release id that was sent. A row another writer changed meanwhile keeps that writer's
 values and counts as `raced`.
+
+It keeps out of the way while the station is on air: before each LML call it looks for a
+track logged in the on-air log (wxyc_schema.flowsheet) within the lookback and, while there
+is one, pauses and looks again, up to a ceiling after which the run fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -22,7 +27,7 @@ import psycopg
 import sentry_sdk
 from pydantic import ValidationError
 
-from loader import runs
+from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer
 from loader.lml.client import LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import ReleaseIdentityResolveResponse
@@ -35,11 +40,15 @@ log = logging.getLogger(__name__)
 JOB = "rotation_backfill"
 SOURCE = "discogs_release"
 DRY_RUN_REPORT_VERSION = 1
+MIN_QUIET_PAUSE_S = 1.0  # looking more often only loads the station's database
 
 _CANDIDATES_SQL = (
     "select id, discogs_release_id from wxyc_schema.rotation "
     f"where {ACTIVE_ROTATION} and lml_identity_id is null and discogs_release_id is not null "
     "order by id")
+_ON_AIR_SQL = (
+    "select exists (select 1 from wxyc_schema.flowsheet where entry_type = 'track' "
+    "and add_time > now() - %s * interval '1 second')")
 _GUARDED_UPDATE_SQL = (
     "update wxyc_schema.rotation set lml_identity_id = %s "
     "where id = %s and lml_identity_id is null and discogs_release_id = %s")
@@ -51,11 +60,30 @@ class BackfillOptions(JobOptions):
     timeout_s: float = 8.0  # the station's backfill timeout for identity/resolve
     limit: int | None = None
     dry_run: bool = False
+    # The quiet period, in seconds: a track logged within the lookback means the station
+    # is live (0: never wait); pause between looks; ceiling on one wait (0: none).
+    quiet_lookback_s: float = 60.0
+    quiet_pause_s: float = 30.0
+    quiet_max_wait_s: float = 1800.0
 
     def validate(self) -> None:
         super().validate()
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must not be negative")
+        if self.quiet_lookback_s < 0 or self.quiet_max_wait_s < 0:
+            raise ValueError("quiet lookback and quiet max wait must not be negative")
+        if self.quiet_pause_s < MIN_QUIET_PAUSE_S:
+            raise ValueError(f"quiet pause must be at least {MIN_QUIET_PAUSE_S:g} s, got "
+                             f"{self.quiet_pause_s:g}")
+
+
+class StationLive(RuntimeError):
+    """The station stayed on air past the quiet period's ceiling; nothing more is sent or
+    written."""
+
+
+class NoOnAirLog(RuntimeError):
+    """The quiet period needs wxyc_schema.flowsheet, and the database has none."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,38 @@ class _Runner:
         self.writer = writer
         self.run_id: uuid.UUID | None = None
         self.consecutive_failures = 0
+        self.on_air: psycopg.Connection | None = None  # for the quiet period's looks
+
+    def _on_air(self, lookback_s: float) -> bool:
+        assert self.on_air is not None
+        row = self.on_air.execute(_ON_AIR_SQL, (lookback_s,)).fetchone()
+        return bool(row and row[0])
+
+    def wait_for_quiet(self) -> bool:
+        """Pause while a track was logged on air within the lookback; False when the run
+        was stopped meanwhile. Raises StationLive once one wait reaches the ceiling."""
+        lookback, ceiling = self.options.quiet_lookback_s, self.options.quiet_max_wait_s
+        if self.on_air is None or lookback <= 0:
+            return True
+        waited = 0.0
+        while self._on_air(lookback):
+            if ceiling and waited >= ceiling:
+                raise StationLive(
+                    f"the station has been on air for the whole quiet-period ceiling "
+                    f"({ceiling:g} s: a track logged within every {lookback:g} s lookback); "
+                    "stopped before the next LML call, run again later")
+            pause = min(self.options.quiet_pause_s, ceiling - waited) if ceiling else \
+                self.options.quiet_pause_s
+            log.info("quiet_period_pause seconds=%g waited=%g: a track was logged on air "
+                     "within the last %g s", pause, waited, lookback)
+            self.counters.quiet_pauses += 1
+            started = time.perf_counter()
+            stopped = self.stop.wait(pause)
+            self.counters.quiet_wait_ms += (time.perf_counter() - started) * 1000
+            if stopped:
+                return False
+            waited += pause
+        return True
 
     def handle(self, call: _Call) -> None:
         c = self.counters
@@ -214,7 +274,7 @@ class _Runner:
                 while True:
                     while not self.stop.is_set() and len(in_flight) < self.options.concurrency:
                         row = next(pending, None)
-                        if row is None:
+                        if row is None or not self.wait_for_quiet():
                             break
                         in_flight.add(pool.submit(_resolve, self.client, row,
                                                   self.options.timeout_s, txn))
@@ -246,21 +306,39 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
                         application_name="library-identity:reader") as conn:
             rows = read_candidates(conn, options.limit)
         log.info("candidates rotation_rows=%d", len(rows))
-        runner.run_id = job.begin("live", options.public())
-        with sentry_sdk.start_transaction(op="job.run",
-                                          name="library-identity.rotation_backfill") as txn:
+        names = telemetry.sentry_names()
+        with contextlib.ExitStack() as stack:
+            if rows and options.quiet_lookback_s > 0:
+                runner.on_air = stack.enter_context(_on_air_log(db))
+            runner.run_id = job.begin("live", options.public())
+            txn = stack.enter_context(sentry_sdk.start_transaction(
+                op=names.backfill_op, name=names.backfill_transaction))
             txn.set_tag("run_id", str(runner.run_id or "dry-run"))
             txn.set_data("dry_run", int(options.dry_run))
             try:
                 runner.run(rows, txn)
             finally:
-                for key, value in runner.counters.flat().items():
+                for key, value in runner.counters.flat(names.backfill_prefix).items():
                     txn.set_data(key, value)
         runner.counters.check_invariant()
         job.status = "interrupted" if stop.is_set() else "succeeded"
         return BackfillResult(run_id=runner.run_id, status=job.status, counters=runner.counters,
                               candidates=len(rows), dry_run=options.dry_run,
                               seconds=time.perf_counter() - started)
+
+
+def _on_air_log(db: Database) -> psycopg.Connection:
+    """A connection for the quiet period's looks at the on-air log (autocommit, so each
+    look sees the station's latest entries and its own now())."""
+    conn = db.connect(autocommit=True, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                      application_name="library-identity:on-air")
+    found = conn.execute("select to_regclass('wxyc_schema.flowsheet') is not null").fetchone()
+    if not found or not found[0]:
+        conn.close()
+        raise NoOnAirLog("the quiet period reads the on-air log wxyc_schema.flowsheet, which "
+                         "this database lacks; run `library-identity migrate`, or pass "
+                         "--quiet-lookback 0 to send without waiting")
+    return conn
 
 
 def dry_run_report(result: BackfillResult) -> dict[str, Any]:
@@ -270,4 +348,5 @@ def dry_run_report(result: BackfillResult) -> dict[str, Any]:
             "candidates": result.candidates, "scanned": c.scanned, "resolved": c.resolved,
             "unresolved": c.unresolved, "lml_error": c.lml_error, "raced": c.raced,
             "minted": c.minted, "lml_total_calls": c.lml_total_calls,
-            "lml_total_latency_ms": round(c.lml_total_latency_ms, 1)}
+            "lml_total_latency_ms": round(c.lml_total_latency_ms, 1),
+            "quiet_pauses": c.quiet_pauses}

@@ -114,6 +114,8 @@ class BackfillCounters:
     minted: int = 0       # of resolved: LML created the identity on this call
     lml_total_calls: int = 0
     lml_total_latency_ms: float = 0.0
+    quiet_pauses: int = 0          # pauses because the station was on air
+    quiet_wait_ms: float = 0.0     # time spent in them
 
     OUTCOMES = ("resolved", "unresolved", "lml_error", "raced")
 
@@ -133,6 +135,7 @@ class BackfillCounters:
     def as_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["lml_total_latency_ms"] = round(self.lml_total_latency_ms, 1)
+        data["quiet_wait_ms"] = round(self.quiet_wait_ms, 1)
         return data
 
     def flat(self, prefix: str = "rotation_backfill") -> dict[str, float]:

@@ -17,17 +17,18 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import sentry_sdk
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from loader import runs
+from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer, jsonb_text
-from loader.dbt import DbtError, run_dbt
+from loader.dbt import DbtError, compile_models, run_dbt
 from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
@@ -37,6 +38,7 @@ from loader.rotation.counters import RefreshCounters, Tally, tally
 log = logging.getLogger(__name__)
 
 JOB = "rotation_refresh"
+DRY_RUN_REPORT_VERSION = 1
 # LML answers 400 above 50 ids (lml-contract §2.1). Fixed, never a setting: a larger
 # configured batch size is refused before anything is sent.
 LML_REFRESH_BATCH_CAP = 50
@@ -58,6 +60,7 @@ class RefreshOptions(JobOptions):
     timeout_s: float = DEFAULT_TIMEOUT_S
     not_found_alert_pct: float = 1.0
     retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
+    dry_run: bool = False  # read the candidates, call nothing, write nothing
 
     def validate(self) -> None:
         if self.batch_size > LML_REFRESH_BATCH_CAP:
@@ -105,6 +108,8 @@ class RefreshResult:
     identities: int = 0  # candidates read from dbt
     alert: Alert | None = None
     seconds: float = 0.0
+    batches: list[list[int]] = field(default_factory=list)  # a dry run's would-be batches
+    dry_run: bool = False
 
 
 Progress = Callable[[int, int], None]  # (identities settled so far, identities in the run)
@@ -208,7 +213,7 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
 
 
 class _Runner:
-    def __init__(self, db: Database, client: LMLClient, options: RefreshOptions,
+    def __init__(self, db: Database, client: LMLClient | None, options: RefreshOptions,
                  stop: threading.Event, progress: Progress | None, writer: Writer) -> None:
         self.db = db
         self.client = client
@@ -309,6 +314,7 @@ class _Runner:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, ids: list[int], txn: Any) -> None:
+        assert self.client is not None, "a live run needs an LML client"
         self.total = len(ids)
         queue = _Queue(ids, self.options.batch_size, self.options.retry_delay_s)
         in_flight: set[Future[_Batch]] = set()
@@ -352,14 +358,42 @@ def build_models(db: Database) -> None:
         raise DbtError("dbt could not build the rotation models: " + "; ".join(outcome.failures))
 
 
-def read_candidates(conn: psycopg.Connection) -> tuple[list[int], int]:
+def read_candidates(conn: psycopg.Connection, compiled: dict[str, str] | None = None
+                    ) -> tuple[list[int], int]:
     """(distinct identity ids of active rotation rows in ascending order, active rows that
-    have no identity yet)."""
-    rows = conn.execute(f"select lml_identity_id from {DBT_SCHEMA}.{CANDIDATES_MODEL} "
-                        "where lml_identity_id is not null order by 1").fetchall()
-    row = conn.execute(f"select active_without_lml_identity from {DBT_SCHEMA}.{COVERAGE_MODEL}"
-                       ).fetchone()
+    have no identity yet), from the two models, or from their compiled SQL."""
+    def source(model: str) -> sql.Composable:
+        if compiled is None:
+            return sql.Identifier(DBT_SCHEMA, model)
+        return sql.SQL("({}) as compiled").format(sql.SQL(compiled[model].replace("%", "%%")))
+
+    rows = conn.execute(sql.SQL("select lml_identity_id from {} where lml_identity_id is not "
+                                "null order by 1").format(source(CANDIDATES_MODEL)), ()
+                        ).fetchall()
+    row = conn.execute(sql.SQL("select active_without_lml_identity from {}").format(
+        source(COVERAGE_MODEL)), ()).fetchone()
     return list(dict.fromkeys(int(r[0]) for r in rows)), int(row[0]) if row and row[0] else 0
+
+
+def read_candidates_without_building(db: Database) -> tuple[list[int], int]:
+    """The candidates from the models' compiled SQL, so a dry run rebuilds nothing. The
+    views they read are created first only where they do not exist yet (definitions, no
+    data)."""
+    compiled = compile_models(db, [CANDIDATES_MODEL, COVERAGE_MODEL])
+    for attempt in (1, 2):
+        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                        application_name="library-identity:reader") as conn:
+            try:
+                return read_candidates(conn, compiled)
+            except psycopg.errors.UndefinedTable:
+                if attempt == 2:
+                    raise
+        outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}",
+                               "--exclude", CANDIDATES_MODEL, COVERAGE_MODEL])
+        if not outcome.success:
+            raise DbtError("dbt could not build the rotation models' inputs: "
+                           + "; ".join(outcome.failures))
+    raise AssertionError("unreachable")
 
 
 def capability_gate(client: LMLClient) -> None:
@@ -369,44 +403,79 @@ def capability_gate(client: LMLClient) -> None:
     require_route(client, REFRESH_PATH, {"identity_ids": []})
 
 
-def refresh(db: Database, client: LMLClient, options: RefreshOptions, *,
+def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
             stop: threading.Event | None = None, progress: Progress | None = None,
             prepare: bool = True) -> RefreshResult:
     """One refresh run. Raises RunLocked, LMLUnavailable (LMLRouteMissing), LMLAuthError,
-    DatabaseError, DbtError, InvariantViolation; the run record says how it ended."""
+    DatabaseError, DbtError, InvariantViolation; the run record says how it ended.
+
+    A dry run (no client needed) reads the candidates and reports the batches it would
+    send: no LML call, no run record, nothing rebuilt or written."""
     options.validate()
     stop = stop or threading.Event()
     started = time.perf_counter()
-    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as job:
+    names = telemetry.sentry_names()
+    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                     dry_run=options.dry_run) as job:
         runner = _Runner(db, client, options, stop, progress, job.writer)
         job.counters = lambda: runner.counters.as_dict()
-        capability_gate(client)
-        if prepare:
-            build_models(db)
-        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                        application_name="library-identity:reader") as conn:
-            ids, without_identity = read_candidates(conn)
+        if options.dry_run:
+            ids, without_identity = read_candidates_without_building(db)
+        else:
+            assert client is not None
+            capability_gate(client)
+            if prepare:
+                build_models(db)
+            with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                            application_name="library-identity:reader") as conn:
+                ids, without_identity = read_candidates(conn)
         runner.counters.skipped_null_identity = without_identity
         log.info("candidates identities=%d active_rows_without_identity=%d", len(ids),
                  without_identity)
-        runner.run_id = job.begin(None, {**options.public(),
-                                         "client_requests_per_minute": client.requests_per_minute})
-        with sentry_sdk.start_transaction(op="job.run",
-                                          name="library-identity.rotation_refresh") as txn:
-            txn.set_tag("run_id", str(runner.run_id))
+        rpm = client.requests_per_minute if client is not None else None
+        runner.run_id = job.begin(None, {**options.public(), "client_requests_per_minute": rpm})
+        with sentry_sdk.start_transaction(op="job.run", name=names.refresh_transaction) as txn:
+            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
             try:
-                runner.run(ids, txn)
+                if not options.dry_run:
+                    runner.run(ids, txn)
             finally:
-                for key, value in runner.counters.flat().items():
-                    txn.set_data(key, value)
+                _send_totals(txn, runner.counters, options.dry_run)
             runner.counters.check_invariant()
             alert = _alert(runner.counters, options.not_found_alert_pct)
             if alert.fired:
                 _raise_alert(alert, txn)
         job.status = "interrupted" if stop.is_set() else "alert" if alert.fired else "succeeded"
-        return RefreshResult(run_id=runner.run_id, status=job.status, counters=runner.counters,
-                             identities=len(ids), alert=alert,
-                             seconds=time.perf_counter() - started)
+        batch_size = options.batch_size
+        return RefreshResult(
+            run_id=runner.run_id, status=job.status, counters=runner.counters,
+            identities=len(ids), alert=alert, seconds=time.perf_counter() - started,
+            dry_run=options.dry_run,
+            batches=[ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+            if options.dry_run else [])
+
+
+def _send_totals(txn: Any, counters: RefreshCounters, dry_run: bool) -> None:
+    """The run's counters on the transaction and, under the station's naming, on the
+    totals span its alerts read (e.g. not_found against identities_scanned)."""
+    names = telemetry.sentry_names()
+    data = {f"{names.refresh_prefix}.dry_run": int(dry_run),
+            **counters.flat(names.refresh_prefix)}
+    for key, value in data.items():
+        txn.set_data(key, value)
+    if names.refresh_totals_span is not None:
+        name, op = names.refresh_totals_span
+        with txn.start_child(op=op, name=name) as span:
+            for key, value in data.items():
+                span.set_data(key, value)
+
+
+def dry_run_report(result: RefreshResult) -> dict[str, Any]:
+    """The one JSON object a dry run prints: the ids it would send, in their batches; the
+    counters stay at zero (skipped_null_identity is read, not counted)."""
+    return {"report_version": DRY_RUN_REPORT_VERSION, "job": JOB, "dry_run": True,
+            "identities": result.identities, "batch_count": len(result.batches),
+            "batches": result.batches, "counters": result.counters.as_dict()}
 
 
 def _alert(counters: RefreshCounters, threshold_pct: float) -> Alert:
@@ -419,7 +488,8 @@ def _alert(counters: RefreshCounters, threshold_pct: float) -> Alert:
 def _raise_alert(alert: Alert, txn: Any) -> None:
     log.warning("STALE REFERENCE ALERT: %s", alert.describe())
     txn.set_tag("rotation.stale_reference_alert", "fired")
-    txn.set_data("rotation_refresh.not_found_pct", round(alert.not_found_pct or 0.0, 2))
+    txn.set_data(f"{telemetry.sentry_names().refresh_prefix}.not_found_pct",
+                 round(alert.not_found_pct or 0.0, 2))
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("step", "stale_reference_alert")
         scope.set_context("rotation_refresh_alert", alert.as_dict())

@@ -67,6 +67,11 @@ class StandInConfig:
     short_rate: float = 0.0
     foreign_id_rate: float = 0.0
     duplicate_id_rate: float = 0.0
+    # Where the copy that replaces another row's answer sits: "any", or "before" / "after"
+    # the genuine answer of the id it repeats.
+    duplicate_order: str = "any"
+    # Each compilation result gets one answered credit with a confidence of 1.5 or -0.1.
+    track_confidence_rate: float = 0.0
     malformed_rate: float = 0.0
     bad_enum_rate: float = 0.0
     cache_stats: bool = False
@@ -574,11 +579,21 @@ def _corrupt(results: list[dict[str, Any]], cfg: StandInConfig, roll: Any, h: in
         i = h % len(results)
         results[i] = {**results[i], "library_id": max(ids) + 1 + (h >> 16) % 1000}
     if roll("duplicate", cfg.duplicate_id_rate):
-        source = (h >> 8) % len(results)
-        targets = [j for j, r in enumerate(results) if r["library_id"] != ids[source]]
-        if targets:
-            j = targets[(h >> 24) % len(targets)]
-            results[j] = {**results[j], "library_id": ids[source]}
+        # Another row's answer carries this id: that row goes unanswered.
+        sources = {"before": range(1, len(results)),
+                   "after": range(len(results) - 1)}.get(cfg.duplicate_order,
+                                                           range(len(results)))
+        if sources:
+            source = sources[(h >> 8) % len(sources)]
+            targets = [j for j, r in enumerate(results) if r["library_id"] != ids[source]
+                       and (cfg.duplicate_order != "before" or j < source)
+                       and (cfg.duplicate_order != "after" or j > source)]
+            if targets:
+                j = targets[(h >> 24) % len(targets)]
+                results[j] = {**results[j], "library_id": ids[source]}
+    if roll("track_confidence", cfg.track_confidence_rate):
+        for i, result in enumerate(results):
+            _spoil_track_confidence(results, i, result, h)
     if roll("bad_enum", cfg.bad_enum_rate):
         i = (h >> 32) % len(results)
         if (h >> 40) & 1:
@@ -587,6 +602,21 @@ def _corrupt(results: list[dict[str, Any]], cfg: StandInConfig, roll: Any, h: in
             results[i] = {**results[i], "confidence": 1.5}
     if roll("short", cfg.short_rate):
         results.pop()
+
+
+def _spoil_track_confidence(results: list[dict[str, Any]], i: int, result: dict[str, Any],
+                            h: int) -> None:
+    """One answered credit of a compilation gets a confidence outside 0..1 (tracks are
+    shared read-only, so the result gets its own copies)."""
+    tracks = result.get("tracks") or []
+    answered = [k for k, t in enumerate(tracks) if t.get("resolved_artist_name") is not None]
+    if result.get("kind") != "compilation" or not answered:
+        return
+    k = answered[stable_hash("standin-track-confidence", h, result["library_id"])
+                 % len(answered)]
+    spoiled = [dict(t) for t in tracks]
+    spoiled[k]["confidence"] = 1.5 if k % 2 else -0.1
+    results[i] = {**result, "tracks": spoiled}
 
 
 def _malform(body: bytes, h: int) -> bytes:

@@ -1,11 +1,13 @@
--- Per-track entries of each compilation's latest usable verdict, matched to the
--- station's credit rows and catalogue artists (consumer-behaviour §7). One row per
--- credit key (library_id, artist_name, track_title) that LML answered.
+{{ config(materialized='table', tags=['merge']) }}
+-- Per-track entries of each compilation's newest usable verdict among the new ones,
+-- matched to the station's credit rows (by the exact credit key) and catalogue artists
+-- (by folded name). One row per credit key (library_id, artist_name, track_title) that
+-- LML answered.
 with
 
 verdicts as (
 
-    select * from {{ ref('stg_loader__raw_verdicts') }}
+    select * from {{ ref('int_verdicts__new') }}
 
 ),
 
@@ -35,7 +37,7 @@ artists as (
 
 latest_compilations as (
 
-    -- Only tracks_contract_version 1 with tracks attempted counts (contract §1.8).
+    -- Only per-track data that counts (tracks_contract_version 1, tracks attempted).
     select distinct on (verdicts.library_id)
         verdicts.verdict_id,
         verdicts.run_id,

@@ -1,5 +1,9 @@
--- The identity each library row should have: its latest mergeable single_artist
--- verdict, laid over the station's current row so that no known id is wiped.
+{{ config(materialized='table', tags=['merge']) }}
+-- The identity each library row with a new mergeable single_artist verdict should
+-- have: the newest such verdict, laid over the station's current row so that no known
+-- id is wiped, with whether the project may write the row and what it supersedes.
+{%- set station_ids = ['discogs_master_id', 'discogs_release_id', 'musicbrainz_release_group_mbid',
+                       'musicbrainz_release_mbid', 'musicbrainz_recording_mbid'] %}
 with
 
 checked as (
@@ -14,25 +18,16 @@ station_identity as (
 
 ),
 
-mergeable as (
+stored_artist_ids as (
 
-    select
-        *,
-        -- The previous mergeable verdict's artist-level ids, to name explicit changes
-        -- of ids that the station table has no column for.
-        lag(discogs_artist_id) over by_time as prior_discogs_artist_id,
-        lag(musicbrainz_artist_id) over by_time as prior_musicbrainz_artist_id,
-        lag(bandcamp_id) over by_time as prior_bandcamp_id
-    from checked
-    where is_mergeable
-    window by_time as (partition by library_id order by attempted_at asc, verdict_id asc)
+    select * from {{ source('loader', 'library_identity_artist_ids') }}
 
 ),
 
 latest as (
 
-    select * from mergeable
-    where mergeable_rank = 1
+    select * from checked
+    where is_mergeable and mergeable_rank = 1
 
 ),
 
@@ -46,7 +41,7 @@ laid_over as (
         latest.method,
         latest.confidence::real as confidence,
         latest.usable_sources,
-        -- Station defect #3: record which sources agreed.
+        -- Which sources agreed, when agreement is the method.
         case
             when latest.method = 'cross_source_agreement' then latest.usable_sources
         end as agreement_sources,
@@ -57,40 +52,32 @@ laid_over as (
         latest.spotify_artist_id,
         latest.apple_music_artist_id,
         latest.bandcamp_id,
-        latest.prior_discogs_artist_id,
-        latest.prior_musicbrainz_artist_id,
-        latest.prior_bandcamp_id,
-        -- Release-level ids: the station's value always wins (defect #1).
-        coalesce(current_row.discogs_master_id, latest.discogs_master_id) as station_discogs_master_id,
-        coalesce(current_row.discogs_release_id, latest.discogs_release_id) as station_discogs_release_id,
-        coalesce(current_row.musicbrainz_release_group_mbid, latest.musicbrainz_release_group_mbid)
-            as station_musicbrainz_release_group_mbid,
-        coalesce(current_row.musicbrainz_release_mbid, latest.musicbrainz_release_mbid)
-            as station_musicbrainz_release_mbid,
-        coalesce(current_row.musicbrainz_recording_mbid, latest.musicbrainz_recording_mbid)
-            as station_musicbrainz_recording_mbid,
+        stored_artist_ids.discogs_artist_id as prior_discogs_artist_id,
+        stored_artist_ids.musicbrainz_artist_id as prior_musicbrainz_artist_id,
+        stored_artist_ids.bandcamp_id as prior_bandcamp_id,
+        -- Release-level ids: the station's value always wins.
+        {% for column in station_ids -%}
+            coalesce(current_row.{{ column }}, latest.{{ column }}) as station_{{ column }},
+        {% endfor -%}
         -- Artist-level ids: a new value replaces the old one, a missing one never wipes it.
         coalesce(latest.wikidata_qid, current_row.wikidata_qid) as station_wikidata_qid,
         coalesce(latest.spotify_artist_id, current_row.spotify_id) as station_spotify_id,
         coalesce(latest.apple_music_artist_id, current_row.apple_music_id) as station_apple_music_id,
         current_row.library_id is not null as has_current,
+        -- A replay of the log (merge_full_rebuild) also re-derives rows that already
+        -- reflect their verdict; the write-back rewrites only what then differs.
         current_row.library_id is null
-        or latest.attempted_at > current_row.last_verified_at as is_newer,
-        current_row.discogs_master_id as current_discogs_master_id,
-        current_row.discogs_release_id as current_discogs_release_id,
-        current_row.musicbrainz_release_group_mbid as current_musicbrainz_release_group_mbid,
-        current_row.musicbrainz_release_mbid as current_musicbrainz_release_mbid,
-        current_row.musicbrainz_recording_mbid as current_musicbrainz_recording_mbid,
-        current_row.wikidata_qid as current_wikidata_qid,
-        current_row.spotify_id as current_spotify_id,
-        current_row.apple_music_id as current_apple_music_id,
-        current_row.last_verified_at as current_last_verified_at,
-        current_row.method as current_method,
-        current_row.confidence as current_confidence,
-        current_row.agreement_sources as current_agreement_sources,
-        current_row.notes as current_notes
+        or latest.attempted_at
+        {{ '>=' if var('merge_full_rebuild') else '>' }} current_row.last_verified_at as is_newer,
+        current_row.library_id is null or {{ is_project_row('current_row.notes') }} as is_ours,
+        {% for column in station_ids + ['wikidata_qid', 'spotify_id', 'apple_music_id',
+                                        'last_verified_at', 'method', 'confidence',
+                                        'agreement_sources', 'notes'] -%}
+        current_row.{{ column }} as current_{{ column }}{{ "," if not loop.last }}
+    {% endfor %}
     from latest
     left join station_identity as current_row on latest.library_id = current_row.library_id
+    left join stored_artist_ids on latest.library_id = stored_artist_ids.library_id
 
 ),
 
@@ -100,43 +87,23 @@ changes as (
         *,
         nullif(concat_ws(
             '; ',
-            case
-                when current_method <> method
-                    then 'method ' || current_method || ' -> ' || method
-            end,
-            case
-                when current_wikidata_qid <> wikidata_qid
-                    then 'wikidata_qid ' || current_wikidata_qid || ' -> ' || wikidata_qid
-            end,
-            case
-                when current_spotify_id <> spotify_artist_id
-                    then 'spotify_id ' || current_spotify_id || ' -> ' || spotify_artist_id
-            end,
-            case
-                when current_apple_music_id <> apple_music_artist_id
-                    then 'apple_music_id ' || current_apple_music_id || ' -> ' || apple_music_artist_id
-            end,
-            case
-                when prior_discogs_artist_id <> discogs_artist_id
-                    then 'discogs_artist_id ' || prior_discogs_artist_id || ' -> ' || discogs_artist_id
-            end,
-            case
-                when prior_musicbrainz_artist_id <> musicbrainz_artist_id
-                    then 'musicbrainz_artist_id ' || prior_musicbrainz_artist_id || ' -> ' || musicbrainz_artist_id
-            end,
-            case
-                when prior_bandcamp_id <> bandcamp_id
-                    then 'bandcamp_id ' || prior_bandcamp_id || ' -> ' || bandcamp_id
-            end
+            case when current_method <> method then 'method ' || current_method || ' -> ' || method end,
+            {{ id_change('wikidata_qid', 'current_wikidata_qid', 'wikidata_qid') }},
+            {{ id_change('spotify_id', 'current_spotify_id', 'spotify_artist_id') }},
+            {{ id_change('apple_music_id', 'current_apple_music_id', 'apple_music_artist_id') }},
+            {{ id_change('discogs_artist_id', 'prior_discogs_artist_id', 'discogs_artist_id') }},
+            {{ id_change('musicbrainz_artist_id', 'prior_musicbrainz_artist_id', 'musicbrainz_artist_id') }},
+            {{ id_change('bandcamp_id', 'prior_bandcamp_id', 'bandcamp_id') }}
         ), '') as change_summary,
-        (
-            current_wikidata_qid <> wikidata_qid
-            or current_spotify_id <> spotify_artist_id
-            or current_apple_music_id <> apple_music_artist_id
-            or prior_discogs_artist_id <> discogs_artist_id
-            or prior_musicbrainz_artist_id <> musicbrainz_artist_id
-            or prior_bandcamp_id <> bandcamp_id
-        ) is true as has_id_change
+        concat_ws(
+            '',
+            {{ id_change('wikidata_qid', 'current_wikidata_qid', 'wikidata_qid') }},
+            {{ id_change('spotify_id', 'current_spotify_id', 'spotify_artist_id') }},
+            {{ id_change('apple_music_id', 'current_apple_music_id', 'apple_music_artist_id') }},
+            {{ id_change('discogs_artist_id', 'prior_discogs_artist_id', 'discogs_artist_id') }},
+            {{ id_change('musicbrainz_artist_id', 'prior_musicbrainz_artist_id', 'musicbrainz_artist_id') }},
+            {{ id_change('bandcamp_id', 'prior_bandcamp_id', 'bandcamp_id') }}
+        ) <> '' as has_id_change
     from laid_over
 
 ),
@@ -145,12 +112,13 @@ final as (
 
     select
         *,
+        is_newer and is_ours as is_written,
         case
-            when has_current and is_newer and change_summary is not null
+            when has_current and is_newer and is_ours and change_summary is not null
                 then 'verdict ' || verdict_id || ' (run ' || run_id || '): ' || change_summary
         end as superseded_reason,
         case
-            when not (has_current and is_newer and change_summary is not null) then null
+            when not (has_current and is_newer and is_ours and change_summary is not null) then null
             when has_id_change then 'id_changed'
             else 'method_changed'
         end as reason_category

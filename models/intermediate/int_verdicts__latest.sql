@@ -1,32 +1,28 @@
-{{ config(materialized='table') }}
--- The latest verdict of each library row, plus when it last resolved. One sort over
--- the log (a table: the candidates, the status and the merge's post-hook all read it).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='upsert',
+        unique_key='library_id',
+        on_schema_change='fail',
+        tags=['merge'],
+        indexes=[{'columns': ['library_id'], 'unique': true}],
+    )
+}}
+-- The latest verdict of each library row, plus when it last resolved. Incrementally,
+-- only rows with new verdicts are recomputed, from their stored state and the new
+-- verdicts; a first build (or --full-refresh) reads the whole log.
+{%- set new_verdicts = ref('int_verdicts__new') %}
+{%- set all_verdicts = ref('stg_loader__raw_verdicts') %}
+
 with
 
 verdicts as (
 
-    select * from {{ ref('stg_loader__raw_verdicts') }}
+    select * from {{ new_verdicts if is_incremental() else all_verdicts }}
 
 ),
 
-latest as (
-
-    select distinct on (library_id)
-        library_id,
-        verdict_id,
-        run_id,
-        kind,
-        attempted_at,
-        tracks_counted,
-        max(attempted_at) filter (
-            where kind = 'single_artist' or (kind = 'compilation' and tracks_counted)
-        ) over (partition by library_id) as last_resolved_verdict_at
-    from verdicts
-    order by library_id asc, attempted_at desc, verdict_id desc
-
-),
-
-final as (
+offered as (
 
     select
         library_id,
@@ -35,8 +31,52 @@ final as (
         kind as latest_kind,
         attempted_at as latest_attempted_at,
         tracks_counted as latest_tracks_counted,
-        -- LML had no match: unresolved, or a compilation whose tracks were not attempted.
-        (kind = 'unresolved' or (kind = 'compilation' and not tracks_counted)) as latest_is_no_match,
+        case when {{ verdict_resolves('kind', 'tracks_counted') }} then attempted_at end
+            as last_resolved_verdict_at
+    from verdicts
+
+    {% if is_incremental() -%}
+        union all
+
+        select
+            library_id,
+            latest_verdict_id,
+            latest_run_id,
+            latest_kind,
+            latest_attempted_at,
+            latest_tracks_counted,
+            last_resolved_verdict_at
+        from {{ this }} as kept
+        where kept.library_id in (select verdicts.library_id from verdicts)
+    {%- endif %}
+
+),
+
+latest as (
+
+    select distinct on (library_id)
+        library_id,
+        latest_verdict_id,
+        latest_run_id,
+        latest_kind,
+        latest_attempted_at,
+        latest_tracks_counted,
+        max(last_resolved_verdict_at) over (partition by library_id) as last_resolved_verdict_at
+    from offered
+    order by library_id asc, latest_attempted_at desc, latest_verdict_id desc
+
+),
+
+final as (
+
+    select
+        library_id,
+        latest_verdict_id,
+        latest_run_id,
+        latest_kind,
+        latest_attempted_at,
+        latest_tracks_counted,
+        not{{ verdict_resolves('latest_kind', 'latest_tracks_counted') }} as latest_is_no_match,
         last_resolved_verdict_at
     from latest
 

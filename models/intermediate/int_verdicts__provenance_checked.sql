@@ -1,12 +1,13 @@
-{{ config(materialized='table') }}
--- Every provenance entry of a single_artist verdict, with the reason it cannot be
--- stored (NULL when it can). library_identity_source needs a non-null external_id,
--- a confidence in 0..1 and one row per source (station defect #5).
+{{ config(materialized='table', tags=['merge'], indexes=[{'columns': ['verdict_id']}]) }}
+-- Every provenance entry of a new single_artist verdict, with the reason it cannot be
+-- stored (NULL when it can). library_identity_source needs a non-null external_id
+-- (an entry without one would fail the whole write), a confidence in 0..1 and one row
+-- per source.
 with
 
 verdicts as (
 
-    select * from {{ ref('stg_loader__raw_verdicts') }}
+    select * from {{ ref('int_verdicts__new') }}
 
 ),
 

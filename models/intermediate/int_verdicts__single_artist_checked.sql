@@ -1,11 +1,11 @@
-{{ config(materialized='table') }}
--- Every single_artist verdict with the reason it cannot be merged (NULL when it
--- can), and its rank among the mergeable verdicts of its library row.
+{{ config(materialized='table', tags=['merge']) }}
+-- Every new single_artist verdict with the reason it cannot be merged (NULL when it
+-- can), and its rank among the new mergeable verdicts of its library row.
 with
 
 verdicts as (
 
-    select * from {{ ref('stg_loader__raw_verdicts') }}
+    select * from {{ ref('int_verdicts__new') }}
 
 ),
 
@@ -58,7 +58,7 @@ checked as (
         case
             when library.library_id is null then 'library_row_missing'
             when not verdicts.is_known_method then 'unknown_method'
-            -- Station defect #10: a confidence outside its method's band is not stored.
+            -- A confidence outside its method's band is never stored.
             when not verdicts.is_confidence_in_band then 'out_of_band'
             when usable_sources.verdict_id is null then 'no_usable_provenance'
         end as skip_reason

@@ -1,4 +1,4 @@
--- The station's library identity gate (consumer-behaviour §13), one row. Rows whose
+-- The station's library identity gate, one row. Rows whose
 -- latest verdict is a compilation have no artist identity by design: they are
 -- counted apart, not as unresolved.
 with
@@ -33,7 +33,7 @@ resolved_artists as (
     -- A sibling row of the same artist resolved by a method other than `inherited`.
     select distinct artist_id
     from scored
-    where confidence >= 0.70 and method is distinct from 'inherited'
+    where confidence >= {{ var('identity_confidence_gate') }} and method is distinct from 'inherited'
 
 ),
 
@@ -42,10 +42,12 @@ counts as (
     select
         count(*) as total_library_rows,
         count(*) filter (where scored.status = 'compilation') as compilation_rows,
-        count(*) filter (where scored.confidence < 0.70 and scored.status <> 'compilation')
+        count(*) filter (
+            where scored.confidence < {{ var('identity_confidence_gate') }} and scored.status <> 'compilation'
+        )
             as unresolved_rows,
         count(*) filter (
-            where scored.confidence < 0.70 and scored.status <> 'compilation'
+            where scored.confidence < {{ var('identity_confidence_gate') }} and scored.status <> 'compilation'
             and resolved_artists.artist_id is not null
         ) as fallback_resolved_rows
     from scored

@@ -1,5 +1,5 @@
 -- Rotation resolvable coverage (the marts' rotation_coverage) against its gate
--- (consumer-behaviour §13: at least var rotation_coverage_min_pct, 99 by default).
+-- (at least var rotation_coverage_min_pct).
 with
 
 coverage as (
@@ -18,9 +18,9 @@ final as (
         active_without_lml_identity,
         distinct_active_identities,
         resolvable_coverage_pct,
-        {{ var('rotation_coverage_min_pct', 99) }}::numeric(5, 2) as gate_min_pct,
+        {{ var('rotation_coverage_min_pct') }}::numeric(5, 2) as gate_min_pct,
         -- Nothing resolvable means nothing missing (the rotation coverage command's rule).
-        coalesce(resolvable_coverage_pct >= {{ var('rotation_coverage_min_pct', 99) }}, true)
+        coalesce(resolvable_coverage_pct >= {{ var('rotation_coverage_min_pct') }}, true)
             as gate_passes,
         last_warmed_at
     from coverage

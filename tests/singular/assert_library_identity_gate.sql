@@ -1,4 +1,3 @@
--- depends_on: {{ ref('library_identity') }}
 -- The station's identity gate: truly unresolved rows < identity_gate_max_unresolved
 -- (default 1000). Warns by default (a fresh sample library is mostly unresolved);
 -- set var identity_gate_severity: error to make it fail the build.

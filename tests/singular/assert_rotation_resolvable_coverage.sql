@@ -8,4 +8,4 @@ select
     active_with_lml,
     resolvable_coverage_pct
 from {{ ref('rotation_coverage') }}
-where resolvable_coverage_pct < {{ var('rotation_coverage_min_pct', 99) }}
+where resolvable_coverage_pct < {{ var('rotation_coverage_min_pct') }}

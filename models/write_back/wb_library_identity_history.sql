@@ -1,18 +1,6 @@
-{{
-    config(
-        materialized='incremental',
-        schema='wxyc_schema',
-        alias='library_identity_history',
-        incremental_strategy='insert_only',
-        full_refresh=false,
-        on_schema_change='append_new_columns',
-        tags=['merge'],
-        pre_hook="{{ require_existing_table() }}",
-    )
-}}
--- Runs before library_identity: archives each station row that the coming verdict
--- changes (an id replaced, or the method). The reason names the verdict, so the
--- same supersession is never archived twice.
+{{ config(materialized='table', tags=['merge', 'write_back']) }}
+-- library_identity_history rows the write-back inserts: a snapshot of each stored row
+-- that the coming verdict changes (a replaced id, or the method).
 with
 
 desired as (
@@ -21,13 +9,7 @@ desired as (
 
 ),
 
-archived as (
-
-    select * from {{ ref('stg_station__library_identity_history') }}
-
-),
-
-superseded as (
+final as (
 
     select
         library_id,
@@ -48,20 +30,6 @@ superseded as (
         reason_category
     from desired
     where superseded_reason is not null
-
-),
-
-final as (
-
-    select superseded.*
-    from superseded
-    where not exists (
-            select 1
-            from archived
-            where
-                archived.library_id = superseded.library_id
-                and archived.superseded_reason = superseded.superseded_reason
-        )
 
 )
 

@@ -1,24 +1,7 @@
-{{
-    config(
-        materialized='incremental',
-        schema='wxyc_schema',
-        alias='compilation_track_artist',
-        incremental_strategy='update_only',
-        unique_key='id',
-        incremental_predicates=[
-            "dbt_internal_dest.track_artist_link_method is distinct from 'librarian'"
-        ],
-        full_refresh=false,
-        on_schema_change='append_new_columns',
-        tags=['merge'],
-        pre_hook="{{ require_existing_table() }}",
-        post_hook=[{"sql": "analyze {{ this }}", "transaction": false}],
-    )
-}}
--- Post-hook: ANALYZE after the bulk write (station rule).
--- Links compilation credits to catalogue artists from the latest usable compilation
--- verdict. Updates existing credit rows only; rows a librarian linked are never
--- touched and rows whose values would not change are not selected.
+{{ config(materialized='table', tags=['merge', 'write_back']) }}
+-- compilation_track_artist link columns the write-back updates: only the four link
+-- columns, only on credit rows no librarian linked, only where a value changes. An
+-- existing position is never overwritten.
 with
 
 matches as (
@@ -31,11 +14,9 @@ proposed as (
 
     select
         cta_id as id,
-        library_id,
         track_artist_id,
         link_confidence as track_artist_link_confidence,
         'lml_backfill'::text as track_artist_link_method,
-        -- An existing position is never overwritten.
         coalesce(current_track_position, offered_position)::varchar(20) as track_position,
         current_track_artist_id,
         current_link_confidence,
@@ -50,11 +31,11 @@ final as (
 
     select
         id,
-        library_id,
         track_artist_id,
         track_artist_link_confidence,
         track_artist_link_method,
-        track_position
+        track_position,
+        current_track_position is null and track_position is not null as writes_position
     from proposed
     where (track_artist_id, track_artist_link_confidence, track_artist_link_method, track_position)
         is distinct from

@@ -1,0 +1,210 @@
+{#- The write-back: applies the change sets that the write_back models computed to the
+    station's tables, in ONE statement (data-modifying CTEs), so that identity rows,
+    source rows, history, compilation links, no-match stamps and the merge's own state
+    commit together or not at all. Every write is guarded again here (only changed
+    values, only the project's rows), and no statement names a column the station's
+    catalogue watermark watches. Called as `dbt run-operation apply_write_back`. -#}
+
+
+{% macro _write_back_columns(name) -%}
+    {%- set columns = {
+        'identity': ['library_id', 'discogs_master_id', 'discogs_release_id',
+                     'musicbrainz_release_group_mbid', 'musicbrainz_release_mbid',
+                     'musicbrainz_recording_mbid', 'wikidata_qid', 'spotify_id',
+                     'apple_music_id', 'last_verified_at', 'method', 'confidence',
+                     'agreement_sources', 'notes'],
+        'history': ['library_id', 'discogs_master_id', 'discogs_release_id',
+                    'musicbrainz_release_group_mbid', 'musicbrainz_release_mbid',
+                    'musicbrainz_recording_mbid', 'wikidata_qid', 'spotify_id',
+                    'apple_music_id', 'last_verified_at', 'method', 'confidence',
+                    'agreement_sources', 'notes', 'superseded_reason', 'reason_category'],
+        'source': ['library_id', 'source', 'external_id', 'method', 'confidence',
+                   'last_verified_at', 'boost_sources', 'notes'],
+        'link': ['track_artist_id', 'track_artist_link_confidence',
+                 'track_artist_link_method', 'track_position'],
+        'artist_ids': ['library_id', 'discogs_artist_id', 'musicbrainz_artist_id',
+                       'wikidata_qid', 'spotify_artist_id', 'apple_music_artist_id',
+                       'bandcamp_id', 'method', 'confidence', 'last_verified_at',
+                       'verdict_id', 'run_id'],
+    } -%}
+    {{ return(columns[name]) }}
+{%- endmacro %}
+
+{#- "set a = excluded.a, …" and the IS DISTINCT FROM guard for an upsert. -#}
+{% macro _upsert_tail(keys, columns, target='dest') -%}
+    {%- set values = columns | reject('in', keys) | list -%}
+    on conflict ({{ keys | join(', ') }}) do update
+    set {% for c in values %}{{ c }} = excluded.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+    where ({% for c in values %}{{ target }}.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+        is distinct from ({% for c in values %}excluded.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro write_back_sql(run_id=none) -%}
+    {%- set identity = _write_back_columns('identity') -%}
+    {%- set history = _write_back_columns('history') -%}
+    {%- set source_columns = _write_back_columns('source') -%}
+    {%- set link = _write_back_columns('link') -%}
+    {%- set artist_ids = _write_back_columns('artist_ids') -%}
+    with
+
+    new_verdicts as (
+        select min(verdict_id) as from_verdict_id, max(verdict_id) as through_verdict_id
+        from {{ ref('int_verdicts__new') }}
+        having count(*) > 0
+    ),
+
+    history_rows as (
+        insert into {{ source('station', 'library_identity_history') }} ({{ history | join(', ') }})
+        select {{ history | join(', ') }} from {{ ref('wb_library_identity_history') }}
+        returning 1
+    ),
+
+    identity_rows as (
+        insert into {{ source('station', 'library_identity') }} as dest ({{ identity | join(', ') }})
+        select {{ identity | join(', ') }} from {{ ref('wb_library_identity') }}
+    {{ _upsert_tail(['library_id'], identity) }}
+            and {{ is_project_row('dest.notes') }}
+        returning 1
+    ),
+
+    source_deletes as (
+        delete from {{ source('station', 'library_identity_source') }} as dest
+        using {{ ref('wb_library_identity_source_deletes') }} as gone
+        where
+            dest.library_id = gone.library_id
+            and dest.source = gone.source
+            and {{ is_project_row('dest.notes') }}
+        returning 1
+    ),
+
+    source_rows as (
+        insert into {{ source('station', 'library_identity_source') }} as dest
+            ({{ source_columns | join(', ') }})
+        select {{ source_columns | join(', ') }} from {{ ref('wb_library_identity_source') }}
+    {{ _upsert_tail(['library_id', 'source'], source_columns) }}
+            and {{ is_project_row('dest.notes') }}
+        returning 1
+    ),
+
+    track_links as (
+        update {{ source('station', 'compilation_track_artist') }} as dest
+        set {% for c in link %}{{ c }} = change.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+        from {{ ref('wb_compilation_track_artist') }} as change
+        where
+            dest.id = change.id
+            and dest.track_artist_link_method is distinct from 'librarian'
+            and ({% for c in link %}dest.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+            is distinct from ({% for c in link %}change.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+        returning change.writes_position
+    ),
+
+    stamps as (
+        update {{ source('station', 'library') }} as dest
+        set unresolved_attempted_at = stamp.unresolved_attempted_at
+        from {{ ref('wb_library_stamps') }} as stamp
+        where
+            dest.id = stamp.library_id
+            and dest.unresolved_attempted_at is distinct from stamp.unresolved_attempted_at
+        returning 1
+    ),
+
+    artist_id_rows as (
+        insert into {{ source('loader', 'library_identity_artist_ids') }} as dest
+            ({{ artist_ids | join(', ') }})
+        select {{ artist_ids | join(', ') }} from {{ ref('wb_library_identity_artist_ids') }}
+    {{ _upsert_tail(['library_id'], artist_ids) }}
+        returning 1
+    ),
+
+    tracks as (
+        select
+            count(*) filter (where key_skip_reason is null) as offered,
+            count(*) filter (where key_skip_reason = 'librarian') as librarian,
+            count(*) filter (where key_skip_reason = 'no_cta_match') as no_cta_match,
+            count(*) filter (where key_skip_reason is null and catalogue_match_count <> 1)
+                as no_catalog_artist,
+            count(*) filter (
+                where key_skip_reason is null and position_skip_reason = 'position_ambiguous'
+            ) as position_ambiguous,
+            count(*) as track_keys
+        from {{ ref('int_compilation__track_matches') }}
+    ),
+
+    merge_row as (
+        insert into {{ source('loader', 'merges') }}
+            (run_id, from_verdict_id, through_verdict_id, full_rebuild, counts)
+        select
+            {{ "'" ~ run_id ~ "'::uuid" if run_id else "null::uuid" }},
+            new_verdicts.from_verdict_id,
+            new_verdicts.through_verdict_id,
+            {{ 'true' if var('merge_full_rebuild') else 'false' }},
+            jsonb_build_object(
+                'identity_rows_written', (select count(*) from identity_rows),
+                'history_rows_written', (select count(*) from history_rows),
+                'source_rows_written', (select count(*) from source_rows),
+                'source_rows_deleted', (select count(*) from source_deletes),
+                'library_rows_stamped', (select count(*) from stamps),
+                'compilation_track_keys', tracks.track_keys,
+                'compilation_track_rows_written', (select count(*) from track_links),
+                'compilation_track_rows_skipped_unchanged',
+                tracks.offered - (select count(*) from track_links),
+                'compilation_track_rows_skipped_librarian', tracks.librarian,
+                'compilation_track_rows_skipped_no_cta_match', tracks.no_cta_match,
+                'compilation_track_rows_skipped_no_catalog_artist', tracks.no_catalog_artist,
+                'compilation_track_position_rows_written',
+                (select count(*) from track_links where writes_position),
+                'compilation_track_position_rows_skipped_ambiguous', tracks.position_ambiguous,
+                'artist_id_rows_written', (select count(*) from artist_id_rows)
+            )
+        from new_verdicts
+        cross join tracks
+        returning merge_id
+    ),
+
+    replaced_skips as (
+        -- A replay re-judges verdicts merged before: their old skip rows make way.
+        delete from {{ source('loader', 'merge_skips') }}
+        where verdict_id in (select verdict_id from {{ ref('int_verdicts__new') }})
+        returning 1
+    ),
+
+    skip_rows as (
+        insert into {{ source('loader', 'merge_skips') }}
+            (merge_id, run_id, verdict_id, library_id, skip_level, reason, detail)
+        select merge_row.merge_id, skip.run_id, skip.verdict_id, skip.library_id,
+            skip.skip_level, skip.reason, skip.detail
+        from {{ ref('wb_merge_skips') }} as skip
+        cross join merge_row
+        returning 1
+    )
+
+    select merge_row.merge_id, (select count(*) from skip_rows) as skipped
+    from merge_row
+{%- endmacro %}
+
+{% macro apply_write_back(run_id=none) -%}
+    {#- Change sets are only valid against the merge state they were built on. -#}
+    {%- set check -%}
+        select count(*) filter (where built.merged_through is distinct from current.merged_through)
+        from {{ ref('int_verdicts__new') }} as built
+        cross join (
+            select coalesce(max(through_verdict_id), 0) as merged_through
+            from {{ source('loader', 'merges') }}
+        ) as current
+    {%- endset -%}
+    {%- if run_query(check).columns[0].values()[0] > 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "the merge's change sets were built before the last applied merge;"
+            ~ " rebuild them (dbt build --selector merge) before the write-back") }}
+    {%- endif -%}
+    {%- call statement('write_back', fetch_result=true, auto_begin=true) -%}
+        {{ write_back_sql(run_id) }}
+    {%- endcall -%}
+    {%- do adapter.commit() -%}
+    {%- set result = load_result('write_back')['table'] -%}
+    {%- if result and result.rows -%}
+        {{ log("write-back applied: merge " ~ result.rows[0][0], info=True) }}
+    {%- else -%}
+        {{ log("write-back: nothing new to merge", info=True) }}
+    {%- endif -%}
+{%- endmacro %}

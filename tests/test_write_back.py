@@ -1,0 +1,305 @@
+"""The merge's write-back against a database that behaves like the station's: the
+catalogue watermark and change-notification triggers installed, other writers' rows
+present. Real Postgres, real dbt, the LML stand-in over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import STANDIN_KEY
+
+from loader import migrate
+from loader.db import Database
+from loader.lml.client import LMLClient
+from loader.resolve import candidates
+from loader.resolve.merge import merge, pending_verdicts
+from loader.resolve.run import ResolveOptions, ResolveResult, resolve
+from loader.seed import seed_library
+from loader.standin.server import StandIn
+
+N_ROWS = 1200
+NOTES = "library-identity:lml-bulk"
+STATION_TABLES = {
+    "library": "id",
+    "library_identity": "library_id",
+    "library_identity_source": "library_id, source",
+    "library_identity_history": "history_id",
+    "compilation_track_artist": "id",
+    "library_watermark": "id",
+}
+
+
+@pytest.fixture(scope="module")
+def template(make_database: Callable[[], Database]) -> Database:
+    db = make_database()
+    migrate.apply(db)
+    with db.connect() as conn:
+        seed_library(conn, N_ROWS)
+    candidates.build_candidates(db, ResolveOptions().dbt_vars())
+    return db
+
+
+def execute(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        cur = conn.execute(query, params)
+        rows = cur.fetchall() if cur.description else []
+        conn.commit()
+    return rows
+
+
+def resolve_once(db: Database, standin: StandIn, **options: Any) -> ResolveResult:
+    with LMLClient(base_url=standin.url, api_key=STANDIN_KEY, backoff_initial_s=0.01,
+                   backoff_max_s=0.05) as client:
+        return resolve(db, client, ResolveOptions(**options))
+
+
+def table_rows(db: Database, table: str, *, versions: bool = False) -> list[Any]:
+    """Every row of a station table (as JSON text), with its row version (xmin, which
+    changes whenever the row is rewritten, even with equal values) when asked."""
+    key = STATION_TABLES[table]
+    extra = ", t.xmin::text" if versions else ""
+    return execute(db, f"select row_to_json(t)::text{extra} from wxyc_schema.{table} t "
+                       f"order by {key}")
+
+
+def station_state(db: Database, *, versions: bool = False) -> dict[str, list[Any]]:
+    return {table: table_rows(db, table, versions=versions) for table in STATION_TABLES}
+
+
+def watermark(db: Database) -> Any:
+    return execute(db, "select last_modified_at from wxyc_schema.library_watermark")[0][0]
+
+
+@pytest.fixture
+def notifications(db: Database) -> Iterator[Callable[[], Counter[str]]]:
+    """Change notifications sent while the test runs, counted per table."""
+    received: list[str] = []
+    stop = threading.Event()
+    conn = psycopg.connect(db.conninfo, autocommit=True)
+    conn.execute("listen wxyc_row_change")
+
+    def listen() -> None:
+        while not stop.is_set():
+            for note in conn.notifies(timeout=0.2):
+                received.append(note.payload)
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+
+    def counts() -> Counter[str]:
+        # Notifications are delivered at commit; give the listener a moment to drain.
+        stop.wait(0.6)
+        return Counter(json.loads(payload)["table"] for payload in received)
+
+    yield counts
+    stop.set()
+    thread.join()
+    conn.close()
+
+
+def age(db: Database, days: int) -> None:
+    """Move every recorded time `days` into the past, as if that much time had passed."""
+    shift = f"interval '{days} days'"
+    for statement in (
+        f"update identity_loader.raw_verdicts set attempted_at = attempted_at - {shift}",
+        f"update wxyc_schema.library_identity set last_verified_at = last_verified_at - {shift}",
+        f"update wxyc_schema.library_identity_source "
+        f"set last_verified_at = last_verified_at - {shift}",
+        f"update wxyc_schema.library set unresolved_attempted_at = unresolved_attempted_at "
+        f"- {shift} where unresolved_attempted_at is not null",
+        f"update identity.int_verdicts__latest set latest_attempted_at = latest_attempted_at "
+        f"- {shift}, last_resolved_verdict_at = last_resolved_verdict_at - {shift}",
+        f"update identity_loader.library_identity_artist_ids "
+        f"set last_verified_at = last_verified_at - {shift}",
+    ):
+        execute(db, statement)
+
+
+def test_merges_leave_the_watermark_alone_and_notify_only_changed_rows(
+        db: Database, standin: StandIn, notifications: Callable[[], Counter[str]]) -> None:
+    before = watermark(db)
+    first = resolve_once(db, standin)
+    assert first.status == "succeeded", first.merge
+    assert first.merge is not None and first.merge.success
+    counts = first.merge.counts
+    assert counts["identity_rows_written"] > 0
+    assert counts["compilation_track_rows_written"] > 0  # the merge linked tracks
+    assert counts["library_rows_stamped"] > 0
+    # Identity writes never advance the catalogue watermark.
+    assert watermark(db) == before
+    seen = notifications()
+    assert seen["compilation_track_artist"] == counts["compilation_track_rows_written"]
+    assert seen["library"] == counts["library_rows_stamped"]
+
+    # A merge with nothing new, and a replay of the whole log, change nothing at all.
+    state = station_state(db, versions=True)
+    assert pending_verdicts(db) == 0
+    assert merge(db, {}).success
+    replay = merge(db, {}, full_rebuild=True)
+    assert replay.success, replay.failures
+    assert replay.counts["identity_rows_written"] == 0
+    assert replay.counts["compilation_track_rows_written"] == 0
+    assert station_state(db, versions=True) == state
+    assert notifications() == seen
+
+    # A week later every row is due again: the stamps move on, but the compilation
+    # links it meets again are unchanged and not rewritten.
+    age(db, 8)
+    seen = notifications()  # the ageing itself rewrote stamps
+    second = resolve_once(db, standin)
+    assert second.status == "succeeded" and second.merge is not None
+    assert second.merge.counts["compilation_track_rows_written"] == 0
+    assert second.merge.counts["compilation_track_rows_skipped_unchanged"] > 0
+    after = notifications()
+    assert after["compilation_track_artist"] == seen["compilation_track_artist"]
+    assert after["library"] - seen["library"] == second.merge.counts["library_rows_stamped"]
+    assert watermark(db) == before
+
+
+def test_a_failing_write_changes_no_station_table_and_a_rerun_completes(
+        db: Database, standin: StandIn) -> None:
+    # The station rejects one kind of source row: the whole write-back must roll back.
+    execute(db, "alter table wxyc_schema.library_identity_source add constraint "
+                "no_bandcamp check (source <> 'bandcamp')")
+    state = station_state(db, versions=True)
+
+    result = resolve_once(db, standin)
+    assert result.status == "failed"
+    assert result.merge is not None and not result.merge.success
+    assert any("write_back" in f and "no_bandcamp" in f for f in result.merge.failures)
+    assert station_state(db, versions=True) == state
+    assert execute(db, "select count(*) from identity_loader.merges") == [(0,)]
+    status, error = execute(db, "select status, error from identity_loader.runs")[0]
+    assert status == "failed" and error.startswith("write_back:")
+
+    execute(db, "alter table wxyc_schema.library_identity_source drop constraint no_bandcamp")
+    rerun = merge(db, {})
+    assert rerun.success, rerun.failures
+    assert rerun.counts["identity_rows_written"] == result.counters.total.rows_resolved - sum(
+        n for reason, n in rerun.skips.items()
+        if reason in ("verdict.out_of_band", "verdict.no_usable_provenance",
+                      "verdict.unknown_method"))
+    assert execute(db, "select count(*) from wxyc_schema.library_identity_source "
+                       "where source = 'bandcamp'")[0][0] > 0
+
+
+def test_other_writers_rows_survive_and_are_counted(db: Database, standin: StandIn) -> None:
+    library_ids = [r[0] for r in execute(
+        db, "select id from wxyc_schema.library where artist_name is not null "
+            "and code_volume_letters is null order by id limit 60")]
+    theirs, taken_over, release_rows = library_ids[:10], library_ids[10:20], library_ids[20:60]
+    for library_id in theirs:
+        execute(db, "insert into wxyc_schema.library_identity (library_id, last_verified_at, "
+                    "method, confidence, wikidata_qid, notes) values (%s, now() - interval "
+                    "'30 days', 'manual', 1, 'Q-librarian', 'librarian override')", library_id)
+        execute(db, "insert into wxyc_schema.library_identity_source values "
+                    "(%s, 'discogs', 'd-librarian', 'manual', 1, now() - interval '30 days', "
+                    "null, 'librarian override')", library_id)
+    for library_id in taken_over:
+        execute(db, "insert into wxyc_schema.library_identity (library_id, last_verified_at, "
+                    "method, confidence, notes) values (%s, now() - interval '30 days', "
+                    "'trigram', 0.7, 'consumer:lml-bulk')", library_id)
+    for library_id in release_rows:
+        execute(db, "insert into wxyc_schema.library_identity_source values (%s, "
+                    "'discogs_release', %s, 'exact_match', 1, now() - interval '30 days', null, "
+                    "'release-writer')", library_id, str(library_id * 7))
+    # An old compilation identity row without sources: an anomaly the project never wrote.
+    va_id = execute(db, "select id from wxyc_schema.library where code_volume_letters "
+                        "like 'Z%%' order by id limit 1")[0][0]
+    execute(db, "insert into wxyc_schema.library_identity (library_id, last_verified_at, "
+                "method, confidence, notes) values (%s, now() - interval '400 days', "
+                "'manual', 1, 'legacy import')", va_id)
+    others = execute(db, "select row_to_json(t)::text, xmin::text from "
+                         "wxyc_schema.library_identity_source t where notes <> %s "
+                         "order by library_id, source", NOTES)
+    their_identity = execute(db, "select row_to_json(t)::text, xmin::text from "
+                                 "wxyc_schema.library_identity t where notes not in "
+                                 "('consumer:lml-bulk', %s) order by library_id", NOTES)
+
+    result = resolve_once(db, standin)
+    assert result.status == "succeeded", result.merge
+    assert result.merge is not None
+    # Nothing of theirs was deleted or rewritten.
+    assert execute(db, "select row_to_json(t)::text, xmin::text from "
+                       "wxyc_schema.library_identity_source t where notes <> %s "
+                       "order by library_id, source", NOTES) == others
+    assert execute(db, "select row_to_json(t)::text, xmin::text from "
+                       "wxyc_schema.library_identity t where notes not in "
+                       "('consumer:lml-bulk', %s) order by library_id", NOTES) == their_identity
+    resolved_theirs = execute(
+        db, "select count(distinct library_id) from identity_loader.raw_verdicts "
+            "where kind = 'single_artist' and library_id = any(%s)", theirs)[0][0]
+    assert resolved_theirs > 0
+    assert result.merge.skips["verdict.other_writer"] == resolved_theirs
+    # The station consumer's rows are the project's to take over: every one that got a
+    # mergeable verdict now carries the project's notes.
+    written = execute(db, "select count(*) from identity_loader.raw_verdicts v where "
+                          "v.kind = 'single_artist' and v.library_id = any(%s) and not exists "
+                          "(select 1 from identity_loader.merge_skips s where s.verdict_id = "
+                          "v.verdict_id and s.skip_level = 'verdict')", taken_over)[0][0]
+    assert written > 0
+    assert execute(db, "select count(*) from wxyc_schema.library_identity where "
+                       "library_id = any(%s) and notes = %s", taken_over, NOTES) == [(written,)]
+    # The pre-existing anomaly is a warning in the gates, never a failed run.
+    assert result.status == "succeeded"
+
+
+def test_incremental_merges_equal_a_rebuild_from_the_log(
+        db: Database, standin: StandIn, template: Database,
+        clone_database: Callable[[Database], Database]) -> None:
+    for day, drift in enumerate((0, 1, 2)):
+        standin.config.drift = drift
+        result = resolve_once(db, standin)
+        assert result.status == "succeeded", result.merge
+        if day < 2:
+            age(db, 8)
+    history = execute(db, "select count(*) from wxyc_schema.library_identity_history")[0][0]
+    assert history > 0  # drift changed ids between runs
+    incremental = station_state(db, versions=True)
+
+    replay = merge(db, {}, full_rebuild=True)
+    assert replay.success, replay.failures
+    assert station_state(db, versions=True) == incremental
+
+    # Another copy of the library that lands the same log and merges it once ends with
+    # the same identities, sources, links and stamps. History differs by design (one
+    # merge sees only the last supersession), and so may artist-level ids that a later
+    # verdict lacks: a missing id never wipes one an earlier merge stored.
+    other = clone_database(template)
+    with db.connect() as source, other.connect() as target:
+        runs_rows = source.execute("select run_id, job, mode, started_at, finished_at, "
+                                   "status from identity_loader.runs").fetchall()
+        with target.cursor() as cur:
+            cur.executemany("insert into identity_loader.runs (run_id, job, mode, started_at, "
+                            "finished_at, status) values (%s, %s, %s, %s, %s, %s)", runs_rows)
+        copy_out = source.execute(
+            "select run_id, library_id, attempted_at, cohort, kind, method, confidence, "
+            "discogs_artist_id, musicbrainz_artist_id, wikidata_qid, spotify_artist_id, "
+            "apple_music_artist_id, bandcamp_id, tracks_contract_version, tracks_attempted, "
+            "track_count, request, result from identity_loader.raw_verdicts "
+            "order by verdict_id").fetchall()
+        with target.cursor() as cur:
+            cur.executemany(
+                "insert into identity_loader.raw_verdicts (run_id, library_id, attempted_at, "
+                "cohort, kind, method, confidence, discogs_artist_id, musicbrainz_artist_id, "
+                "wikidata_qid, spotify_artist_id, apple_music_artist_id, bandcamp_id, "
+                "tracks_contract_version, tracks_attempted, track_count, request, result) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s::jsonb, %s::jsonb)",
+                [(*row[:16], psycopg.types.json.Jsonb(row[16]), psycopg.types.json.Jsonb(row[17]))
+                 for row in copy_out])
+        target.commit()
+    once = merge(other, {})
+    assert once.success, once.failures
+    mine, theirs = station_state(db), station_state(other)
+    for table in ("library", "library_identity_source", "compilation_track_artist"):
+        assert theirs[table] == mine[table], table
+    identity = ("select library_id, last_verified_at, method, confidence, agreement_sources, "
+                "notes from wxyc_schema.library_identity order by library_id")
+    assert execute(other, identity) == execute(db, identity)
