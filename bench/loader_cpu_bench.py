@@ -29,6 +29,7 @@ import pydantic_core  # noqa: E402
 
 from loader import jsonfast  # noqa: E402
 from loader.resolve import fastpath, landing  # noqa: E402
+from loader.resolve.run import _young_collections  # noqa: E402
 from loader.resolve.verdicts import Candidate, classify_batch  # noqa: E402
 from loader.standin.server import _dumps  # noqa: E402
 from loader.standin.verdicts import verdict  # noqa: E402
@@ -64,6 +65,15 @@ def batches(url: str, rows: int) -> list[tuple[list[Candidate], bytes]]:
             out.append((batch, _dumps({"results": results, "tracks_contract_version": 1,
                                        "cache_stats": None})))
     return out
+
+
+def young(work: Callable[[], Any]) -> Callable[[], Any]:
+    """The work under the load phase's garbage-collection settings."""
+    def run() -> Any:
+        with _young_collections():
+            return work()
+
+    return run
 
 
 def cpu(work: Callable[[], Any], repeat: int) -> float:
@@ -113,6 +123,7 @@ def main() -> None:
         ("decode: orjson.loads", lambda: [jsonfast.loads(b) for b in bodies]),
         ("models: classify_batch + copy_row (decoded)", model_path),
         ("fast path: loads + classify (bytes → COPY rows)", fast_path),
+        ("fast path, collections as in resolve's load", young(fast_path)),
     ]
     figures: dict[str, float] = {}
     print(f"\n{'step':<48} {'CPU s':>7} {'µs/row':>8}")

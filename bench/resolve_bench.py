@@ -138,6 +138,11 @@ def make_due(db: Database, every: int = 7) -> None:
         conn.execute("update wxyc_schema.library set unresolved_attempted_at = "
                      "unresolved_attempted_at - interval '8 days' where id %% %s = 0 "
                      "and unresolved_attempted_at is not null", (every,))
+        # The merge's incremental state keeps each row's latest attempt too.
+        conn.execute("update identity.int_verdicts__latest set latest_attempted_at = "
+                     "latest_attempted_at - interval '8 days', last_resolved_verdict_at = "
+                     "last_resolved_verdict_at - interval '8 days' where library_id %% %s = 0",
+                     (every,))
         conn.commit()
 
 

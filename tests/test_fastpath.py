@@ -40,6 +40,15 @@ def model_rows(items: list[Candidate], payload: Any) -> tuple[Any, list[tuple[An
     return outcome, [landing.copy_row(RUN_ID, v) for v in outcome.verdicts]
 
 
+def same_findings(fast: list[Any], models: list[Any]) -> bool:
+    """The same problems in the same order; an invalid result's error is worded by each
+    checker in its own way."""
+    def key(problem: Any) -> tuple[str, str]:
+        return problem.step, problem.detail.split(" error=")[0]
+
+    return [key(p) for p in fast] == [key(p) for p in models]
+
+
 def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """JSON columns compared as data (two encoders may format a float differently)."""
     return [(*r[:-2], json.loads(r[-2]), json.loads(r[-1])) for r in rows]
@@ -60,7 +69,7 @@ def test_same_buckets_and_rows_as_the_models(fault: dict[str, Any]) -> None:
             expected, expected_rows = model_rows(items, copy.deepcopy(body))
             fast = fastpath.classify(items, body, RUN_ID)
             assert fast.counters == expected.counters
-            assert fast.problems == expected.problems
+            assert same_findings(fast.problems, expected.problems)
             assert fast.landed == len(expected.verdicts)
             assert comparable(fast.rows) == comparable(expected_rows)
             dry = fastpath.classify(items, body, None)
