@@ -21,6 +21,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
+
 from loader import __version__
 from loader.standin.capacity import Capacity, CapacitySettings, Dry
 from loader.standin.refresh import (
@@ -103,7 +105,13 @@ class _Reject(Exception):
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON. orjson is six times faster than the standard library, which
+    matters when the stand-in shares a machine with the loader it serves; the standard
+    library takes what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _request_failed(status: int, errors: list[dict[str, Any]]) -> _Reject:
