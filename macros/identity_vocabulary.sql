@@ -1,4 +1,4 @@
-{#- LML's identity vocabularies (lml-contract §1.7). The lists are also dbt vars
+{#- LML's identity vocabularies (IdentitySource, IdentityMethod). The lists are also dbt vars
     (identity_sources, identity_methods) so that yml tests can use them. -#}
 
 {#- Confidence band of each IdentityMethod. cross_source_agreement is "up to

@@ -428,3 +428,42 @@ def test_html_page_renders_in_chromium_and_agrees(sample: Database, as_json: dic
     screenshot = tmp_path / "report.png"
     screenshot.write_bytes(png)
     print(f"screenshot: {screenshot}")
+
+
+HOSTILE = '"><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+INJECTION_PROBE = """(() => ({
+  scripts: document.querySelectorAll('script').length,
+  images: document.querySelectorAll('img').length,
+  pwned: window.__pwned === undefined ? null : window.__pwned,
+  labels: [...document.querySelectorAll('svg.chart')].map(s => s.getAttribute('aria-label')),
+}))()"""
+
+
+def test_stored_hostile_names_stay_text_on_the_page(
+        sample: Database, clone_database: Callable[[Database], Database], tmp_path: Path) -> None:
+    db = clone_database(sample)
+    with db.connect() as conn:  # the most common method and source take hostile names
+        conn.execute("update wxyc_schema.library_identity set method = %s", (HOSTILE,))
+        conn.execute("update wxyc_schema.library_identity_source set source = %s "
+                     "where source = (select source from wxyc_schema.library_identity_source "
+                     "group by source order by count(*) desc limit 1)", (HOSTILE + "s",))
+    page = tmp_path / "report.html"
+    cli(db, "--no-refresh", "--html", str(page), "--format", "json")
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html and "<img" not in html
+    browser = Chromium(chromium_binary(), tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"}, session=False)
+        browser.session = browser.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+            session=False)["sessionId"]
+        browser.send("Page.enable")
+        browser.send("Page.navigate", {"url": page.as_uri()})
+        browser.wait_for("Page.loadEventFired")
+        probe = browser.send("Runtime.evaluate", {"expression": INJECTION_PROBE,
+                                                  "returnByValue": True})["result"]["value"]
+    finally:
+        browser.close()
+    assert probe["scripts"] == 0 and probe["images"] == 0 and probe["pwned"] is None, probe
+    # The names are still shown, as text.
+    assert any(HOSTILE in label for label in probe["labels"]), probe["labels"]

@@ -87,7 +87,11 @@ def assert_consistent(db: Database, result: ResolveResult) -> None:
                       "from identity_loader.raw_verdicts") == 0
     stored = scalar(db, "select counters from identity_loader.runs where run_id = %s",
                     result.run_id)
+    merged = stored.pop("merge", None)
     assert stored == json.loads(json.dumps(result.counters.as_dict()))
+    if result.merge is not None and result.merge.merge_id is not None:
+        # The run record also keeps what its merge wrote and skipped.
+        assert merged == {**result.merge.counts, "skipped": result.merge.skips}
 
 
 def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: StandIn) -> None:
@@ -111,6 +115,10 @@ def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: Sta
                      "set last_verified_at = last_verified_at - interval '8 days'")
         conn.execute("update wxyc_schema.library "
                      "set unresolved_attempted_at = unresolved_attempted_at - interval '8 days'")
+        # The verdict state the merge keeps moves with them.
+        conn.execute("update identity.int_verdicts__latest "
+                     "set latest_attempted_at = latest_attempted_at - interval '8 days', "
+                     "last_resolved_verdict_at = last_resolved_verdict_at - interval '8 days'")
     third = run(db, standin, prepare=True)
     assert third.counters.total.scanned == library_rows(db)
     assert_consistent(db, third)

@@ -16,6 +16,7 @@ from conftest import STANDIN_KEY
 
 from loader import migrate
 from loader.db import Database
+from loader.dbt import run_dbt
 from loader.lml.client import LMLClient
 from loader.resolve import candidates
 from loader.resolve.merge import merge, pending_verdicts
@@ -303,3 +304,27 @@ def test_incremental_merges_equal_a_rebuild_from_the_log(
     identity = ("select library_id, last_verified_at, method, confidence, agreement_sources, "
                 "notes from wxyc_schema.library_identity order by library_id")
     assert execute(other, identity) == execute(db, identity)
+
+
+def test_the_gates_stop_a_change_set_the_station_must_not_get(db: Database,
+                                                              standin: StandIn) -> None:
+    with LMLClient(base_url=standin.url, api_key=STANDIN_KEY) as client:
+        landed = resolve(db, client, ResolveOptions(), merge=False)
+    assert landed.status == "succeeded"
+    built = run_dbt(db, ["run", "--selector", "merge_with_inputs"])
+    assert built.success, built.failures
+    assert run_dbt(db, ["test", "--selector", "merge"]).success
+
+    # A change set the station must not get: a repeated key and an out-of-band value.
+    execute(db, "insert into identity.wb_library_identity select * from "
+                "identity.wb_library_identity order by library_id limit 1")
+    execute(db, "update identity.wb_library_identity set confidence = 0.5 "
+                "where library_id = (select max(library_id) from identity.wb_library_identity)")
+    execute(db, "insert into identity.wb_compilation_track_artist (id, track_artist_link_method) "
+                "values (-1, 'librarian')")
+    checked = run_dbt(db, ["test", "--selector", "merge"])
+    assert not checked.success
+    failed = " ".join(checked.failures)
+    assert "library_identity_rows" in failed and "other_change_sets" in failed
+    problems = execute(db, "select count(*) from identity.wb_library_identity")
+    assert problems[0][0] > 0

@@ -2,13 +2,15 @@
 
 Exit codes: 0 ok; 1 a gate, invariant or data-quality check failed; 2 usage or
 configuration error; 3 LML unavailable or refusing our key; 4 another run of the same job
-is in progress; 5 rotation stale-reference alert; 6 database unavailable;
-130 interrupted (SIGINT/SIGTERM), after the batches in flight were landed.
+is in progress; 5 rotation stale-reference alert; 6 database unavailable, not migrated or
+lacking a privilege; 130 interrupted (SIGINT/SIGTERM), after the batches in flight were
+landed. Every failure is one `error:` line on stderr, never a traceback (`exit_code_of`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -21,7 +23,13 @@ from typing import Any, NoReturn
 import click
 
 from loader import secrets, telemetry
-from loader.db import DEFAULT_DATA_DIR, Database, DatabaseError, resolve_database
+from loader.db import (
+    DEFAULT_DATA_DIR,
+    ConfigurationError,
+    Database,
+    DatabaseError,
+    resolve_database,
+)
 
 log = logging.getLogger("library_identity")
 
@@ -38,6 +46,7 @@ class Settings:
     sentry_dsn: str | None
     sentry_environment: str
     sentry_traces_sample_rate: float
+    keep_server: bool = False
     sentry_naming: str = telemetry.DEFAULT_SENTRY_NAMING
     _db: Database | None = None
 
@@ -52,36 +61,108 @@ class Settings:
         return db
 
     def database(self) -> Database:
+        """The database, reachable with the configured credentials (or exit 2/6)."""
         if self._db is None:
             try:
-                self._db = resolve_database(self.database_url, self.data_dir)
+                db = resolve_database(self.database_url, self.data_dir,
+                                      keep_server=self.keep_server)
+                with db.connect() as conn:
+                    conn.execute("select 1")
+            except ConfigurationError as exc:
+                fail(str(exc), EXIT_USAGE)
             except DatabaseError as exc:
                 fail(str(exc), EXIT_DB)
+            self._db = db
         return self._db
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and infinity (they pass every range comparison)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {secrets.scrub(message)}", err=True)
+    """One `error:` line on stderr (a multi-line message is joined), then exit."""
+    line = " ".join(part.strip() for part in secrets.scrub(message).splitlines() if part.strip())
+    click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 
-def job_failed(exc: BaseException) -> NoReturn:
-    """Every job's failures, mapped to their exit codes in one place."""
+# How dbt words a database that went away or refused a privilege.
+_DBT_DATABASE_FAILURES = (
+    "server closed the connection", "terminating connection", "connection refused",
+    "could not connect", "connection to server", "the database system is shutting down",
+    "password authentication failed", "permission denied",
+)
+
+
+def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and message for a failure the loader knows, None for a bug."""
+    import psycopg
+
     from loader.dbt import DbtError
-    from loader.lml.client import LMLAuthError
+    from loader.lml.client import LMLError
     from loader.lml.gate import LMLUnavailable
     from loader.resolve.counters import InvariantViolation
     from loader.runs import RunLocked
 
+    message = str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, RunLocked):
-        fail(str(exc), EXIT_LOCKED)
-    if isinstance(exc, LMLAuthError | LMLUnavailable):
-        fail(str(exc), EXIT_LML)
+        return EXIT_LOCKED, message
+    if isinstance(exc, LMLError | LMLUnavailable):
+        return EXIT_LML, message
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE, message
     if isinstance(exc, DatabaseError):
-        fail(str(exc), EXIT_DB)
-    if isinstance(exc, InvariantViolation | DbtError):
-        fail(str(exc), EXIT_GATE)
-    raise exc
+        return EXIT_DB, message
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return EXIT_DB, f"the database user lacks a privilege: {message.splitlines()[0]}"
+    if isinstance(exc, psycopg.OperationalError):
+        return EXIT_DB, f"database unavailable: {message.strip().splitlines()[0]}"
+    if isinstance(exc, DbtError):
+        if any(marker in message.lower() for marker in _DBT_DATABASE_FAILURES):
+            return EXIT_DB, f"database unavailable or refused dbt: {message}"
+        return EXIT_GATE, message
+    if isinstance(exc, InvariantViolation):
+        return EXIT_GATE, message
+    return None
+
+
+def job_failed(exc: BaseException) -> NoReturn:
+    """Every job's failures, mapped to their exit codes in one place."""
+    known = exit_code_of(exc)
+    if known is None:
+        raise exc
+    fail(known[1], known[0])
+
+
+class _Group(click.Group):
+    """The command group: a failure the loader knows ends as one `error:` line and its
+    exit code, wherever it was raised (a second Ctrl-C included)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            job_failed(exc)
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    # SIGTERM ends a command like Ctrl-C does, so its clean-up (the embedded server
+    # included) runs; jobs replace this with graceful_stop while they run.
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -102,13 +183,19 @@ def graceful_stop() -> Iterator[threading.Event]:
         yield stop
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once stopping, the command is on its way out with exit 130: a further
+            # signal must not cut its clean-up short or change its exit code.
+            signal.signal(sig, signal.SIG_IGN if stop.is_set() else old)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
               help="Postgres to use (env DATABASE_URL). Unset: an embedded Postgres whose data "
-                   "lives in --data-dir and stays up between commands.")
+                   "lives in --data-dir; it stops when the last command using it exits.")
+@click.option("--keep-server", is_flag=True, envvar="LIBRARY_IDENTITY_KEEP_SERVER",
+              help="Leave the embedded Postgres running when this command exits (env "
+                   "LIBRARY_IDENTITY_KEEP_SERVER=1). The next command without it stops it.")
 @click.option("--data-dir", envvar="LIBRARY_IDENTITY_DATA_DIR", type=click.Path(path_type=Path),
               default=DEFAULT_DATA_DIR, show_default=True,
               help="Folder for the embedded Postgres (env LIBRARY_IDENTITY_DATA_DIR). Keep it "
@@ -122,7 +209,7 @@ def graceful_stop() -> Iterator[threading.Event]:
 @click.option("--sentry-environment", envvar="SENTRY_ENVIRONMENT", default="production",
               show_default=True, help="Sentry environment tag (env SENTRY_ENVIRONMENT).")
 @click.option("--sentry-traces-sample-rate", envvar="SENTRY_TRACES_SAMPLE_RATE", default=1.0,
-              type=click.FloatRange(0, 1), show_default=True,
+              type=FiniteFloat(0, 1), show_default=True,
               help="Share of runs traced (env SENTRY_TRACES_SAMPLE_RATE).")
 @click.option("--sentry-naming", envvar="SENTRY_NAMING",
               type=click.Choice(sorted(telemetry.SENTRY_NAMES)),
@@ -134,24 +221,27 @@ def graceful_stop() -> Iterator[threading.Event]:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="library-identity")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, data_dir: Path, lml_url: str | None,
-         lml_api_key: str | None, sentry_dsn: str | None, sentry_environment: str,
-         sentry_traces_sample_rate: float, sentry_naming: str, log_format: str,
+def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_dir: Path,
+         lml_url: str | None, lml_api_key: str | None, sentry_dsn: str | None,
+         sentry_environment: str, sentry_traces_sample_rate: float, sentry_naming: str,
+         log_format: str,
          verbose: bool) -> None:
     """Keep the station's library linked to Discogs, MusicBrainz, Wikidata, Spotify,
     Apple Music and Bandcamp identities through LML.
 
     Exit codes: 0 ok; 1 gate/invariant failure; 2 usage or configuration error;
     3 LML unavailable or refusing the key; 4 another run in progress; 5 rotation
-    stale-reference alert; 6 database unavailable; 130 interrupted.
+    stale-reference alert; 6 database unavailable, not migrated or lacking a privilege;
+    130 interrupted.
     """
     secrets.register(lml_api_key, sentry_dsn)
     telemetry.setup_logging(logging.DEBUG if verbose else logging.INFO, log_format == "json")
+    signal.signal(signal.SIGTERM, _terminate)
     ctx.obj = Settings(database_url=database_url or None, data_dir=data_dir,
                        lml_url=lml_url or None, lml_api_key=lml_api_key or None,
                        sentry_dsn=sentry_dsn or None, sentry_environment=sentry_environment,
                        sentry_traces_sample_rate=sentry_traces_sample_rate,
-                       sentry_naming=sentry_naming)
+                       keep_server=keep_server, sentry_naming=sentry_naming)
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -163,6 +253,9 @@ def lml_client(settings: Settings, **kwargs: Any):
     if not settings.lml_url:
         fail("LML_URL is not set (use --lml-url or the LML_URL environment variable; "
              "`library-identity demo` runs against the built-in stand-in)", EXIT_USAGE)
-    return LMLClient(base_url=settings.lml_url, api_key=settings.lml_api_key, **kwargs)
+    try:
+        return LMLClient(base_url=settings.lml_url, api_key=settings.lml_api_key, **kwargs)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 

@@ -9,17 +9,16 @@ from typing import Any
 import click
 
 from loader.cli.app import (
-    EXIT_DB,
-    EXIT_GATE,
     EXIT_OK,
     EXIT_USAGE,
     Settings,
     fail,
+    job_failed,
     main,
     pass_settings,
 )
 from loader.cli.output import print_table
-from loader.db import Database, DatabaseError
+from loader.db import Database, DatabaseError, require_migrated
 from loader.dbt import DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COVERAGE_MEASURES, fmt
@@ -150,12 +149,12 @@ def report_command(settings: Settings, output_format: str, sections: tuple[str, 
         fail("--section applies to --format json or csv", EXIT_USAGE)
     db = settings.database()
     try:
+        with db.connect() as conn:
+            require_migrated(conn)
         report = load_report(db, refresh_models=not no_refresh,
                              dbt_vars={"stale_days": stale_days})
-    except DatabaseError as exc:
-        fail(str(exc), EXIT_DB)
-    except DbtError as exc:
-        fail(str(exc), EXIT_GATE)
+    except (DatabaseError, DbtError) as exc:
+        job_failed(exc)
     if html_path is not None:
         from loader.report import page
 

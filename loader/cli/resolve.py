@@ -16,6 +16,7 @@ from loader.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     graceful_stop,
@@ -156,6 +157,8 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     db = settings.job_database()
     try:
         outcome = resolve_run.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
+        if not outcome.success:
+            resolve_run.require_database(db, outcome, "the dbt merge")
     except Exception as exc:
         job_failed(exc)
     report_merge(outcome, as_json)
@@ -189,11 +192,13 @@ def pace_line(pacing: dict[str, Any]) -> str:
               help="Adaptive pace: never fewer LML calls in flight than this.")
 @click.option("--max-concurrency", type=click.IntRange(min=1), default=8, show_default=True,
               help="Adaptive pace: never more LML calls in flight than this.")
-@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
               help="Hard ceiling on LML calls per minute, retries included (unlimited when "
                    "unset).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
-              default=30.0, show_default=True, help="Seconds per LML call.")
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
+              default=30.0, show_default=True,
+              help="Deadline in seconds for each LML request, from connecting to the last "
+                   "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=5,
@@ -241,14 +246,18 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail(str(exc), EXIT_USAGE)
     if merge_only and (dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
+    # LML settings are checked before the database is touched.
+    client = None if merge_only else lml_client(
+        settings, timeout_s=timeout_s, max_attempts=max_attempts,
+        requests_per_minute=requests_per_minute)
     db = settings.job_database()
     try:
-        if merge_only:
+        if client is None:
             outcome = resolve_run.merge_only(db, options)
+            if not outcome.success:
+                resolve_run.require_database(db, outcome, "the dbt merge")
             report_merge(outcome, as_json)
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
-        client = lml_client(settings, timeout_s=timeout_s, max_attempts=max_attempts,
-                            requests_per_minute=requests_per_minute)
         with client, graceful_stop() as stop, \
                 progress_reporter(progress and not as_json) as (on_candidates, advance):
             result = resolve(db, client, options, stop=stop, progress=advance,
@@ -263,5 +272,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         print_summary(result)
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.status == "failed":
+        fail(result.error or "the run failed", EXIT_GATE)
     if result.status == "gate_failed":
         sys.exit(EXIT_GATE)

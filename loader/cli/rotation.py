@@ -15,6 +15,7 @@ from loader.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     graceful_stop,
@@ -24,6 +25,7 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
+from loader.db import require_migrated
 from loader.rotation.backfill import (
     MIN_QUIET_PAUSE_S,
     BackfillOptions,
@@ -56,23 +58,25 @@ def rotation() -> None:
 @rotation.command("backfill")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="identity/resolve calls in flight at once.")
-@click.option("--requests-per-minute", type=click.FloatRange(min=0, min_open=True),
+@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
               default=20.0, show_default=True, help="Cap on LML calls per minute.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
-              default=8.0, show_default=True, help="Seconds per LML call.")
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
+              default=8.0, show_default=True,
+              help="Deadline in seconds for each LML request, from connecting to the last "
+                   "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
 @click.option("--quiet-lookback", "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
-              type=click.FloatRange(min=0), default=60.0, show_default=True,
+              type=FiniteFloat(min=0), default=60.0, show_default=True,
               help="The station counts as on air while a track was logged within this many "
                    "seconds; 0 never waits (env BACKFILL_QUIET_LOOKBACK_SECONDS).")
 @click.option("--quiet-pause", "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
-              type=click.FloatRange(min=MIN_QUIET_PAUSE_S), default=30.0, show_default=True,
+              type=FiniteFloat(min=MIN_QUIET_PAUSE_S), default=30.0, show_default=True,
               help="Seconds between looks at the on-air log while the station is on air "
                    "(env BACKFILL_QUIET_PAUSE_SECONDS).")
 @click.option("--quiet-max-wait", "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
-              type=click.FloatRange(min=0), default=1800.0, show_default=True,
+              type=FiniteFloat(min=0), default=1800.0, show_default=True,
               help="Fail the run (exit 1) when one wait reaches this many seconds; 0 waits "
                    "as long as it takes (env BACKFILL_QUIET_MAX_WAIT_SECONDS).")
 @click.option("--dry-run", is_flag=True,
@@ -99,9 +103,9 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
         options.validate()
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    client = lml_client(settings, **options.client_settings())  # before the database
     db = settings.job_database()
     try:
-        client = lml_client(settings, **options.client_settings())
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
     except NoOnAirLog as exc:
@@ -129,7 +133,8 @@ def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
 def _print_backfill(result: BackfillResult) -> None:
     c = result.counters.as_dict()
     rows = [(key, c[key]) for key in ("scanned", "resolved", "unresolved", "lml_error",
-                                      "raced", "minted", "lml_total_calls", "quiet_pauses")]
+                                      "invalid_response", "raced", "minted",
+                                      "lml_total_calls", "quiet_pauses")]
     rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
     print_table(f"rotation backfill {result.run_id} — {result.status} in "
                 f"{result.seconds:.1f}s", ("counter", "value"), rows)
@@ -141,17 +146,17 @@ def _print_backfill(result: BackfillResult) -> None:
               help=f"Identities per LML call (1..{LML_REFRESH_BATCH_CAP}, LML's cap).")
 @click.option("--concurrency", type=int, default=3, show_default=True,
               help="Refresh calls in flight at once.")
-@click.option("--requests-per-minute", type=float, default=20.0, show_default=True,
+@click.option("--requests-per-minute", type=FiniteFloat(), default=20.0, show_default=True,
               help="Token-bucket cap on LML calls per minute (retries included).")
-@click.option("--timeout", "timeout_s", type=float, default=DEFAULT_TIMEOUT_S,
+@click.option("--timeout", "timeout_s", type=FiniteFloat(), default=DEFAULT_TIMEOUT_S,
               show_default=True, help=f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
 @click.option("--max-attempts", type=int, default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
-@click.option("--retry-delay", "retry_delay_s", type=float, default=30.0, show_default=True,
+@click.option("--retry-delay", "retry_delay_s", type=FiniteFloat(), default=30.0, show_default=True,
               help="Seconds before an identity LML answered `error` for is sent once more.")
 @click.option("--max-consecutive-failures", type=int, default=5, show_default=True,
               help="Stop the run (exit 3) after this many failed batches in a row.")
-@click.option("--not-found-alert-pct", type=float, default=1.0, show_default=True,
+@click.option("--not-found-alert-pct", type=FiniteFloat(), default=1.0, show_default=True,
               help="Stale-reference alert (exit 5) when more than this share of identities "
                    "is not_found.")
 @click.option("--dry-run", is_flag=True,
@@ -180,12 +185,13 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         options.validate()  # before the database or LML is touched
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    # LML settings are checked before the database is touched (a dry run sends nothing).
+    client = None if dry_run else lml_client(settings, **options.client_settings())
     db = settings.job_database()
     try:
-        if dry_run:
+        if client is None:
             result = refresh(db, None, options)
         else:
-            client = lml_client(settings, **options.client_settings())
             with client, graceful_stop() as stop:
                 result = refresh(db, client, options, stop=stop)
     except Exception as exc:
@@ -224,7 +230,7 @@ def _print_refresh(result: RefreshResult) -> None:
 
 # -- coverage -----------------------------------------------------------------------------
 @rotation.command("coverage")
-@click.option("--min-pct", type=click.FloatRange(0, 100), default=GATE_MIN_PCT,
+@click.option("--min-pct", type=FiniteFloat(0, 100), default=GATE_MIN_PCT,
               show_default=True, help="Resolvable coverage gate.")
 @click.option("--strict", is_flag=True, help="Exit 1 when coverage is below the gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
@@ -234,6 +240,8 @@ def coverage_command(settings: Settings, min_pct: float, strict: bool, as_json: 
     release id), resolvable coverage %, and when each identity's cache was last warmed."""
     db = settings.database()
     try:
+        with db.connect() as conn:
+            require_migrated(conn)
         coverage = read_coverage(db)
     except Exception as exc:
         job_failed(exc)

@@ -12,6 +12,7 @@ from loader.cli.app import (
     EXIT_GATE,
     EXIT_OK,
     EXIT_USAGE,
+    FiniteFloat,
     Settings,
     fail,
     main,
@@ -81,24 +82,25 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 @click.option("--port", type=int, default=8765, show_default=True)
 @click.option("--api-key", envvar="LML_STANDIN_API_KEY", default="standin-key",
               show_default=True, help="Key the stand-in accepts; '' disables auth.")
-@click.option("--latency-ms", type=float, default=0, help="Added latency per API call.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--latency-ms", type=FiniteFloat(min=0), default=0,
+              help="Added latency per API call.")
+@click.option("--error-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of API calls answered with --error-status.")
 @click.option("--error-status", type=int, default=503, show_default=True)
-@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--timeout-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of API calls that hang (--hang-seconds).")
-@click.option("--hang-seconds", type=float, default=60.0, show_default=True)
-@click.option("--short-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--hang-seconds", type=FiniteFloat(min=0), default=60.0, show_default=True)
+@click.option("--short-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses missing their last result.")
-@click.option("--foreign-id-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--foreign-id-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses with a library_id that was not sent.")
-@click.option("--duplicate-id-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--duplicate-id-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses answering one library_id twice.")
-@click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--malformed-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of responses with a body that is not JSON.")
-@click.option("--bad-enum-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--bad-enum-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses with an unknown kind or out-of-range confidence.")
-@click.option("--track-confidence-rate", type=click.FloatRange(0, 1), default=0.0,
+@click.option("--track-confidence-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses where each compilation has one credit with a "
                    "confidence outside 0..1.")
 @click.option("--cache-stats/--no-cache-stats", default=False,

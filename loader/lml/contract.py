@@ -1,16 +1,17 @@
 """The shapes LML promises (contract 1.33.0, with its live deviations), as pydantic models.
 
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
-confidence in 0..1, except a per-track credit's, which the merge stores as NULL) and
-lenient where LML is known to deviate (explicit nulls, cache_stats: null, unknown extra
-keys).
+confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's
+staging models apply, except a per-track credit's, which the merge stores as NULL; ids
+within the columns that hold them) and lenient where LML is known to deviate (explicit
+nulls, cache_stats: null, unknown extra keys).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from typing_extensions import TypedDict
 
 IDENTITY_SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
@@ -22,7 +23,10 @@ IdentitySource = Literal["discogs", "musicbrainz", "wikidata", "spotify", "apple
                          "bandcamp"]
 IdentityMethod = Literal["manual", "cross_source_agreement", "exact_match", "name_variation",
                          "member_group", "alias_match", "trigram", "llm"]
-Confidence = float
+# A JSON number in 0..1: `true` or "0.95" is invalid, not coerced.
+Confidence = Annotated[StrictFloat, Field(ge=0, le=1)]
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
 
 
 class _Model(BaseModel):
@@ -30,7 +34,7 @@ class _Model(BaseModel):
 
 
 class ReconciledIdentity(_Model):
-    discogs_artist_id: int | None = None
+    discogs_artist_id: Annotated[int, Field(ge=-BIGINT_MAX - 1, le=BIGINT_MAX)] | None = None
     musicbrainz_artist_id: str | None = None
     wikidata_qid: str | None = None
     spotify_artist_id: str | None = None
@@ -44,7 +48,7 @@ class ProvenanceEntry(TypedDict):
 
     source: IdentitySource
     method: IdentityMethod
-    confidence: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    confidence: NotRequired[Confidence | None]
     external_id: NotRequired[str | None]
 
 
@@ -68,7 +72,7 @@ class BulkResolveResult(_Model):
     library_id: int
     main: ReconciledIdentity | None = None
     method: IdentityMethod | None = None
-    confidence: float | None = Field(default=None, ge=0, le=1)
+    confidence: Confidence | None = None
     provenance: list[ProvenanceEntry] = Field(default_factory=list)
     tracks_attempted: bool | None = None
     tracks: list[TrackIdentity] | None = None
@@ -103,6 +107,7 @@ class CacheRefreshResultItem(_Model):
 
 
 class ReleaseIdentityResolveResponse(_Model):
-    identity_id: int
+    # Lands in the station's rotation.lml_identity_id, an integer column.
+    identity_id: Annotated[int, Field(ge=1, le=INTEGER_MAX)]
     kind: str
     minted: bool

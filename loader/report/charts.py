@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from html import escape
 from typing import Any
 
 import matplotlib
@@ -33,6 +34,8 @@ WIDTH_IN = 7.2
 
 _RC = {
     "svg.fonttype": "path",
+    # Labels carry stored names: a `$` in one is text, never mathtext.
+    "text.parse_math": False,
     "svg.hashsalt": "library-identity-report",
     "font.family": "DejaVu Sans",
     "font.size": 9,
@@ -64,7 +67,9 @@ def _svg(fig: Figure, label: str) -> str:
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
     text = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
                   r'<svg \1', text, count=1)
-    return text.replace("<svg ", f'<svg class="chart" role="img" aria-label="{label}" ', 1)
+    # The label carries stored values (method and source names): escaped like all text.
+    return text.replace("<svg ", f'<svg class="chart" role="img" '
+                                 f'aria-label="{escape(label, quote=True)}" ', 1)
 
 
 def _figure(height_in: float) -> tuple[Figure, Axes]:

@@ -21,6 +21,7 @@ from loader.resolve.verdicts import Candidate
 MODES = ("full", "legacy", "recheck")
 COHORTS = ("va", "non_va")  # in run order: V/A first
 DBT_SCHEMA = "identity"
+CANDIDATES_SELECTOR = "candidates"  # selectors.yml
 CANDIDATES_MODEL = "library_candidates"
 
 
@@ -42,8 +43,9 @@ class Partition:
 
 
 def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
-    """Have dbt rebuild the candidate model (and what it reads) for these vars."""
-    outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}"], dbt_vars)
+    """Have dbt rebuild the candidate model (and what it reads) for these vars, and the
+    views the run's merge reads (selector candidates)."""
+    outcome = run_dbt(db, ["run", "--selector", CANDIDATES_SELECTOR], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
     return outcome

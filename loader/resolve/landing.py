@@ -39,7 +39,7 @@ def copy_row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
         main.apple_music_artist_id if main else None,
         main.bandcamp_id if main else None,
         v.tracks_contract_version, v.tracks_attempted, len(v.result.tracks or ()),
-        jsonb_text(v.candidate.as_input()), jsonb_text(v.raw),
+        jsonb_text(v.candidate.as_input()), v.raw_json,
     )
 
 

@@ -12,8 +12,10 @@ from typing import Any
 from loader.db import LOADER_SCHEMA, Database
 from loader.dbt import DbtOutcome, run_dbt
 
-# Defined once in selectors.yml: the incremental state, the change sets and their gates.
+# Defined once in selectors.yml: the incremental state, the change sets and their gates;
+# with the staging views they read when no candidates build preceded the merge.
 MERGE_SELECTOR = "merge"
+MERGE_WITH_INPUTS_SELECTOR = "merge_with_inputs"
 WRITE_BACK_OPERATION = "apply_write_back"
 # Counts that a run reports from its merge (see the write-back macro).
 COMPILATION_GAP_MIN_KEYS = 10
@@ -57,14 +59,19 @@ def pending_verdicts(db: Database) -> int:
 
 
 def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = None, *,
-          full_rebuild: bool = False) -> MergeOutcome:
+          full_rebuild: bool = False, after_candidates: bool = False) -> MergeOutcome:
     """Build and check the change sets; when every gate passes, apply them. A failure at
     either step leaves every station table as it was; the next merge starts over from
-    the same verdicts. With nothing landed since the last merge there is nothing to do."""
+    the same verdicts. With nothing landed since the last merge there is nothing to do.
+    `after_candidates`: this run's candidates build just refreshed the views it reads."""
     if not full_rebuild and pending_verdicts(db) == 0:
         return MergeOutcome(success=True, failures=[], warnings=[])
-    variables = {**dbt_vars, "merge_full_rebuild": full_rebuild}
-    build_args = ["build", "--selector", MERGE_SELECTOR]
+    # The same vars as the run's candidates build, so dbt's partial parse still holds
+    # (any change of vars makes dbt parse the whole project again).
+    variables = {**dbt_vars, "merge_full_rebuild": True} if full_rebuild else dict(dbt_vars)
+    selector = MERGE_SELECTOR if after_candidates and not full_rebuild \
+        else MERGE_WITH_INPUTS_SELECTOR
+    build_args = ["build", "--selector", selector]
     if full_rebuild:
         build_args.append("--full-refresh")
     built = run_dbt(db, build_args, variables)

@@ -27,6 +27,7 @@ from loader.lml.client import (
     LMLAuthError,
     LMLClient,
     LMLError,
+    LMLInterrupted,
     LMLMalformedResponse,
 )
 from loader.lml.gate import LMLUnavailable, check_health, require_route
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
+# A run where more than this share of the scanned rows could not be landed
+# (invalid_response, writer_error) fails, even though the rows it landed are kept.
+MAX_REJECTED_SHARE = 0.5
 
 
 @dataclass
@@ -208,11 +212,12 @@ class _Runner:
         cohort_counters = self.counters.cohorts[call.cohort]
         cohort_counters.lml_total_calls += call.attempts
         cohort_counters.lml_total_latency_ms += call.latency_ms
+        if isinstance(call.error, LMLInterrupted):
+            return  # stopped before an answer: its rows stay candidates for the next run
         if call.error is not None:
             if isinstance(call.error, LMLAuthError):
                 cohort_counters.skip("lml_error", len(call.batch))
                 raise call.error
-            self.consecutive_failures += 1
             # A 200 whose body is not JSON broke the contract; anything else is LML failing.
             bucket = ("invalid_response" if isinstance(call.error, LMLMalformedResponse)
                       else "lml_error")
@@ -222,19 +227,30 @@ class _Runner:
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", bucket)
                 sentry_sdk.capture_exception(call.error)
-            if self.consecutive_failures >= self.options.max_consecutive_failures:
-                raise LMLUnavailable(
-                    f"LML failed {self.consecutive_failures} batches in a row "
-                    f"(last: {call.error}); stopping")
+            self._failed_call(str(call.error))
             self._checkpoint()
             return
-        self.consecutive_failures = 0
         outcome = call.outcome
         assert outcome is not None
         for problem in outcome.problems:
             log.warning("%s cohort=%s", problem, call.cohort)
             if problem.step in REPORTED_STEPS:
                 self._report(problem, call.cohort)
+        if outcome.verdicts:
+            self.consecutive_failures = 0
+        else:
+            # Not one row of the batch was usable: the call failed, whatever its status.
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "invalid_response")
+                sentry_sdk.capture_message(
+                    f"LML answered a batch of {len(call.batch)} rows without one usable "
+                    f"result ({'; '.join(str(p) for p in outcome.problems)[:300]})",
+                    level="error")
+            cohort_counters.add(outcome.counters)
+            self._failed_call(str(outcome.problems[0]) if outcome.problems
+                              else "no usable result")
+            self._checkpoint()
+            return
         if self.options.dry_run:
             cohort_counters.add(outcome.counters)
             return
@@ -245,6 +261,12 @@ class _Runner:
             self.counters = landed
         else:
             cohort_counters.add(outcome.counters.landing_failed(outcome.landed))
+
+    def _failed_call(self, reason: str) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.options.max_consecutive_failures:
+            raise LMLUnavailable(f"LML failed {self.consecutive_failures} batches in a row "
+                                 f"(last: {reason}); stopping")
 
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
@@ -318,6 +340,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     started = time.perf_counter()
     dbt_before = dbt.time_spent()
     timings: dict[str, float] = {}
+    client.stop = stop
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                      dry_run=options.dry_run) as job:
         runner = _Runner(db, client, options, stop, progress, job.writer)
@@ -358,7 +381,15 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
         runner.counters.check_invariant()
-        job.status = "interrupted" if stop.is_set() else "succeeded"
+        rejected = None if options.dry_run else rejected_rows(runner.counters)
+        job.status = ("interrupted" if stop.is_set() else "failed" if rejected
+                      else "succeeded")
+        if rejected:
+            # The rows that were valid are landed; the run still fails its check.
+            job.error = rejected
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "rejected_rows")
+                sentry_sdk.capture_message(rejected, level="error")
         result = ResolveResult(run_id=runner.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
                                pacing=runner.pacer.summary())
@@ -366,20 +397,50 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id)
+            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                                               after_candidates=prepare)
             timings["merge_s"] = time.perf_counter() - merge_started
             job.counters = lambda: {**runner.counters.as_dict(),
                                     "merge": {**outcome.counts, "skipped": outcome.skips}}
             if not outcome.success:
+                require_database(db, outcome, "the dbt merge")
                 # A gate stopped the write-back, or the write-back itself failed (its
                 # failures name the step); either way no station table changed.
                 write_back_failed = any(f.startswith("write_back:") for f in outcome.failures)
                 job.status = result.status = "failed" if write_back_failed else "gate_failed"
-                job.error = "; ".join(outcome.failures)[:2000]
+                job.error = "; ".join(outcome.failures)
+        result.error = job.error
         result.seconds = time.perf_counter() - started
         # dbt's share of the run: everything it did, of which parsing the project.
         timings["dbt_s"], timings["dbt_parse_s"] = dbt.time_spent(since=dbt_before)
         return result
+
+
+def rejected_rows(counters: RunCounters) -> str | None:
+    """Why the run fails when most of its rows could not be landed, else None."""
+    total = counters.total
+    rejected = total.rows_skipped["invalid_response"] + total.rows_skipped["writer_error"]
+    if not (total.scanned and rejected > MAX_REJECTED_SHARE * total.scanned):
+        return None
+    return (f"{rejected:,} of {total.scanned:,} scanned rows could not be landed "
+            f"(invalid_response {total.rows_skipped['invalid_response']:,}, writer_error "
+            f"{total.rows_skipped['writer_error']:,}); the rows that were valid are landed")
+
+
+def require_database(db: Database, outcome: MergeOutcome, step: str) -> None:
+    """A failed dbt step whose database went away is a database failure, not a gate."""
+    try:
+        with db.connect() as conn:
+            conn.execute("select 1")
+    except (DatabaseError, psycopg.Error):
+        raise DatabaseError(f"lost the database during {step}; what was committed is safe, "
+                            "re-run when the database is back") from None
+    lost = ("server closed the connection", "terminating connection", "connection refused",
+            "could not connect", "connection to server", "the database system is shutting")
+    text = " ".join(outcome.failures).lower()
+    if any(marker in text for marker in lost):
+        raise DatabaseError(f"the database connection dropped during {step}; what was "
+                            "committed is safe, re-run to continue")
 
 
 def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
-from loader.lml.contract import BulkResolveResult
+from loader.db import has_nul
+from loader.lml.contract import INTEGER_MAX, BulkResolveResult
 from loader.resolve.counters import Counters
 
 
@@ -37,6 +39,7 @@ class Verdict:
     raw: dict[str, Any]
     tracks_contract_version: int | None
     tracks_attempted: bool | None
+    raw_json: str  # `raw` as JSON text, checked to fit the jsonb column
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,13 @@ def _validate(raw: Any) -> BulkResolveResult | str:
     return _check(result)
 
 
+def _landable(raw: Any) -> str | None:
+    """`raw` as JSON text when the landing table can hold it: Postgres text and jsonb
+    cannot store a NUL character anywhere (a value or a key)."""
+    text = pydantic_core.to_json(raw).decode()
+    return None if has_nul(text) else text
+
+
 def _check(result: BulkResolveResult) -> BulkResolveResult | str:
     if result.kind == "single_artist" and (
         result.main is None or result.method is None or result.confidence is None
@@ -126,14 +136,18 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
     trusted = [(c, results[chosen[c.library_id]]) for c in batch if c.library_id in chosen]
     checked_all = _validate_all([raw for _, raw in trusted])
     for (candidate, raw), checked in zip(trusted, checked_all, strict=True):
-        if isinstance(checked, str):
+        raw_json = None if isinstance(checked, str) else _landable(raw)
+        if raw_json is None:
+            reason = checked if isinstance(checked, str) else "a NUL character in a string"
             counters.skip("invalid_response")
             outcome.problems.append(Problem(
-                "invalid_response", f"library_id={candidate.library_id} error={checked}"))
+                "invalid_response", f"library_id={candidate.library_id} error={reason}"))
             continue
+        assert not isinstance(checked, str)
         if checked.kind == "compilation":
             _flag_track_confidences(candidate, checked, outcome.problems)
-        outcome.verdicts.append(_count(counters, candidate, checked, raw, tcv, usable))
+        outcome.verdicts.append(_count(counters, candidate, checked, raw, raw_json, tcv,
+                                       usable))
     return outcome
 
 
@@ -180,7 +194,7 @@ def _confidence_in_range(value: float | None) -> bool:
 
 
 def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
-           raw: dict[str, Any], tcv: Any, usable: bool) -> Verdict:
+           raw: dict[str, Any], raw_json: str, tcv: Any, usable: bool) -> Verdict:
     counters.scanned += 1
     tracks_attempted = result.tracks_attempted
     if tracks_attempted is False and result.tracks:
@@ -196,6 +210,9 @@ def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
         counters.rows_resolved_compilation += 1
     else:
         counters.rows_skipped["compilation"] += 1
+    # Any other version only means "not usable"; one the integer column cannot hold is
+    # stored as unknown.
+    fits = type(tcv) is int and -INTEGER_MAX - 1 <= tcv <= INTEGER_MAX
     return Verdict(candidate=candidate, result=result, raw=raw,
-                   tracks_contract_version=tcv if type(tcv) is int else None,
-                   tracks_attempted=tracks_attempted)
+                   tracks_contract_version=tcv if fits else None,
+                   tracks_attempted=tracks_attempted, raw_json=raw_json)

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer
-from loader.lml.client import LMLAuthError, LMLClient, LMLError
+from loader.lml.client import LMLAuthError, LMLClient, LMLError, LMLInterrupted
 from loader.lml.contract import ReleaseIdentityResolveResponse
 from loader.lml.gate import LMLUnavailable, check_health
 from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
@@ -99,6 +99,7 @@ class _Call:
     identity_id: int | None = None
     minted: bool = False
     error: LMLError | None = None
+    invalid: bool = False  # LML answered, but not with an identity the row can hold
     attempts: int = 1
     latency_ms: float = 0.0
 
@@ -129,14 +130,15 @@ def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Cal
                                              timeout_s=timeout_s)
             call.attempts = result.attempts
             answer = ReleaseIdentityResolveResponse.model_validate(result.body)
-            if answer.identity_id <= 0:
-                raise ValueError("identity_id must be positive")
             call.outcome, call.identity_id, call.minted = "resolved", answer.identity_id, \
                 answer.minted
             span.set_status("ok")
-        except (ValidationError, ValueError) as exc:
-            log.warning("invalid_response rotation_id=%s error=%s", row.rotation_id,
-                        type(exc).__name__)
+        except ValidationError as exc:
+            # E.g. an identity id beyond the integer column: this row only, counted.
+            call.invalid = True
+            where = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
+            log.warning("invalid_response rotation_id=%s field=%s: %s", row.rotation_id,
+                        where or "body", exc.errors()[0].get("msg", "invalid"))
             span.set_status("internal_error")
         except LMLError as exc:
             call.attempts = exc.attempts
@@ -200,6 +202,10 @@ class _Runner:
         c = self.counters
         c.lml_total_calls += call.attempts
         c.lml_total_latency_ms += call.latency_ms
+        if isinstance(call.error, LMLInterrupted):
+            return  # stopped before an answer: the row stays a candidate
+        if call.invalid:
+            c.invalid_response += 1
         if isinstance(call.error, LMLAuthError):
             c.count("lml_error")
             raise call.error
@@ -296,6 +302,7 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
     Raises RunLocked, LMLUnavailable, LMLAuthError, DatabaseError, InvariantViolation."""
     options.validate()
     stop = stop or threading.Event()
+    client.stop = stop
     started = time.perf_counter()
     with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                      dry_run=options.dry_run) as job:
@@ -347,6 +354,7 @@ def dry_run_report(result: BackfillResult) -> dict[str, Any]:
     return {"report_version": DRY_RUN_REPORT_VERSION, "job": JOB, "dry_run": True,
             "candidates": result.candidates, "scanned": c.scanned, "resolved": c.resolved,
             "unresolved": c.unresolved, "lml_error": c.lml_error, "raced": c.raced,
+            "invalid_response": c.invalid_response,
             "minted": c.minted, "lml_total_calls": c.lml_total_calls,
             "lml_total_latency_ms": round(c.lml_total_latency_ms, 1),
             "quiet_pauses": c.quiet_pauses}

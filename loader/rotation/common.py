@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,8 +26,9 @@ class JobOptions:
     def validate(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if self.requests_per_minute <= 0 or self.timeout_s <= 0:
-            raise ValueError("requests per minute and timeout must be above 0")
+        if not all(math.isfinite(v) and v > 0 for v in (self.requests_per_minute,
+                                                          self.timeout_s)):
+            raise ValueError("requests per minute and timeout must be finite numbers above 0")
         if self.max_attempts < 1 or self.max_consecutive_failures < 1:
             raise ValueError("max attempts and max consecutive failures must be at least 1")
 

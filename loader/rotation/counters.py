@@ -112,6 +112,7 @@ class BackfillCounters:
     lml_error: int = 0
     raced: int = 0        # the row changed between read and write; left to the other writer
     minted: int = 0       # of resolved: LML created the identity on this call
+    invalid_response: int = 0  # of lml_error: an answer that breaks the contract
     lml_total_calls: int = 0
     lml_total_latency_ms: float = 0.0
     quiet_pauses: int = 0          # pauses because the station was on air

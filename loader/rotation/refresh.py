@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import threading
 import time
 import uuid
@@ -29,7 +30,14 @@ from pydantic import ValidationError
 from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer, jsonb_text
 from loader.dbt import DbtError, compile_models, run_dbt
-from loader.lml.client import REFRESH_PATH, CallResult, LMLAuthError, LMLClient, LMLError
+from loader.lml.client import (
+    REFRESH_PATH,
+    CallResult,
+    LMLAuthError,
+    LMLClient,
+    LMLError,
+    LMLInterrupted,
+)
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
@@ -75,8 +83,8 @@ class RefreshOptions(JobOptions):
         super().validate()
         if not 0 <= self.not_found_alert_pct <= 100:
             raise ValueError("not-found alert percentage must be between 0 and 100")
-        if self.retry_delay_s < 0:
-            raise ValueError("retry delay must be >= 0")
+        if not (math.isfinite(self.retry_delay_s) and self.retry_delay_s >= 0):
+            raise ValueError("retry delay must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,10 @@ class _Queue:
 
     def retry_later(self, identity_id: int) -> None:
         self.retries.append((time.monotonic() + self.retry_delay_s, identity_id))
+
+    def retry_later_all(self, ids: list[int]) -> None:
+        for identity_id in ids:
+            self.retry_later(identity_id)
 
     def next_batch(self, in_flight: int) -> _Batch | None:
         if self.fresh:
@@ -203,6 +215,9 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
         except ValidationError as exc:
             problems.append(f"invalid_item: {exc.errors()[0].get('msg', 'invalid')}")
             continue
+        if "\x00" in item.status + (item.message or ""):
+            problems.append("invalid_item: a NUL character, which no text column can hold")
+            continue
         if item.identity_id not in wanted or item.identity_id in answers:
             problems.append(f"untrusted_identity_id: {item.identity_id}")
             continue
@@ -253,13 +268,16 @@ class _Runner:
     def handle(self, batch: _Batch, queue: _Queue) -> None:
         self.counters.lml_total_calls += batch.attempts
         self.counters.lml_total_latency_ms += batch.latency_ms
+        if isinstance(batch.error, LMLInterrupted):
+            queue.retry_later_all(batch.ids)  # never answered: settled as unretried below
+            return
         if batch.error is not None:
             self._failed(batch, str(batch.error), batch.error)
             return
         assert batch.result is not None
         answers, problems = _answers(batch, batch.result.body)
-        if not answers and problems and problems[0].startswith("malformed_response"):
-            self._failed(batch, problems[0], None)
+        if not answers:  # not one valid answer: the call failed, whatever its status
+            self._failed(batch, "; ".join(problems)[:300], None)
             return
         self.consecutive_failures = 0
         for problem in problems:
@@ -413,6 +431,8 @@ def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
     send: no LML call, no run record, nothing rebuilt or written."""
     options.validate()
     stop = stop or threading.Event()
+    if client is not None:  # a dry run calls nothing
+        client.stop = stop
     started = time.perf_counter()
     names = telemetry.sentry_names()
     with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,

@@ -81,6 +81,23 @@ laid_over as (
 
 ),
 
+id_changes as (
+
+    select
+        *,
+        concat_ws(
+            '; ',
+            {{ id_change('wikidata_qid', 'current_wikidata_qid', 'wikidata_qid') }},
+            {{ id_change('spotify_id', 'current_spotify_id', 'spotify_artist_id') }},
+            {{ id_change('apple_music_id', 'current_apple_music_id', 'apple_music_artist_id') }},
+            {{ id_change('discogs_artist_id', 'prior_discogs_artist_id', 'discogs_artist_id') }},
+            {{ id_change('musicbrainz_artist_id', 'prior_musicbrainz_artist_id', 'musicbrainz_artist_id') }},
+            {{ id_change('bandcamp_id', 'prior_bandcamp_id', 'bandcamp_id') }}
+        ) as id_change_summary
+    from laid_over
+
+),
+
 changes as (
 
     select
@@ -88,23 +105,10 @@ changes as (
         nullif(concat_ws(
             '; ',
             case when current_method <> method then 'method ' || current_method || ' -> ' || method end,
-            {{ id_change('wikidata_qid', 'current_wikidata_qid', 'wikidata_qid') }},
-            {{ id_change('spotify_id', 'current_spotify_id', 'spotify_artist_id') }},
-            {{ id_change('apple_music_id', 'current_apple_music_id', 'apple_music_artist_id') }},
-            {{ id_change('discogs_artist_id', 'prior_discogs_artist_id', 'discogs_artist_id') }},
-            {{ id_change('musicbrainz_artist_id', 'prior_musicbrainz_artist_id', 'musicbrainz_artist_id') }},
-            {{ id_change('bandcamp_id', 'prior_bandcamp_id', 'bandcamp_id') }}
+            nullif(id_change_summary, '')
         ), '') as change_summary,
-        concat_ws(
-            '',
-            {{ id_change('wikidata_qid', 'current_wikidata_qid', 'wikidata_qid') }},
-            {{ id_change('spotify_id', 'current_spotify_id', 'spotify_artist_id') }},
-            {{ id_change('apple_music_id', 'current_apple_music_id', 'apple_music_artist_id') }},
-            {{ id_change('discogs_artist_id', 'prior_discogs_artist_id', 'discogs_artist_id') }},
-            {{ id_change('musicbrainz_artist_id', 'prior_musicbrainz_artist_id', 'musicbrainz_artist_id') }},
-            {{ id_change('bandcamp_id', 'prior_bandcamp_id', 'bandcamp_id') }}
-        ) <> '' as has_id_change
-    from laid_over
+        id_change_summary <> '' as has_id_change
+    from id_changes
 
 ),
 

@@ -45,7 +45,8 @@ reasons as (
         end as full_reason,
         -- Every previously unresolved row, whatever the windows say.
         case when status = 'unresolved' then 'recheck' end as recheck_reason,
-        -- The old consumer's canonical-only predicate (consumer-behaviour §3).
+        -- The old consumer's canonical-only predicate: a canonical id, no fresh identity, and
+        -- (V/A only) a no-match stamp older than the retry window.
         case
             when
                 canonical_entity_id is not null

@@ -1,4 +1,5 @@
--- Rotation resolvable coverage (consumer-behaviour §13), one row.
+-- Rotation resolvable coverage, one row: active rows with both a Discogs release id and
+-- an LML identity, of those with a release id.
 with
 
 rotation as (

@@ -1,5 +1,5 @@
 -- Confidence bands for the "matched via" views. Boundaries follow the station's
--- 0.70 gate and LML's method bands (lml-contract §1.7); below_gate rows count as
+-- 0.70 gate and LML's method bands (see macros/identity_vocabulary.sql); below_gate rows count as
 -- unresolved in the station's library identity gate.
 with
 

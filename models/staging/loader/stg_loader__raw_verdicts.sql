@@ -48,7 +48,7 @@ typed as (
             and jsonb_array_length(result -> 'tracks') > 0, false
         ) as has_tracks,
         -- Per-track data counts only under contract version 1 and when the matcher
-        -- ran; (false, non-empty) is a producer bug read as attempted (contract §1.8).
+        -- ran; (false, non-empty) is a producer bug read as attempted.
         coalesce(
             tracks_contract_version = 1
             and (

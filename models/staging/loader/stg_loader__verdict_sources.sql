@@ -16,6 +16,7 @@ entries as (
         entry.entry_index::integer as entry_position,
         entry.entry_value ->> 'source' as source,
         entry.entry_value ->> 'method' as method,
+        -- Only a JSON number is a confidence (never true or "0.95"): the loader's rule.
         case
             when jsonb_typeof(entry.entry_value -> 'confidence') = 'number'
                 then (entry.entry_value ->> 'confidence')::double precision

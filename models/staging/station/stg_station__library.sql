@@ -15,7 +15,7 @@ renamed as (
         album_title,
         legacy_release_id,
         code_volume_letters,
-        -- NULL counts as an empty string, so it never matches (station-schema §3).
+        -- NULL counts as an empty string, so it never matches.
         coalesce(code_volume_letters, '') like 'Z%' as has_va_volume_letters,
         canonical_entity_id,
         {% if station_column_exists('library', 'unresolved_attempted_at') -%}

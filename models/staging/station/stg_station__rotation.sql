@@ -16,7 +16,7 @@ renamed as (
         kill_date,
         discogs_release_id,
         lml_identity_id,
-        -- No boolean column marks an active row (station-schema §1.7).
+        -- No boolean column marks an active row: it is active until its kill date.
         (kill_date is null or kill_date > current_date) as is_active
     from rotation
 

@@ -1,4 +1,4 @@
--- Gate on what the write-back is about to write: every identity row it writes keeps
+-- Gate on the identity rows the write-back is about to write: every one keeps
 -- at least one source row (written now, or stored already and not deleted).
 select written.library_id
 from {{ ref('wb_library_identity') }} as written
