@@ -18,10 +18,9 @@ def loads(body: bytes | str) -> Any:
         return json.loads(body)
 
 
-def dumps_jsonb(value: Any) -> str:
-    """JSON text for a jsonb column; jsonb cannot hold \\u0000, which is dropped."""
+def dumps(value: Any) -> str:
+    """Compact JSON text (NUL characters, if any, stay escaped: see loader.db.has_nul)."""
     try:
-        text = orjson.dumps(value).decode()
+        return orjson.dumps(value).decode()
     except TypeError:
-        text = pydantic_core.to_json(value).decode()
-    return text.replace("\\u0000", "") if "\\u0000" in text else text
+        return pydantic_core.to_json(value).decode()
