@@ -7,7 +7,8 @@ rather than push a fixed one:
   latency, allow one more call in flight, up to `max_concurrency`.
 - **Decrease on throttling**: a 429 or 503, a timeout or a network error halves the limit
   (never below `min_concurrency`). A `Retry-After` also pauses every new call until it
-  has passed (at most MAX_PAUSE_S).
+  has passed (one longer than MAX_PAUSE_S is not waited for: the client fails that
+  call at once).
 - **Decrease on latency**: when a call's smoothed latency exceeds `latency_tolerance` times
   the lowest recently seen for the same kind of call (and by more than `latency_floor_s`,
   so jitter on fast calls does not count), LML is queueing: the limit drops by a quarter.
@@ -27,8 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loader.lml.client import RETRY_AFTER_MAX_S
+
 THROTTLE_STATUSES = frozenset({429, 503})
-MAX_PAUSE_S = 120.0
+# A longer Retry-After is not waited for: the client fails such a call at once.
+MAX_PAUSE_S = RETRY_AFTER_MAX_S
 _WINDOW = 30  # latencies kept per kind of call for the baseline (their minimum)
 _SMOOTHING = 0.3  # weight of the newest latency in the smoothed value
 _CHANGES_KEPT = 200
@@ -101,8 +105,9 @@ class Pacer:
         with self._lock:
             now = self._clock()
             started = now - latency_s
-            if retry_after is not None and status in THROTTLE_STATUSES:
-                pause = min(max(0.0, retry_after), MAX_PAUSE_S)
+            if (retry_after is not None and status in THROTTLE_STATUSES
+                    and retry_after <= MAX_PAUSE_S):
+                pause = max(0.0, retry_after)
                 if now + pause > self._paused_until:
                     self.paused_s += now + pause - max(now, self._paused_until)
                     self._paused_until = now + pause

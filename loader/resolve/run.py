@@ -236,7 +236,7 @@ class _Runner:
             log.warning("%s cohort=%s", problem, call.cohort)
             if problem.step in REPORTED_STEPS:
                 self._report(problem, call.cohort)
-        if outcome.verdicts:
+        if outcome.landed:
             self.consecutive_failures = 0
         else:
             # Not one row of the batch was usable: the call failed, whatever its status.
