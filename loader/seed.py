@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from loader import synthetic
+from loader.resolve.candidates import DBT_SCHEMA
 from loader.synthetic import fraction, stable_hash
 
 DEFAULT_ROWS = 64_676
@@ -71,7 +72,8 @@ TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 # Emptied by replace=True.
 _WIPE_STATION = ("rotation", "compilation_track_artist", "library_identity_source",
                  "library_identity", "library_identity_history", "library", "artists")
-_WIPE_LOADER = ("raw_verdicts", "rotation_refresh_results", "runs")
+_WIPE_LOADER = ("merge_skips", "merges", "library_identity_artist_ids", "raw_verdicts",
+                "rotation_refresh_results", "runs")
 
 _LIBRARY_COLUMNS = ("id", "artist_id", "album_title", "artist_name", "code_number",
                     "code_volume_letters", "legacy_release_id", "canonical_entity_id",
@@ -189,6 +191,12 @@ def _wipe(cur: psycopg.Cursor) -> None:
         row = cur.fetchone()
         if row and row[0]:
             targets.append(sql.Identifier("identity_loader", table))
+    # The merge's verdict state describes the log being wiped: it goes too (the next
+    # build starts it again from the empty log).
+    cur.execute("select to_regclass(%s) is not null", [f"{DBT_SCHEMA}.int_verdicts__latest"])
+    row = cur.fetchone()
+    if row and row[0]:
+        targets.append(sql.Identifier(DBT_SCHEMA, "int_verdicts__latest"))
     cur.execute(sql.SQL("truncate table {} restart identity").format(sql.SQL(", ").join(targets)))
 
 

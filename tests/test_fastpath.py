@@ -57,7 +57,7 @@ def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("fault", [
     {}, {"foreign_id_rate": 1.0}, {"duplicate_id_rate": 1.0}, {"short_rate": 1.0},
     {"bad_enum_rate": 1.0}, {"bad_enum_rate": 1.0, "seed": 3},
-    {"track_confidence_rate": 1.0},
+    {"track_confidence_rate": 1.0}, {"out_of_band_rate": 1.0},
     {"foreign_id_rate": 0.5, "duplicate_id_rate": 0.5, "short_rate": 0.5, "seed": 7},
 ])
 def test_same_buckets_and_rows_as_the_models(fault: dict[str, Any]) -> None:
