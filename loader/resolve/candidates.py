@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from loader.db import Database
-from loader.dbt import DbtError, compile_model, run_dbt
+from loader.dbt import DbtError, DbtOutcome, compile_model, run_dbt
 from loader.resolve.verdicts import Candidate
 
 MODES = ("full", "legacy", "recheck")
@@ -42,12 +42,13 @@ class Partition:
         return cls(index, count)
 
 
-def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> None:
+def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
     """Have dbt rebuild the candidate model (and what it reads) for these vars, and the
     views the run's merge reads (selector candidates)."""
     outcome = run_dbt(db, ["run", "--selector", CANDIDATES_SELECTOR], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
+    return outcome
 
 
 def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Composable:
