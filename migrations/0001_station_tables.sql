@@ -4,8 +4,8 @@
 -- migration creates is recorded in identity_loader.station_objects so that the
 -- rollback drops exactly those and never a station's own tables.
 -- Guard: none required; this creates empty objects and touches no data.
--- Not reproduced: pg_trgm indexes, change-notification and watermark triggers,
--- and library columns this project never reads (genre_id, format_id, label, ...).
+-- Not reproduced: pg_trgm indexes and library columns this project never reads
+-- (genre_id, format_id, label, ...). The station's triggers come with 0003.
 
 -- identity_loader exists already: the migration tool keeps its bookkeeping there.
 
