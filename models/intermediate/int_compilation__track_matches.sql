@@ -17,11 +17,6 @@ library as (
 
 ),
 
-tracks as (
-
-    select * from {{ ref('stg_loader__verdict_tracks') }}
-
-),
 
 credits as (
 
@@ -49,12 +44,25 @@ latest_compilations as (
 
 ),
 
+tracks as (
+
+    -- Unnested here from the chosen verdicts only: the staging view would unnest the log.
+    select
+        verdicts.verdict_id,
+        verdicts.run_id,
+        verdicts.library_id,
+        {{ track_entry_columns() }}
+    from verdicts
+    inner join latest_compilations on verdicts.verdict_id = latest_compilations.verdict_id
+    cross join lateral {{ verdict_entries('tracks') }}
+
+),
+
 answered as (
 
     -- Entries without a resolved_artist_name are tracks LML failed on: dropped.
     select tracks.*
     from tracks
-    inner join latest_compilations on tracks.verdict_id = latest_compilations.verdict_id
     where tracks.resolved_artist_name is not null and tracks.artist_name is not null
 
 ),

@@ -13,7 +13,15 @@ verdicts as (
 
 entries as (
 
-    select * from {{ ref('stg_loader__verdict_sources') }}
+    -- Unnested here from the new verdicts only: the staging view would unnest the log.
+    select
+        verdicts.verdict_id,
+        verdicts.run_id,
+        verdicts.library_id,
+        {{ provenance_entry_columns() }}
+    from verdicts
+    cross join lateral {{ verdict_entries('provenance') }}
+    where verdicts.kind = 'single_artist'
 
 ),
 
