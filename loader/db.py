@@ -25,14 +25,13 @@ import psycopg
 import pydantic_core
 from psycopg.conninfo import conninfo_to_dict
 
-from loader import secrets
+from loader import dbt_names, secrets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
-STATION_SCHEMA = "wxyc_schema"
 
 
 class DatabaseError(RuntimeError):
@@ -92,6 +91,7 @@ class Database:
             "LIBRARY_IDENTITY_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
             "LIBRARY_IDENTITY_PGPASSWORD": p.get("password", ""),
             "LIBRARY_IDENTITY_PGDATABASE": p.get("dbname", "postgres"),
+            dbt_names.SCHEMA_ENV: dbt_names.schema(),
             # dbt's data tests run outside the models' own statement_timeout; station roles
             # default to 5 s, too short for tests over the whole library.
             "PGOPTIONS": "-c statement_timeout=1800000",

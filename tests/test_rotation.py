@@ -27,11 +27,11 @@ from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable
 from loader.rotation.backfill import BackfillOptions, BackfillResult, StationLive, backfill
 from loader.rotation.counters import RefreshCounters, tally
+from loader.rotation.models import build_models
 from loader.rotation.refresh import (
     LML_REFRESH_BATCH_CAP,
     RefreshOptions,
     RefreshResult,
-    build_models,
     refresh,
 )
 from loader.runs import RunLocked

@@ -20,6 +20,7 @@ from loader.cli.app import (
 from loader.cli.output import print_table
 from loader.db import Database, DatabaseError, require_migrated
 from loader.dbt import DbtError
+from loader.dbt_names import STALE_DAYS_VAR
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COVERAGE_MEASURES, fmt
 
@@ -152,7 +153,7 @@ def report_command(settings: Settings, output_format: str, sections: tuple[str, 
         with db.connect() as conn:
             require_migrated(conn)
         report = load_report(db, refresh_models=not no_refresh,
-                             dbt_vars={"stale_days": stale_days})
+                             dbt_vars={STALE_DAYS_VAR: stale_days})
     except (DatabaseError, DbtError) as exc:
         job_failed(exc)
     if html_path is not None:

@@ -19,13 +19,13 @@ from psycopg import errors, sql
 
 from loader.db import Database
 from loader.dbt import DbtError, run_dbt
-from loader.resolve.candidates import DBT_SCHEMA
+from loader.dbt_names import REPORTS_PATH, relation
 
 REPORT_VERSION = 1
 # dbt selectors: the report views alone, then (on a database the merge never built) with
 # everything they read.
-REFRESH_SELECT = "path:models/reports"
-REFRESH_WITH_PARENTS_SELECT = "+path:models/reports"
+REFRESH_SELECT = REPORTS_PATH
+REFRESH_WITH_PARENTS_SELECT = f"+{REPORTS_PATH}"
 # Station roles may default to a few seconds; a report on a large library needs longer.
 STATEMENT_TIMEOUT_MS = 120_000
 
@@ -169,8 +169,7 @@ def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
 def select_model(conn: psycopg.Connection, model: str, order_by: Sequence[str] = ()
                  ) -> list[dict[str, Any]]:
     """All rows of one report model, as dicts of plain values."""
-    query = sql.SQL("select * from {}.{}").format(sql.Identifier(DBT_SCHEMA),
-                                                  sql.Identifier(model))
+    query = sql.SQL("select * from {}").format(relation(model))
     if order_by:
         query += sql.SQL(" order by {}").format(sql.SQL(", ").join(map(sql.Identifier,
                                                                         order_by)))

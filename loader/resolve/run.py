@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 import sentry_sdk
 
-from loader import runs, telemetry
+from loader import dbt_names, runs, telemetry
 from loader.db import Database, DatabaseError, Writer
 from loader.lml.client import (
     BULK_RESOLVE_PATH,
@@ -83,8 +83,9 @@ class ResolveOptions:
             raise ValueError("stale-days and unresolved-retry-days must be at least 1")
 
     def dbt_vars(self) -> dict[str, Any]:
-        return {"candidate_mode": self.mode, "stale_days": self.stale_days,
-                "unresolved_retry_days": self.unresolved_retry_days}
+        return {dbt_names.CANDIDATE_MODE_VAR: self.mode,
+                dbt_names.STALE_DAYS_VAR: self.stale_days,
+                dbt_names.UNRESOLVED_RETRY_DAYS_VAR: self.unresolved_retry_days}
 
     def batch_size_for(self, cohort: str) -> int:
         return self.va_batch_size if cohort == "va" else self.batch_size

@@ -23,13 +23,11 @@ from typing import Any
 
 import psycopg
 import sentry_sdk
-from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from loader import runs, telemetry
 from loader.db import Database, DatabaseError, Writer, jsonb_text
-from loader.dbt import DbtError, compile_models, run_dbt
 from loader.lml.client import (
     REFRESH_PATH,
     CallResult,
@@ -42,6 +40,7 @@ from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import LMLUnavailable, check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
+from loader.rotation.models import build_models, read_candidates, read_candidates_without_building
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,6 @@ LML_REFRESH_BATCH_CAP = 50
 # batches LML is still warming and then send them again.
 MIN_TIMEOUT_S = 300.0
 DEFAULT_TIMEOUT_S = 360.0
-DBT_SCHEMA = "identity"
-CANDIDATES_MODEL = "rotation_refresh_candidates"
-COVERAGE_MODEL = "rotation_coverage"
 _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id, status, "
              "warmed_releases, warmed_artists, sources, message) from stdin")
 
@@ -367,51 +363,6 @@ class _Runner:
             for _ in unretried:
                 self.counters.add(Tally("error"))
             self._checkpoint()
-
-
-def build_models(db: Database) -> None:
-    """Have dbt (re)build the two rotation models and what they read (all views)."""
-    outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}"])
-    if not outcome.success:
-        raise DbtError("dbt could not build the rotation models: " + "; ".join(outcome.failures))
-
-
-def read_candidates(conn: psycopg.Connection, compiled: dict[str, str] | None = None
-                    ) -> tuple[list[int], int]:
-    """(distinct identity ids of active rotation rows in ascending order, active rows that
-    have no identity yet), from the two models, or from their compiled SQL."""
-    def source(model: str) -> sql.Composable:
-        if compiled is None:
-            return sql.Identifier(DBT_SCHEMA, model)
-        return sql.SQL("({}) as compiled").format(sql.SQL(compiled[model].replace("%", "%%")))
-
-    rows = conn.execute(sql.SQL("select lml_identity_id from {} where lml_identity_id is not "
-                                "null order by 1").format(source(CANDIDATES_MODEL)), ()
-                        ).fetchall()
-    row = conn.execute(sql.SQL("select active_without_lml_identity from {}").format(
-        source(COVERAGE_MODEL)), ()).fetchone()
-    return list(dict.fromkeys(int(r[0]) for r in rows)), int(row[0]) if row and row[0] else 0
-
-
-def read_candidates_without_building(db: Database) -> tuple[list[int], int]:
-    """The candidates from the models' compiled SQL, so a dry run rebuilds nothing. The
-    views they read are created first only where they do not exist yet (definitions, no
-    data)."""
-    compiled = compile_models(db, [CANDIDATES_MODEL, COVERAGE_MODEL])
-    for attempt in (1, 2):
-        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                        application_name="library-identity:reader") as conn:
-            try:
-                return read_candidates(conn, compiled)
-            except psycopg.errors.UndefinedTable:
-                if attempt == 2:
-                    raise
-        outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}",
-                               "--exclude", CANDIDATES_MODEL, COVERAGE_MODEL])
-        if not outcome.success:
-            raise DbtError("dbt could not build the rotation models' inputs: "
-                           + "; ".join(outcome.failures))
-    raise AssertionError("unreachable")
 
 
 def capability_gate(client: LMLClient) -> None:
