@@ -26,20 +26,13 @@ import pydantic_core
 from psycopg.conninfo import conninfo_to_dict
 
 from loader import dbt_names, secrets
+from loader.errors import ConfigurationError, DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
-
-
-class DatabaseError(RuntimeError):
-    """The database could not be reached or prepared; the message is safe to print."""
-
-
-class ConfigurationError(ValueError):
-    """A setting the loader cannot use; the message is safe to print (exit 2)."""
 
 
 def require_migrated(conn: psycopg.Connection) -> None:

@@ -11,10 +11,7 @@ from typing import Any
 
 from loader.db import Database
 from loader.dbt_names import PROJECT_DIR
-
-
-class DbtError(RuntimeError):
-    """dbt failed; the message names the failing nodes."""
+from loader.errors import DbtError
 
 
 @dataclass(frozen=True)

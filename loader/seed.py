@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from loader import synthetic
+from loader.errors import SeedError
 from loader.synthetic import fraction, stable_hash
 
 DEFAULT_ROWS = 64_676
@@ -83,10 +84,6 @@ _ROTATION_COLUMNS = ("id", "album_id", "legacy_rotation_id", "legacy_library_rel
                      "rotation_bin", "add_date", "kill_date", "artist_name", "album_title",
                      "discogs_release_id", "discogs_release_id_source", "lml_identity_id")
 _ARTIST_COLUMNS = ("id", "artist_name", "alphabetical_name", "code_letters", "code_number")
-
-
-class SeedError(RuntimeError):
-    """The sample cannot be written; the message says why and is safe to print."""
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,11 @@ from typing import Any
 
 import click
 
-from loader.cli.app import (
-    EXIT_OK,
-    EXIT_USAGE,
-    Settings,
-    fail,
-    job_failed,
-    main,
-    pass_settings,
-)
+from loader.cli.app import Settings, fail, job_failed, main, pass_settings
 from loader.cli.output import print_table
-from loader.db import Database, DatabaseError, require_migrated
-from loader.dbt import DbtError
+from loader.db import Database, require_migrated
 from loader.dbt_names import STALE_DAYS_VAR
+from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COVERAGE_MEASURES, fmt
 

@@ -12,10 +12,6 @@ from typing import Any
 import click
 
 from loader.cli.app import (
-    EXIT_GATE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
     FiniteFloat,
     Settings,
     fail,
@@ -26,6 +22,7 @@ from loader.cli.app import (
     pass_settings,
 )
 from loader.cli.output import print_table
+from loader.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report

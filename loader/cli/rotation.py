@@ -10,11 +10,6 @@ from typing import Any
 import click
 
 from loader.cli.app import (
-    EXIT_ALERT,
-    EXIT_GATE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
     FiniteFloat,
     Settings,
     fail,
@@ -26,12 +21,17 @@ from loader.cli.app import (
 )
 from loader.cli.output import print_table
 from loader.db import require_migrated
+from loader.errors import (
+    EXIT_ALERT,
+    EXIT_GATE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from loader.rotation.backfill import (
     MIN_QUIET_PAUSE_S,
     BackfillOptions,
     BackfillResult,
-    NoOnAirLog,
-    StationLive,
     backfill,
     dry_run_report,
 )
@@ -108,10 +108,6 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
     try:
         with client, graceful_stop() as stop:
             result = backfill(db, client, options, stop=stop)
-    except NoOnAirLog as exc:
-        fail(str(exc), EXIT_USAGE)
-    except StationLive as exc:
-        fail(str(exc), EXIT_GATE)
     except Exception as exc:
         job_failed(exc)
     if dry_run:

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loader.lml.client import LMLAuthError, LMLClient, LMLError
-
-
-class LMLUnavailable(RuntimeError):
-    """LML could not be reached or kept failing; the job stopped (exit 3)."""
-
-
-class LMLRouteMissing(LMLUnavailable):
-    """The LML deployment does not serve a route the job needs."""
+from loader.errors import LMLAuthError, LMLError, LMLRouteMissing, LMLUnavailable
+from loader.lml.client import LMLClient
 
 
 def check_health(client: LMLClient) -> None:

@@ -18,8 +18,9 @@ import psycopg
 from psycopg import errors, sql
 
 from loader.db import Database
-from loader.dbt import DbtError, run_dbt
+from loader.dbt import run_dbt
 from loader.dbt_names import REPORTS_PATH, relation
+from loader.errors import DbtError, ReportModelsMissing
 
 REPORT_VERSION = 1
 # dbt selectors: the report views alone, then (on a database the merge never built) with
@@ -150,10 +151,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     return value
-
-
-class ReportModelsMissing(RuntimeError):
-    """The report views do not exist yet (dbt has not built them)."""
 
 
 def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:

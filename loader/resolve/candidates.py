@@ -16,7 +16,8 @@ from psycopg import sql
 
 from loader import dbt_names
 from loader.db import Database
-from loader.dbt import DbtError, compile_model, run_dbt
+from loader.dbt import compile_model, run_dbt
+from loader.errors import DbtError
 from loader.resolve.verdicts import Candidate
 
 MODES = ("full", "legacy", "recheck")

@@ -17,18 +17,17 @@ import psycopg
 import sentry_sdk
 
 from loader import dbt_names, runs, telemetry
-from loader.db import Database, DatabaseError, Writer
-from loader.lml.client import (
-    BULK_RESOLVE_PATH,
-    LML_BULK_RESOLVE_CAP,
-    CallResult,
+from loader.db import Database, Writer
+from loader.errors import (
+    DatabaseError,
     LMLAuthError,
-    LMLClient,
     LMLError,
     LMLInterrupted,
     LMLMalformedResponse,
+    LMLUnavailable,
 )
-from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, CallResult, LMLClient
+from loader.lml.gate import check_health, require_route
 from loader.resolve import candidates, landing
 from loader.resolve.counters import RunCounters
 from loader.resolve.merge import MergeOutcome

@@ -28,10 +28,19 @@ import sentry_sdk
 from pydantic import ValidationError
 
 from loader import runs, telemetry
-from loader.db import Database, DatabaseError, Writer
-from loader.lml.client import LMLAuthError, LMLClient, LMLError, LMLInterrupted
+from loader.db import Database, Writer
+from loader.errors import (
+    DatabaseError,
+    LMLAuthError,
+    LMLError,
+    LMLInterrupted,
+    LMLUnavailable,
+    NoOnAirLog,
+    StationLive,
+)
+from loader.lml.client import LMLClient
 from loader.lml.contract import ReleaseIdentityResolveResponse
-from loader.lml.gate import LMLUnavailable, check_health
+from loader.lml.gate import check_health
 from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import BackfillCounters
 
@@ -75,15 +84,6 @@ class BackfillOptions(JobOptions):
         if self.quiet_pause_s < MIN_QUIET_PAUSE_S:
             raise ValueError(f"quiet pause must be at least {MIN_QUIET_PAUSE_S:g} s, got "
                              f"{self.quiet_pause_s:g}")
-
-
-class StationLive(RuntimeError):
-    """The station stayed on air past the quiet period's ceiling; nothing more is sent or
-    written."""
-
-
-class NoOnAirLog(RuntimeError):
-    """The quiet period needs wxyc_schema.flowsheet, and the database has none."""
 
 
 @dataclass(frozen=True)

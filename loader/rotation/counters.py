@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from loader.errors import InvariantViolation
 from loader.lml.contract import CacheRefreshResultItem
-from loader.resolve.counters import InvariantViolation
 
 __all__ = ["BackfillCounters", "InvariantViolation", "RefreshCounters", "tally"]
 

@@ -8,8 +8,9 @@ from psycopg import sql
 
 from loader import dbt_names
 from loader.db import Database
-from loader.dbt import DbtError, compile_models, run_dbt
+from loader.dbt import compile_models, run_dbt
 from loader.dbt_names import ROTATION_COVERAGE, ROTATION_REFRESH_CANDIDATES
+from loader.errors import DbtError
 from loader.rotation.common import STATEMENT_TIMEOUT_MS
 
 MODELS = [ROTATION_REFRESH_CANDIDATES, ROTATION_COVERAGE]

@@ -27,17 +27,11 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from loader import runs, telemetry
-from loader.db import Database, DatabaseError, Writer, jsonb_text
-from loader.lml.client import (
-    REFRESH_PATH,
-    CallResult,
-    LMLAuthError,
-    LMLClient,
-    LMLError,
-    LMLInterrupted,
-)
+from loader.db import Database, Writer, jsonb_text
+from loader.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted, LMLUnavailable
+from loader.lml.client import REFRESH_PATH, CallResult, LMLClient
 from loader.lml.contract import CacheRefreshResultItem
-from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.lml.gate import check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
 from loader.rotation.models import build_models, read_candidates, read_candidates_without_building
