@@ -6,7 +6,7 @@ that schema and nothing is built in the default one."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -14,6 +14,7 @@ import yaml
 from loader import dbt_names, migrate
 from loader.db import Database
 from loader.lml.client import LMLClient
+from loader.lml.contract import IdentityMethod, IdentitySource
 from loader.report.data import BANDS_MODEL, SECTIONS, load_report
 from loader.resolve.run import ResolveOptions, resolve
 from loader.rotation.refresh import RefreshOptions, refresh
@@ -98,3 +99,8 @@ def test_resolve_refresh_and_report_in_another_schema(
     assert _scalar(db, "select to_regnamespace('identity')") is None
     for model in (dbt_names.LIBRARY_CANDIDATES, *dbt_names.REPORT_MODELS):
         assert _scalar(db, "select to_regclass(%s)", f"{OTHER_SCHEMA}.{model}") is not None, model
+
+
+def test_lml_vocabularies_match_the_dbt_vars() -> None:
+    assert list(get_args(IdentitySource)) == dbt_names.project_vars()["identity_sources"]
+    assert list(get_args(IdentityMethod)) == dbt_names.project_vars()["identity_methods"]

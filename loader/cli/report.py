@@ -10,7 +10,7 @@ import click
 
 from loader.cli.app import Settings, fail, job_failed, main, pass_settings
 from loader.cli.output import print_table
-from loader.db import Database, require_migrated
+from loader.db import require_migrated
 from loader.dbt_names import STALE_DAYS_VAR
 from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
@@ -102,15 +102,6 @@ def print_report(report: Report) -> None:
     print_rotation(report)
     print_merge_skips(report)
     print_anomalies(report)
-
-
-def print_library_summary(db: Database) -> None:
-    """Coverage and how the resolved rows were matched (the demo's closing summary). Reads
-    the report views as the merge left them; builds them only if they are missing."""
-    report = load_report(db, refresh_models=False)
-    print_coverage(report)
-    _print_banded(report, "identity_by_method", "method", "identities", "matched via: method")
-    print_rotation(report)
 
 
 @main.command("report")

@@ -14,11 +14,6 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from typing_extensions import TypedDict
 
-IDENTITY_SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
-IDENTITY_METHODS = ("manual", "cross_source_agreement", "exact_match", "name_variation",
-                    "member_group", "alias_match", "trigram", "llm")
-RESULT_KINDS = ("single_artist", "compilation", "unresolved")
-
 IdentitySource = Literal["discogs", "musicbrainz", "wikidata", "spotify", "apple_music",
                          "bandcamp"]
 IdentityMethod = Literal["manual", "cross_source_agreement", "exact_match", "name_variation",

@@ -18,10 +18,24 @@ from loader import dbt_names
 from loader.db import Database
 from loader.dbt import compile_model, run_dbt
 from loader.errors import DbtError
-from loader.resolve.verdicts import Candidate
 
 MODES = ("full", "legacy", "recheck")
 COHORTS = ("va", "non_va")  # in run order: V/A first
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One library row to send to LML, as the snapshot holds it."""
+
+    library_id: int
+    artist_name: str
+    album_title: str
+    legacy_release_id: int | None
+    cohort: str
+
+    def as_input(self) -> dict[str, Any]:
+        return {"library_id": self.library_id, "artist_name": self.artist_name,
+                "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: in
     conn.execute("drop table if exists pg_temp.run_candidates")
     conn.execute(
         sql.SQL("create temp table run_candidates as "
-                "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+                "select library_id, artist_name, album_title, legacy_release_id, cohort "
                 "from {} where {}{}").format(
             source or dbt_names.relation(dbt_names.LIBRARY_CANDIDATES), where, limit_sql),
         params)
@@ -103,7 +117,7 @@ def pages(conn: psycopg.Connection, cohort: str, batch_size: int) -> Iterator[li
     cursor = -1
     while True:
         rows = conn.execute(
-            "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+            "select library_id, artist_name, album_title, legacy_release_id, cohort "
             "from pg_temp.run_candidates where cohort = %s and library_id > %s "
             "order by library_id limit %s", (cohort, cursor, batch_size)).fetchall()
         conn.commit()

@@ -29,13 +29,13 @@ from loader.errors import (
 from loader.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, CallResult, LMLClient
 from loader.lml.gate import check_health, require_route
 from loader.resolve import candidates, landing
+from loader.resolve.candidates import Candidate
 from loader.resolve.counters import RunCounters
 from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
 from loader.resolve.verdicts import (
     REPORTED_STEPS,
     BatchOutcome,
-    Candidate,
     Problem,
     classify_batch,
 )
@@ -357,7 +357,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 scope.set_tag("step", "rejected_rows")
                 sentry_sdk.capture_message(rejected, level="error")
         result = ResolveResult(run_id=runner.run_id, status=job.status,
-                               counters=runner.counters, candidates=counts, timings=timings)
+                               counters=runner.counters, candidates=counts, timings=timings,
+                               error=rejected)
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()

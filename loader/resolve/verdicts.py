@@ -15,21 +15,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from loader.db import has_nul
 from loader.lml.contract import INTEGER_MAX, BulkResolveResult
+from loader.resolve.candidates import Candidate
 from loader.resolve.counters import Counters
-
-
-@dataclass(frozen=True)
-class Candidate:
-    library_id: int
-    artist_name: str
-    album_title: str
-    legacy_release_id: int | None
-    cohort: str
-    reason: str
-
-    def as_input(self) -> dict[str, Any]:
-        return {"library_id": self.library_id, "artist_name": self.artist_name,
-                "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
 
 
 @dataclass(frozen=True)
