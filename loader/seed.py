@@ -5,8 +5,8 @@ Every value is a pure function of the requested row count: names and track lists
 fixed reference date. Ids are written explicitly (and the sequences set afterwards), so the
 same `rows` gives byte-identical tables whatever state the sequences were in.
 
-Proportions follow the station's figures (station-schema §1, consumer-behaviour §14) at the
-default 64,676 rows and scale with `rows`.
+Proportions follow the station's own library at the default 64,676 rows (its size, V/A
+share, compilation credits and active rotation) and scale with `rows`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shapes LML promises (contract 1.33.0, with its live deviations), as pydantic models.
+"""The shapes LML promises (API 1.33.0, with its live deviations), as pydantic models.
 
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
 confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's

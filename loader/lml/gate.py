@@ -20,7 +20,7 @@ def check_health(client: LMLClient) -> None:
 
 
 def require_route(client: LMLClient, path: str, invalid_body: Any) -> int:
-    """Probe `path` with a body LML must reject (lml-contract §3.1): any answer but 404/405
+    """Probe `path` with a body LML must reject as invalid: any answer but 404/405
     proves the route exists, 422 being the expected one, and anything but 401/403 proves
     the key is accepted, even on a run with nothing to send. Returns the probe's status."""
     try:

@@ -6,9 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# The station's rotation jobs run with 60 s; its default of 5 s is too short (schema §6 #8).
+# The station's rotation jobs run with 60 s; its roles' default of 5 s is too short.
 STATEMENT_TIMEOUT_MS = 60_000
-# Mirrors stg_station__rotation.is_active (station-schema §1.7); used where the job must
+# A rotation row is active until its kill_date (none, or later than today); the same rule
+# as stg_station__rotation.is_active, used where the job must
 # read and write the station table itself rather than a dbt view.
 ACTIVE_ROTATION = "(kill_date is null or kill_date > current_date)"
 

@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 
 JOB = "rotation_refresh"
 DRY_RUN_REPORT_VERSION = 1
-# LML answers 400 above 50 ids (lml-contract §2.1). Fixed, never a setting: a larger
+# LML answers 400 above 50 ids. Fixed, never a setting: a larger
 # configured batch size is refused before anything is sent.
 LML_REFRESH_BATCH_CAP = 50
-# A cold batch of 50 takes about 4 minutes inside LML (§2.5); shorter timeouts would abandon
+# A cold batch of 50 takes about 4 minutes inside LML; shorter timeouts would abandon
 # batches LML is still warming and then send them again.
 MIN_TIMEOUT_S = 300.0
 DEFAULT_TIMEOUT_S = 360.0
