@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -35,6 +36,7 @@ from loader.rotation.backfill import (
     backfill,
     dry_run_report,
 )
+from loader.rotation.common import JobOptions
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
     DEFAULT_TIMEOUT_S,
@@ -52,6 +54,40 @@ log = logging.getLogger("library_identity.rotation")
 @main.group()
 def rotation() -> None:
     """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
+
+
+Result = TypeVar("Result", BackfillResult, RefreshResult)
+
+
+def _run_job(settings: Settings, options: JobOptions, job: Callable[..., Result], *,
+             lml_needed: bool) -> Result:
+    """Check the options, then the LML settings, before the database is touched; run the
+    job until it ends or a signal stops it (the batch in flight is landed)."""
+    try:
+        options.validate()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    client = lml_client(settings, **options.client_settings()) if lml_needed else None
+    db = settings.job_database()
+    try:
+        if client is None:
+            return job(db, None, options)
+        with client, graceful_stop() as stop:
+            return job(db, client, options, stop=stop)
+    except Exception as exc:
+        job_failed(exc)
+
+
+def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
+          print_result: Callable[[Result], None]) -> None:
+    """One JSON object on stdout (a dry run's report or the summary), else the tables;
+    exit 130 when the run was interrupted."""
+    if as_json is not None:
+        click.echo(json.dumps(as_json(result)))
+    else:
+        print_result(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # -- backfill -----------------------------------------------------------------------------
@@ -99,25 +135,9 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
                               dry_run=dry_run, quiet_lookback_s=quiet_lookback_s,
                               quiet_pause_s=quiet_pause_s, quiet_max_wait_s=quiet_max_wait_s)
-    try:
-        options.validate()
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    client = lml_client(settings, **options.client_settings())  # before the database
-    db = settings.job_database()
-    try:
-        with client, graceful_stop() as stop:
-            result = backfill(db, client, options, stop=stop)
-    except Exception as exc:
-        job_failed(exc)
-    if dry_run:
-        click.echo(json.dumps(dry_run_report(result)))
-    elif as_json:
-        click.echo(json.dumps(_backfill_summary(result)))
-    else:
-        _print_backfill(result)
-    if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    result = _run_job(settings, options, backfill, lml_needed=True)
+    _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
+          _print_backfill)
 
 
 def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
@@ -177,29 +197,10 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
         max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
         dry_run=dry_run)
-    try:
-        options.validate()  # before the database or LML is touched
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    # LML settings are checked before the database is touched (a dry run sends nothing).
-    client = None if dry_run else lml_client(settings, **options.client_settings())
-    db = settings.job_database()
-    try:
-        if client is None:
-            result = refresh(db, None, options)
-        else:
-            with client, graceful_stop() as stop:
-                result = refresh(db, client, options, stop=stop)
-    except Exception as exc:
-        job_failed(exc)
-    if dry_run:
-        click.echo(json.dumps(refresh_dry_run_report(result)))
-    elif as_json:
-        click.echo(json.dumps(_refresh_summary(result)))
-    else:
-        _print_refresh(result)
-    if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    # A dry run sends nothing, so it needs no LML settings.
+    result = _run_job(settings, options, refresh, lml_needed=not dry_run)
+    _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,
+          _print_refresh)
     if result.alert is not None and result.alert.fired:
         sys.exit(EXIT_ALERT)  # the run logged the WARNING line; the summary repeats it
 
