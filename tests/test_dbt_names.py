@@ -104,3 +104,8 @@ def test_resolve_refresh_and_report_in_another_schema(
 def test_lml_vocabularies_match_the_dbt_vars() -> None:
     assert list(get_args(IdentitySource)) == dbt_names.project_vars()["identity_sources"]
     assert list(get_args(IdentityMethod)) == dbt_names.project_vars()["identity_methods"]
+
+
+def test_resolve_defaults_are_the_dbt_var_defaults() -> None:
+    passed = ResolveOptions().dbt_vars()
+    assert passed == {name: dbt_names.project_vars()[name] for name in passed}

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from loader import secrets, telemetry
+from loader.config import Setting, setting_of
 from loader.db import DEFAULT_DATA_DIR, Database, resolve_database
 from loader.errors import EXIT_DB, EXIT_USAGE, ConfigurationError, DatabaseError, exit_code_of
 from loader.lml.client import LMLClient
@@ -62,6 +63,36 @@ class Settings:
                 fail(str(exc), EXIT_DB)
             self._db = db
         return self._db
+
+
+def option(options: type, name: str, *decls: str, **extra: Any) -> Any:
+    """A click option for one field of a job's options (loader.config.setting): its
+    default, range and help come from the field, and the command line refuses a value
+    out of range with the same message as the options' validate()."""
+    found, declared, kind = setting_of(options, name)
+    bounds = declared.describe_range()
+    help_text = f"{declared.help.rstrip('.')} ({bounds})." if bounds else declared.help
+    return click.option(*(decls or (f"--{name.replace('_', '-')}",)),
+                        **{"type": _Declared(declared, kind), "default": found.default,
+                           "show_default": found.default is not None, "help": help_text,
+                           **extra})
+
+
+class _Declared(click.ParamType):
+    """An int or a finite float within a declared range."""
+
+    def __init__(self, declared: Setting, kind: type) -> None:
+        self.declared, self.kind = declared, kind
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = (click.INT if self.kind is int else click.FLOAT).convert(value, param, ctx)
+        try:
+            self.declared.check(number)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return number
 
 
 class FiniteFloat(click.FloatRange):

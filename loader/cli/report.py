@@ -8,13 +8,14 @@ from typing import Any
 
 import click
 
-from loader.cli.app import Settings, fail, job_failed, main, pass_settings
+from loader.cli.app import Settings, fail, job_failed, main, option, pass_settings
 from loader.cli.output import print_table
 from loader.db import require_migrated
 from loader.dbt_names import STALE_DAYS_VAR
 from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COVERAGE_MEASURES, fmt
+from loader.resolve.run import ResolveOptions
 
 TERMINAL_RUNS = 10
 
@@ -116,9 +117,9 @@ def print_report(report: Report) -> None:
 @click.option("--no-refresh", is_flag=True,
               help="Read the report views as they are instead of rebuilding them with dbt "
                    "first (they are still built if missing).")
-@click.option("--stale-days", type=click.IntRange(min=1), default=7, show_default=True,
-              help="An identity older than this counts as stale (use the value `resolve "
-                   "--stale-days` runs with). Applied when the views are rebuilt.")
+@option(ResolveOptions, "stale_days",
+        help="An identity older than this many days counts as stale (use the value `resolve "
+             "--stale-days` runs with; at least 1). Applied when the views are rebuilt.")
 @pass_settings
 def report_command(settings: Settings, output_format: str, sections: tuple[str, ...],
                    html_path: Path | None, no_refresh: bool, stale_days: int) -> None:

@@ -17,6 +17,7 @@ import psycopg
 import sentry_sdk
 
 from loader import dbt_names, runs, telemetry
+from loader.config import check_ranges, setting
 from loader.db import Database, Writer
 from loader.errors import (
     DatabaseError,
@@ -51,35 +52,32 @@ MAX_REJECTED_SHARE = 0.5
 
 @dataclass
 class ResolveOptions:
+    """A resolve run's settings: defaults, ranges and help text are declared here once; the
+    command's options and the dbt vars derive from them."""
+
     mode: str = "full"
-    batch_size: int = 500
-    va_batch_size: int = 100
-    concurrency: int = 1
-    limit: int | None = None
+    batch_size: int = setting(500, "Rows per LML call for the non-V/A cohort.",
+                              min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
+    va_batch_size: int = setting(100, "Rows per LML call for the V/A cohort.",
+                                 min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
+    concurrency: int = setting(1, "LML calls in flight at once.", min=1)
+    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     partition: candidates.Partition | None = None
     dry_run: bool = False
-    stale_days: int = 7
-    unresolved_retry_days: int = 7
+    stale_days: int = setting(7, "A resolved row is re-checked after this many days.", min=1)
+    unresolved_retry_days: int = setting(
+        7, "An unresolved row is retried after this many days.", min=1)
     include_tracks: bool = True
-    max_consecutive_failures: int = 5
+    max_consecutive_failures: int = setting(
+        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
     cohorts: tuple[str, ...] = candidates.COHORTS
 
     def validate(self) -> None:
         if self.mode not in candidates.MODES:
             raise ValueError(f"mode must be one of {', '.join(candidates.MODES)}")
-        for name in ("batch_size", "va_batch_size"):
-            value = getattr(self, name)
-            if not 1 <= value <= LML_BULK_RESOLVE_CAP:
-                raise ValueError(f"{name.replace('_', '-')} must be between 1 and "
-                                 f"{LML_BULK_RESOLVE_CAP} (LML's cap), got {value}")
+        check_ranges(self)
         if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
             raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError("limit must not be negative")
-        if self.stale_days < 1 or self.unresolved_retry_days < 1:
-            raise ValueError("stale-days and unresolved-retry-days must be at least 1")
 
     def dbt_vars(self) -> dict[str, Any]:
         return {dbt_names.CANDIDATE_MODE_VAR: self.mode,
