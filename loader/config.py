@@ -1,6 +1,8 @@
 """Job settings declared once: each field of a job's options carries its default, its
 range and its help text (`setting`); the command line's options (`loader.cli.app.option`)
-and the range checks (`check_ranges`) derive from that declaration."""
+and the range checks (`check_ranges`) derive from that declaration. A field's option is
+the field's name with dashes, without the `_s` of a field in seconds (`timeout_s`:
+`--timeout`)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,10 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
+def flag_name(field_name: str) -> str:
+    return field_name.removesuffix("_s").replace("_", "-")
+
+
 def setting_of(cls: type, name: str) -> tuple[Field[Any], Setting, type]:
     """The field, its declaration and its value type (int or float; `int | None` is int)."""
     found = {f.name: f for f in fields(cls)}[name]
@@ -67,4 +73,4 @@ def check_ranges(options: Any) -> None:
         declared: Setting | None = f.metadata.get("setting")
         value = getattr(options, f.name)
         if declared is not None and value is not None:
-            declared.check(value, f.name.replace("_", "-"))
+            declared.check(value, flag_name(f.name))

@@ -11,21 +11,22 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from loader import secrets, telemetry
-from loader.config import Setting, setting_of
+from loader.config import Setting, flag_name, setting_of
 from loader.db import DEFAULT_DATA_DIR, Database, resolve_database
 from loader.errors import EXIT_DB, EXIT_USAGE, ConfigurationError, DatabaseError, exit_code_of
 from loader.lml.client import LMLClient
 
 log = logging.getLogger("library_identity")
+R = TypeVar("R")
 
 
 @dataclass
@@ -72,7 +73,7 @@ def option(options: type, name: str, *decls: str, **extra: Any) -> Any:
     found, declared, kind = setting_of(options, name)
     bounds = declared.describe_range()
     help_text = f"{declared.help.rstrip('.')} ({bounds})." if bounds else declared.help
-    return click.option(*(decls or (f"--{name.replace('_', '-')}",)),
+    return click.option(*(decls or (f"--{flag_name(name)}", name)),
                         **{"type": _Declared(declared, kind), "default": found.default,
                            "show_default": found.default is not None, "help": help_text,
                            **extra})
@@ -87,7 +88,7 @@ class _Declared(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
-        number = (click.INT if self.kind is int else click.FLOAT).convert(value, param, ctx)
+        number = (click.INT if self.kind is int else FiniteFloat()).convert(value, param, ctx)
         try:
             self.declared.check(number)
         except ValueError as exc:
@@ -234,3 +235,19 @@ def lml_client(settings: Settings, **kwargs: Any) -> LMLClient:
         fail(str(exc), EXIT_USAGE)
 
 
+def run_job(settings: Settings, options: Any, job: Callable[..., R], *, lml_needed: bool) -> R:
+    """Check the options, then the LML settings, before the database is touched; run the
+    job until it ends or a signal stops it (the batch in flight is landed)."""
+    try:
+        options.validate()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    client = lml_client(settings, **options.client_settings()) if lml_needed else None
+    db = settings.job_database()
+    try:
+        if client is None:
+            return job(db, None, options)
+        with client, graceful_stop() as stop:
+            return job(db, client, options, stop=stop)
+    except Exception as exc:
+        job_failed(exc)

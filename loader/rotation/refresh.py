@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from loader import runs, telemetry
+from loader.config import setting
 from loader.db import Database, Writer, jsonb_text
 from loader.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted, LMLUnavailable
 from loader.lml.client import REFRESH_PATH, CallResult, LMLClient
@@ -53,28 +53,30 @@ _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id
 
 @dataclass
 class RefreshOptions(JobOptions):
-    batch_size: int = LML_REFRESH_BATCH_CAP
-    concurrency: int = 3
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    not_found_alert_pct: float = 1.0
-    retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
+    batch_size: int = setting(LML_REFRESH_BATCH_CAP, "Identities per LML call; LML refuses "
+                              f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
+    concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
+    requests_per_minute: float = setting(
+        20.0, "Token-bucket cap on LML calls per minute, retries included (above 0).")
+    timeout_s: float = setting(DEFAULT_TIMEOUT_S,
+                               f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
+    not_found_alert_pct: float = setting(
+        1.0, "Stale-reference alert (exit 5) when more than this share of identities is "
+             "not_found.", min=0, max=100)
+    retry_delay_s: float = setting(
+        30.0, "Seconds before an identity LML answered `error` for is sent once more.", min=0)
     dry_run: bool = False  # read the candidates, call nothing, write nothing
 
     def validate(self) -> None:
+        # Said with the reason, before the generic range checks.
         if self.batch_size > LML_REFRESH_BATCH_CAP:
             raise ValueError(f"batch size {self.batch_size} is above LML's refresh cap of "
                              f"{LML_REFRESH_BATCH_CAP} ids per call; use at most "
                              f"{LML_REFRESH_BATCH_CAP}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.timeout_s < MIN_TIMEOUT_S:
             raise ValueError(f"refresh timeout {self.timeout_s:g} s is too short: a cold batch "
                              f"takes about 4 minutes in LML; use at least {MIN_TIMEOUT_S:g} s")
         super().validate()
-        if not 0 <= self.not_found_alert_pct <= 100:
-            raise ValueError("not-found alert percentage must be between 0 and 100")
-        if not (math.isfinite(self.retry_delay_s) and self.retry_delay_s >= 0):
-            raise ValueError("retry delay must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
