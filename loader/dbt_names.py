@@ -27,6 +27,8 @@ DEFAULT_SCHEMA = "identity"
 
 # Models the loader reads (models/exposures.yml declares each).
 LIBRARY_CANDIDATES = "library_candidates"
+# The merge's incremental verdict state: `seed --replace` empties it with the log it describes.
+VERDICT_STATE = "int_verdicts__latest"
 IDENTITY_STATUS = "int_library__identity_status"
 ROTATION_REFRESH_CANDIDATES = "rotation_refresh_candidates"
 ROTATION_COVERAGE = "rotation_coverage"
@@ -36,7 +38,7 @@ REPORT_MODELS = (
     "rpt_identity_age", "rpt_run_history", "rpt_run_churn", "rpt_rotation_coverage",
     "rpt_merge_skips", "rpt_station_anomalies", "rpt_confidence_bands",
 )
-READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, ROTATION_REFRESH_CANDIDATES,
+READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, ROTATION_REFRESH_CANDIDATES,
                ROTATION_COVERAGE, ROTATION_REFRESH_RESULTS, *REPORT_MODELS)
 # dbt selection of the report views (all under models/reports).
 REPORTS_PATH = "path:models/reports"

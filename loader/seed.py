@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from loader import synthetic
+from loader import dbt_names, synthetic
 from loader.errors import SeedError
 from loader.synthetic import fraction, stable_hash
 
@@ -72,7 +72,8 @@ TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 # Emptied by replace=True.
 _WIPE_STATION = ("rotation", "compilation_track_artist", "library_identity_source",
                  "library_identity", "library_identity_history", "library", "artists")
-_WIPE_LOADER = ("raw_verdicts", "rotation_refresh_results", "runs")
+_WIPE_LOADER = ("merge_skips", "merges", "library_identity_artist_ids", "raw_verdicts",
+                "rotation_refresh_results", "runs")
 
 _LIBRARY_COLUMNS = ("id", "artist_id", "album_title", "artist_name", "code_number",
                     "code_volume_letters", "legacy_release_id", "canonical_entity_id",
@@ -186,6 +187,13 @@ def _wipe(cur: psycopg.Cursor) -> None:
         row = cur.fetchone()
         if row and row[0]:
             targets.append(sql.Identifier("identity_loader", table))
+    # The merge's verdict state describes the log being wiped: it goes too (the next
+    # build starts it again from the empty log).
+    cur.execute("select to_regclass(%s) is not null",
+                [dbt_names.qualified(dbt_names.VERDICT_STATE)])
+    row = cur.fetchone()
+    if row and row[0]:
+        targets.append(dbt_names.relation(dbt_names.VERDICT_STATE))
     cur.execute(sql.SQL("truncate table {} restart identity").format(sql.SQL(", ").join(targets)))
 
 

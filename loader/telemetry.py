@@ -68,6 +68,9 @@ class SentryNames:
     # station: counters per drain under <prefix>.va / .non_va (.recheck in recheck mode);
     # library-identity: the totals under <prefix> and per cohort under <prefix>.<cohort>
     resolve_prefix: str
+    # the run's merge counts (compilation_track_* included) on the resolve transaction;
+    # the station sets its compilation counters per drain, but the merge runs once
+    resolve_merge_prefix: str
     refresh_transaction: str
     refresh_prefix: str
     # (name, op) of a child span that carries the refresh totals, as the station sends
@@ -81,6 +84,7 @@ SENTRY_NAMES = {
     "station": SentryNames(
         scheme="station",
         resolve_transaction="library-identity-consumer.run", resolve_prefix="consumer",
+        resolve_merge_prefix="consumer.merge",
         refresh_transaction="rotation-artist-backfill.run", refresh_prefix="backfill",
         refresh_totals_span=("rotation-artist-backfill.run.totals",
                              "rotation-artist-backfill.totals"),
@@ -89,6 +93,7 @@ SENTRY_NAMES = {
     "library-identity": SentryNames(
         scheme="library-identity",
         resolve_transaction="library-identity.resolve", resolve_prefix="resolve",
+        resolve_merge_prefix="resolve.merge",
         refresh_transaction="library-identity.rotation_refresh",
         refresh_prefix="rotation_refresh", refresh_totals_span=None,
         backfill_transaction="library-identity.rotation_backfill", backfill_op="job.run",

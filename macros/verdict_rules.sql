@@ -28,3 +28,36 @@
         ), false)
     {%- endif -%}
 {%- endmacro %}
+
+{#- SQL text or NULL: why a single_artist verdict stored no identity of its own: the
+    reason the merge skipped it (its verdict-level row in merge_skips), not_merged_yet
+    while no merge has covered it, or identity_not_stored when has_identity_sql says its
+    row has no stored identity (a row removed since). NULL for every other kind. -#}
+{% macro verdict_merge_skip_reason(kind_sql, verdict_id_sql, skip_reason_sql,
+                                   has_identity_sql='true') -%}
+    case
+        when {{ kind_sql }} = 'single_artist'
+            then coalesce(
+                    {{ skip_reason_sql }},
+                    case
+                        when {{ verdict_id_sql }} > (
+                            select coalesce(max(applied.through_verdict_id), 0)
+                            from {{ source('loader', 'merges') }} as applied
+                        ) then 'not_merged_yet'
+                        when not ({{ has_identity_sql }}) then 'identity_not_stored'
+                    end
+                )
+    end
+{%- endmacro %}
+
+{#- SQL text: the state a verdict leaves its library row in: resolved (an identity is
+    stored from it), merge_skipped (single_artist, but no identity of its own is stored:
+    see verdict_merge_skip_reason), compilation (per-track data counts) or unresolved. -#}
+{% macro verdict_state(kind_sql, tracks_counted_sql, merge_skip_reason_sql) -%}
+    case
+        when {{ kind_sql }} = 'single_artist' and {{ merge_skip_reason_sql }} is null then 'resolved'
+        when {{ kind_sql }} = 'single_artist' then 'merge_skipped'
+        when {{ verdict_resolves(kind_sql, tracks_counted_sql) }} then 'compilation'
+        else 'unresolved'
+    end
+{%- endmacro %}

@@ -31,12 +31,21 @@ from loader.report.page import fmt
 from loader.resolve.run import ResolveOptions, resolve
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
+from loader.standin.verdicts import METHOD_BANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-report-4c3b2a"
 N_ROWS = 2000
 SHIFT_DAYS = 8  # the legacy run happened this long ago
 CHARTS = 6
+# Share of single-artist answers the stand-in sends just under their method's band:
+# verdicts the merge must skip, so the report shows them as merge_skipped.
+OUT_OF_BAND_RATE = 0.05
+COMPILATION_COUNTERS = (
+    "compilation_track_rows_written", "compilation_track_rows_skipped_unchanged",
+    "compilation_track_rows_skipped_librarian", "compilation_track_rows_skipped_no_cta_match",
+    "compilation_track_rows_skipped_no_catalog_artist", "compilation_track_position_rows_written",
+    "compilation_track_position_rows_skipped_ambiguous")
 
 
 # -- the sample: a legacy run some days ago, then a full run with the merge ---------------
@@ -46,7 +55,7 @@ def sample(make_database: Callable[[], Database]) -> Database:
     migrate.apply(db)
     with db.connect() as conn:
         seed_library(conn, N_ROWS)
-    with StandIn(StandInConfig(api_key=KEY)) as standin, \
+    with StandIn(StandInConfig(api_key=KEY, out_of_band_rate=OUT_OF_BAND_RATE)) as standin, \
             LMLClient(base_url=standin.url, api_key=KEY) as client:
         legacy = resolve(db, client, ResolveOptions(mode="legacy", concurrency=2), merge=False)
         assert legacy.status == "succeeded"
@@ -92,14 +101,18 @@ def flat(report: dict[str, Any]) -> dict[str, Any]:
 # -- straight from the tables ----------------------------------------------------------
 STATUS_SQL = """
     with latest as (
-        select distinct on (library_id) library_id, kind, tracks_contract_version,
+        select distinct on (library_id) library_id, verdict_id, kind, tracks_contract_version,
                tracks_attempted, result
         from identity_loader.raw_verdicts
         order by library_id, attempted_at desc, verdict_id desc
     )
     select l.id,
            case
-               when v.kind = 'single_artist' then 'resolved'
+               when v.kind = 'single_artist' and s.reason is null and li.library_id is not null
+                    and v.verdict_id <= (select max(through_verdict_id)
+                                         from identity_loader.merges)
+                   then 'resolved'
+               when v.kind = 'single_artist' then 'merge_skipped'
                when v.kind = 'compilation' and v.tracks_contract_version = 1
                     and (v.tracks_attempted or jsonb_array_length(v.result -> 'tracks') > 0)
                    then 'compilation'
@@ -107,10 +120,13 @@ STATUS_SQL = """
                when li.library_id is not null then 'resolved'
                when l.unresolved_attempted_at is not null then 'unresolved'
                else 'never_attempted'
-           end as status
+           end as status,
+           s.reason
     from wxyc_schema.library l
     left join latest v on v.library_id = l.id
     left join wxyc_schema.library_identity li on li.library_id = l.id
+    left join identity_loader.merge_skips s
+        on s.verdict_id = v.verdict_id and s.skip_level = 'verdict'
 """
 BAND_SQL = """
     case
@@ -136,11 +152,8 @@ def direct_counts(db: Database) -> dict[str, Any]:
         select li.method, {BAND_SQL.replace('c::', 'li.confidence::')}, count(*)
         from wxyc_schema.library_identity li where li.library_id in ({resolved})
         group by 1, 2""")}
-    not_merged = rows(db, f"""select count(*) from ({resolved}) r
-        where not exists (select 1 from wxyc_schema.library_identity li
-                          where li.library_id = r.id)""")[0][0]
-    if not_merged:
-        by_method[("not_merged", "none")] = not_merged
+    merge_skipped = dict(rows(db, f"""select reason, count(*) from ({STATUS_SQL}) s
+        where status = 'merge_skipped' group by 1"""))
     by_source = {(s, b): n for s, b, n in rows(db, f"""
         select s.source, {BAND_SQL.replace('c::', 's.confidence::')}, count(*)
         from wxyc_schema.library_identity_source s where s.library_id in ({resolved})
@@ -162,6 +175,8 @@ def direct_counts(db: Database) -> dict[str, Any]:
                (r.counters->'total'->>'rows_unresolved')::int,
                (select count(*) from identity_loader.raw_verdicts v where v.run_id = r.run_id)
         from identity_loader.runs r where r.job = 'resolve'""")}
+    compilation = {str(run_id): merge for run_id, merge in rows(db, """
+        select run_id, counters->'merge' from identity_loader.runs where job = 'resolve'""")}
     rotation = rows(db, """
         select count(*) filter (where active),
                count(*) filter (where active and discogs_release_id is not null),
@@ -170,20 +185,38 @@ def direct_counts(db: Database) -> dict[str, Any]:
         from (select *, kill_date is null or kill_date > current_date as active
               from wxyc_schema.rotation) r""")[0]
     return {"library_rows": sum(status.values()), "status": status, "by_method": by_method,
-            "by_source": by_source, "stale": stale, "runs": runs, "rotation": rotation}
+            "by_source": by_source, "stale": stale, "runs": runs, "rotation": rotation,
+            "merge_skipped": merge_skipped, "compilation": compilation}
 
 
 def test_json_matches_direct_counts(sample: Database, as_json: dict[str, Any]) -> None:
     direct = direct_counts(sample)
     whole = next(r for r in as_json["library_coverage"] if r["cohort"] == "all")
     assert whole["library_rows"] == direct["library_rows"] == N_ROWS
-    for state in ("resolved", "compilation", "unresolved", "never_attempted"):
+    for state in ("resolved", "compilation", "unresolved", "merge_skipped", "never_attempted"):
         assert whole[state] == direct["status"].get(state, 0), state
     assert whole["covered_pct"] == round(
         100 * (whole["resolved"] + whole["compilation"]) / N_ROWS, 2)
     cohorts = [r for r in as_json["library_coverage"] if r["cohort"] != "all"]
-    for column in ("library_rows", "resolved", "compilation", "unresolved", "never_attempted"):
+    for column in ("library_rows", "resolved", "compilation", "unresolved", "merge_skipped",
+                   "never_attempted"):
         assert sum(r[column] for r in cohorts) == whole[column], column
+    # Verdicts the merge did not store are merge_skipped with their reason, not resolved.
+    skipped = {r["reason"]: r["library_rows"] for r in as_json["library_merge_skipped"]
+               if r["cohort"] == "all"}
+    assert skipped == direct["merge_skipped"]
+    # Every row whose latest verdict LML sent outside its method's band, and only those.
+    latest = rows(sample, """
+        select distinct on (library_id) kind, method, confidence
+        from identity_loader.raw_verdicts
+        order by library_id, attempted_at desc, verdict_id desc""")
+    out_of_band = sum(1 for kind, method, confidence in latest if kind == "single_artist"
+                      and not METHOD_BANDS[method][0] <= confidence <= METHOD_BANDS[method][1])
+    assert skipped["out_of_band"] == out_of_band > 0
+    assert sum(skipped.values()) == whole["merge_skipped"]
+    for cohort in cohorts:
+        assert sum(r["library_rows"] for r in as_json["library_merge_skipped"]
+                   if r["cohort"] == cohort["cohort"]) == cohort["merge_skipped"]
 
     assert {(r["method"], r["confidence_band"]): r["identities"]
             for r in as_json["identity_by_method"]} == direct["by_method"]
@@ -202,8 +235,13 @@ def test_json_matches_direct_counts(sample: Database, as_json: dict[str, Any]) -
         scanned, resolved, unresolved, verdicts = direct["runs"][run["run_id"]]
         assert (run["scanned"], run["resolved"], run["unresolved"], run["verdicts"]) == (
             scanned, resolved, unresolved, verdicts)
+        merge = direct["compilation"][run["run_id"]]
+        for counter in COMPILATION_COUNTERS:
+            assert run[counter] == (merge[counter] if merge else None), counter
+    assert history[0]["compilation_track_rows_written"] is None  # merged by the next run
+    assert history[-1]["compilation_track_rows_written"] > 0
     last = history[-1]
-    for state in ("resolved", "compilation", "unresolved", "never_attempted"):
+    for state in ("resolved", "compilation", "unresolved", "merge_skipped", "never_attempted"):
         assert last[f"{state}_after"] == whole[state], state
     assert last["covered_pct_after"] == whole["covered_pct"]
     assert history[0]["covered_pct_after"] < last["covered_pct_after"]
@@ -240,9 +278,20 @@ def test_csv_and_terminal_tables_agree_with_json(sample: Database,
 
     for column, label in (("library_rows", "library rows"), ("resolved", "resolved"),
                           ("compilation", "compilation"), ("unresolved", "unresolved"),
+                          ("merge_skipped", "merge skipped (verdict not stored)"),
                           ("never_attempted", "never attempted"), ("covered_pct", "covered %")):
         assert cells(label) == [fmt(coverage[c][column], column)
                                 for c in ("va", "non_va", "all")], label
+    skipped = {(r["cohort"], r["reason"]): r["library_rows"]
+               for r in as_json["library_merge_skipped"]}
+    for reason in {reason for _, reason in skipped}:
+        assert cells(reason) == [fmt(skipped.get((c, reason), 0))
+                                 for c in ("va", "non_va", "all")], reason
+    latest = as_json["run_history"][-1]
+    line = next(line for line in text.splitlines()
+                if re.match(rf"│ #{latest['run_number']} +│ +full +│ +\d", line))
+    assert [c.strip() for c in line.strip("│ ").split("│")][2:] == [
+        fmt(latest[counter]) for counter in COMPILATION_COUNTERS]
     for method in {r["method"] for r in as_json["identity_by_method"]}:
         total = sum(r["identities"] for r in as_json["identity_by_method"]
                     if r["method"] == method)

@@ -5,6 +5,9 @@ present. Real Postgres, real dbt, the LML stand-in over HTTP."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -12,7 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import STANDIN_KEY
+import sentry_sdk
+from conftest import ROOT, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
 from loader import migrate
 from loader.db import Database
@@ -23,6 +27,7 @@ from loader.resolve.merge import merge, pending_verdicts
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.seed import seed_library
 from loader.standin.server import StandIn
+from loader.telemetry import init_sentry
 
 N_ROWS = 1200
 NOTES = "library-identity:lml-bulk"
@@ -328,3 +333,145 @@ def test_the_gates_stop_a_change_set_the_station_must_not_get(db: Database,
     assert "library_identity_rows" in failed and "other_change_sets" in failed
     problems = execute(db, "select count(*) from identity.wb_library_identity")
     assert problems[0][0] > 0
+
+
+COMPILATION_COUNTERS = (
+    "compilation_track_rows_written", "compilation_track_rows_skipped_unchanged",
+    "compilation_track_rows_skipped_librarian", "compilation_track_rows_skipped_no_cta_match",
+    "compilation_track_rows_skipped_no_catalog_artist", "compilation_track_position_rows_written",
+    "compilation_track_position_rows_skipped_ambiguous")
+CTA_COLUMNS = ("id", "library_id", "artist_name", "track_title", "track_position",
+               "track_artist_id", "track_artist_link_confidence", "track_artist_link_method")
+
+
+def credit_rows(db: Database) -> dict[int, dict[str, Any]]:
+    return {row[0]: dict(zip(CTA_COLUMNS, row, strict=True)) for row in execute(
+        db, f"select {', '.join(CTA_COLUMNS)} from wxyc_schema.compilation_track_artist")}
+
+
+def expected_compilation_counters(db: Database, before: dict[int, dict[str, Any]]
+                                  ) -> dict[str, int]:
+    """The counters worked out from what LML answered (the verdict log) and the credit
+    rows before and after the run, as the station's consumer defines them."""
+    after = credit_rows(db)
+    by_key = {(r["library_id"], r["artist_name"], r["track_title"]): r for r in before.values()}
+    counters = dict.fromkeys(COMPILATION_COUNTERS, 0)
+    offered = 0
+    for library_id, result in execute(
+            db, "select library_id, result from identity_loader.raw_verdicts "
+                "where kind = 'compilation' and tracks_contract_version = 1"):
+        entries: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for track in result.get("tracks") or []:
+            if track["resolved_artist_name"] is not None and track["artist_name"] is not None:
+                key = (library_id, track["artist_name"], track["track_title"])
+                entries.setdefault(key, []).append(track)
+        for key, tracks in entries.items():
+            credit = by_key.get(key)
+            if credit is None:
+                counters["compilation_track_rows_skipped_no_cta_match"] += 1
+            elif credit["track_artist_link_method"] == "librarian":
+                counters["compilation_track_rows_skipped_librarian"] += 1
+            else:
+                offered += 1
+                positions = {t["track_position"] for t in tracks} - {None}
+                if credit["track_position"] is None and len(positions) > 1:
+                    counters["compilation_track_position_rows_skipped_ambiguous"] += 1
+    changed = [row_id for row_id, row in after.items() if row != before[row_id]]
+    counters["compilation_track_rows_written"] = len(changed)
+    counters["compilation_track_rows_skipped_unchanged"] = offered - len(changed)
+    counters["compilation_track_rows_skipped_no_catalog_artist"] = sum(
+        1 for row_id in changed if after[row_id]["track_artist_id"] is None)
+    counters["compilation_track_position_rows_written"] = sum(
+        1 for row_id in changed
+        if before[row_id]["track_position"] is None and after[row_id]["track_position"])
+    # On a first run every offered credit row is new to LML's links: all are written.
+    assert counters["compilation_track_rows_skipped_unchanged"] == 0
+    return counters
+
+
+def diverge_credits(db: Database) -> None:
+    """The credit rows of three in five compilations were retitled since LML saw them:
+    their track keys match no credit row, the station's sign of a diverged echo. Another
+    one in five lost its positions, which LML offers again."""
+    execute(db, "update wxyc_schema.compilation_track_artist "
+                "set track_title = track_title || ' (remastered)' where library_id %% 5 < 3")
+    execute(db, "update wxyc_schema.compilation_track_artist "
+                "set track_position = null where library_id %% 5 = 3")
+
+
+def test_compilation_counters_in_the_run_record_json_log_and_report(
+        db: Database, standin: StandIn) -> None:
+    diverge_credits(db)
+    before = credit_rows(db)
+    env = {**os.environ, "DATABASE_URL": db.conninfo, "LML_URL": standin.url,
+           "LML_API_KEY": STANDIN_KEY}
+    out = subprocess.run([sys.executable, "-m", "loader", "--log-format", "json", "resolve",
+                          "--json", "--no-progress"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected = expected_compilation_counters(db, before)
+    assert expected["compilation_track_rows_written"] > 0
+    assert expected["compilation_track_rows_skipped_librarian"] > 0
+    assert expected["compilation_track_rows_skipped_no_catalog_artist"] > 0
+    assert expected["compilation_track_position_rows_written"] > 0
+    missed = expected["compilation_track_rows_skipped_no_cta_match"]
+
+    summary = json.loads(out.stdout)
+    counts = summary["merge"]["counts"]
+    assert {k: counts[k] for k in COMPILATION_COUNTERS} == expected
+    keys = counts["compilation_track_keys"]
+    assert missed >= 10 and 2 * missed >= keys
+    assert f"compilation_cta_match_gap: {missed} of {keys} track keys match no credit row" in \
+        summary["merge"]["warnings"]
+    logged = [json.loads(line)["message"] for line in out.stderr.splitlines()
+              if line.startswith("{")]
+    assert [m for m in logged if m.startswith("compilation_cta_match_gap ")] == [
+        f"compilation_cta_match_gap merge_id={summary['merge']['merge_id']} "
+        f"run_id={summary['run_id']} track_keys={keys} no_cta_match={missed}"]
+
+    (stored,) = execute(db, "select counters -> 'merge' from identity_loader.runs")[0]
+    assert {k: stored[k] for k in COMPILATION_COUNTERS} == expected
+
+    report = subprocess.run([sys.executable, "-m", "loader", "report", "--format", "json",
+                             "--section", "run_history"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    (run,) = json.loads(report.stdout)["run_history"]
+    assert {k: run[k] for k in COMPILATION_COUNTERS} == expected
+
+
+def test_compilation_counters_and_the_match_gap_in_sentry(
+        db: Database, standin: StandIn, sentry_transport: SentryCapture) -> None:
+    diverge_credits(db)
+    before = credit_rows(db)
+    result = resolve_once(db, standin)
+    assert result.status == "succeeded" and result.merge is not None
+    sentry_sdk.flush()
+    expected = expected_compilation_counters(db, before)
+    (txn,) = sentry_transport.items("transaction")
+    assert txn["transaction"] == "library-identity-consumer.run"
+    data = txn["contexts"]["trace"]["data"]
+    # The station's counter names under the merge's own prefix (one merge per run).
+    assert {k: data[f"consumer.merge.{k}"] for k in COMPILATION_COUNTERS} == expected
+    assert data["consumer.merge.identity_rows_written"] == result.merge.counts[
+        "identity_rows_written"] > 0
+    assert [s["description"] for s in txn["spans"] if s["op"] == "job.merge"] == ["merge"]
+    gaps = [e for e in sentry_transport.items("event")
+            if e.get("tags", {}).get("step") == "compilation_cta_match_gap"]
+    assert len(gaps) == 1
+    assert gaps[0]["tags"]["run_id"] == str(result.run_id)
+    assert gaps[0]["level"] == "warning"
+    assert gaps[0]["extra"]["compilation_track_rows_skipped_no_cta_match"] == expected[
+        "compilation_track_rows_skipped_no_cta_match"]
+
+    # The project's own naming puts the same counts under resolve.merge.
+    init_sentry(SENTRY_TEST_DSN, transport=sentry_transport, naming="library-identity")
+    age(db, 8)
+    second = resolve_once(db, standin)
+    assert second.merge is not None and second.merge.success
+    sentry_sdk.flush()
+    data = sentry_transport.items("transaction")[-1]["contexts"]["trace"]["data"]
+    assert {k: data[f"resolve.merge.{k}"] for k in COMPILATION_COUNTERS} == {
+        k: second.merge.counts[k] for k in COMPILATION_COUNTERS}
+    assert data["resolve.merge.compilation_track_rows_skipped_unchanged"] > 0
+    assert not [k for k in data if k.startswith("consumer.")]

@@ -14,7 +14,7 @@ from loader.db import require_migrated
 from loader.dbt_names import STALE_DAYS_VAR
 from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
-from loader.report.page import COHORT_LABELS, COVERAGE_MEASURES, fmt
+from loader.report.page import COHORT_LABELS, COMPILATION_COUNTERS, COVERAGE_MEASURES, fmt
 from loader.resolve.run import ResolveOptions
 
 TERMINAL_RUNS = 10
@@ -26,6 +26,15 @@ def print_coverage(report: Report) -> None:
             for column, label in COVERAGE_MEASURES]
     print_table("library identity coverage", ("measure", *(COHORT_LABELS[c] for c in cohorts)),
                 rows)
+
+
+def print_merge_skipped(report: Report) -> None:
+    cohorts = ("va", "non_va", "all")
+    rows = [(reason, *(by_cohort.get(c, 0) for c in cohorts))
+            for reason, by_cohort in report.merge_skipped_reasons()]
+    if rows:
+        print_table("merge skipped: verdicts not stored, by reason",
+                    ("reason", *(COHORT_LABELS[c] for c in cohorts)), rows)
 
 
 def _cell(value: Any, column: str = "") -> Any:
@@ -81,6 +90,14 @@ def print_runs(report: Report) -> None:
                  "disappeared"), rows)
 
 
+def print_compilation_runs(report: Report) -> None:
+    rows = [(f"#{r['run_number']}", r["mode"] or "",
+             *(_cell(r[column]) for column, _ in COMPILATION_COUNTERS))
+            for r in report.sections["run_history"][::-1][:TERMINAL_RUNS]]
+    print_table(f"compilation links per run (latest {TERMINAL_RUNS})",
+                ("run", "mode", *(label for _, label in COMPILATION_COUNTERS)), rows)
+
+
 def print_merge_skips(report: Report) -> None:
     rows = [(r["skip_level"], r["reason"], r["items"], r["library_rows"])
             for r in report.sections["merge_skips"]]
@@ -96,10 +113,12 @@ def print_anomalies(report: Report) -> None:
 
 def print_report(report: Report) -> None:
     print_coverage(report)
+    print_merge_skipped(report)
     _print_banded(report, "identity_by_method", "method", "identities", "matched via: method")
     _print_banded(report, "identity_by_source", "source", "library_rows", "matched via: source")
     print_age(report)
     print_runs(report)
+    print_compilation_runs(report)
     print_rotation(report)
     print_merge_skips(report)
     print_anomalies(report)

@@ -93,14 +93,17 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 @click.option("--track-confidence-rate", type=FiniteFloat(0, 1), default=0.0,
               help="Share of bulk responses where each compilation has one credit with a "
                    "confidence outside 0..1.")
+@click.option("--out-of-band-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of single-artist results (by library_id) whose confidence is just "
+                   "under their method's band.")
 @click.option("--cache-stats/--no-cache-stats", default=False,
               help="Send a cache_stats object (live LML sends null).")
 @click.option("--no-refresh", is_flag=True, help="Serve without the refresh route (404).")
 def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rate: float,
                 error_status: int, timeout_rate: float, hang_seconds: float, short_rate: float,
                 foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
-                bad_enum_rate: float, track_confidence_rate: float, cache_stats: bool,
-                no_refresh: bool) -> None:
+                bad_enum_rate: float, track_confidence_rate: float, out_of_band_rate: float,
+                cache_stats: bool, no_refresh: bool) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
     from loader.standin.server import StandInConfig, serve
@@ -112,7 +115,7 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
         short_rate=short_rate, foreign_id_rate=foreign_id_rate,
         duplicate_id_rate=duplicate_id_rate, malformed_rate=malformed_rate,
         bad_enum_rate=bad_enum_rate, track_confidence_rate=track_confidence_rate,
-        cache_stats=cache_stats, refresh_enabled=not no_refresh)
+        out_of_band_rate=out_of_band_rate, cache_stats=cache_stats, refresh_enabled=not no_refresh)
     serve(config, host, port)
 
 

@@ -22,9 +22,11 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 from loader.report.data import Report
 
 STATUS_COLOURS = {"resolved": "#2a9d8f", "compilation": "#457b9d",
-                  "unresolved": "#e76f51", "never_attempted": "#adb5bd"}
+                  "merge_skipped": "#e9c46a", "unresolved": "#e76f51",
+                  "never_attempted": "#adb5bd"}
 STATUS_LABELS = {"resolved": "resolved", "compilation": "compilation",
-                 "unresolved": "unresolved", "never_attempted": "never attempted"}
+                 "merge_skipped": "merge skipped", "unresolved": "unresolved",
+                 "never_attempted": "never attempted"}
 # Best band darkest; the lower bands warm up towards the 0.70 gate and below it.
 BAND_COLOURS = ["#264653", "#2a9d8f", "#8ab17d", "#e9c46a", "#f4a261", "#e76f51", "#adb5bd"]
 FRESH, STALE = "#2a9d8f", "#e9c46a"
@@ -137,7 +139,7 @@ def status_split(report: Report) -> str:
         ax.set_title("Library rows by identity status", loc="left")
         y = list(range(len(rows)))[::-1]
         left = [0.0] * len(rows)
-        for state in ("resolved", "compilation", "unresolved", "never_attempted"):
+        for state in STATUS_COLOURS:
             widths = [100.0 * r[state] / r["library_rows"] if r["library_rows"] else 0.0
                       for r in rows]
             ax.barh(y, widths, left=left, color=STATUS_COLOURS[state], height=0.6,
@@ -150,11 +152,12 @@ def status_split(report: Report) -> str:
         ax.set_yticks(y, [f"{labels[r['cohort']]}\n{r['library_rows']:,} rows" for r in rows])
         ax.set_xlim(0, 100)
         ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=4)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=5)
         whole = report.coverage()
         return _svg(fig, f"Identity status: {whole['resolved']:,} resolved, "
-                         f"{whole['compilation']:,} compilations, {whole['unresolved']:,} "
-                         f"unresolved, {whole['never_attempted']:,} never attempted")
+                         f"{whole['compilation']:,} compilations, {whole['merge_skipped']:,} "
+                         f"merge skipped, {whole['unresolved']:,} unresolved, "
+                         f"{whole['never_attempted']:,} never attempted")
 
 
 def _banded_bars(report: Report, section: str, dimension: str, measure: str, title: str,

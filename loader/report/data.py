@@ -46,6 +46,8 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("library_coverage", "rpt_library_coverage", ("cohort",), ("cohort_order",)),
+    Section("library_merge_skipped", "rpt_library_merge_skipped", ("cohort", "reason"),
+            ("cohort_order", "reason")),
     Section("identity_by_method", "rpt_identity_by_method", ("method", "confidence_band"),
             ("method_order", "method", "band_order")),
     Section("identity_by_source", "rpt_identity_by_source", ("source", "confidence_band"),
@@ -72,12 +74,19 @@ class Report:
     def coverage(self, cohort: str = "all") -> dict[str, Any]:
         return next(r for r in self.sections["library_coverage"] if r["cohort"] == cohort)
 
+    def merge_skipped_reasons(self) -> list[tuple[str, dict[str, int]]]:
+        """(reason, {cohort: rows}) for merge-skipped rows, most rows first."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.sections["library_merge_skipped"]:
+            out.setdefault(row["reason"], {})[row["cohort"]] = int(row["library_rows"])
+        return sorted(out.items(), key=lambda item: (-item[1].get("all", 0), item[0]))
+
     def rotation(self) -> dict[str, Any] | None:
         rows = self.sections["rotation_coverage"]
         return rows[0] if rows else None
 
     def band_labels(self, *, present_in: str | None = None) -> list[str]:
-        """Band labels best first, "none" last (resolved rows without a stored identity);
+        """Band labels best first, "none" last (a stored confidence in no band, e.g. NULL);
         with present_in, only the bands that section has rows in."""
         labels = [*(b["confidence_band"] for b in self.bands), "none"]
         if present_in is None:

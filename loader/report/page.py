@@ -26,6 +26,7 @@ COVERAGE_MEASURES = (
     ("resolved", "resolved"),
     ("compilation", "compilation"),
     ("unresolved", "unresolved"),
+    ("merge_skipped", "merge skipped (verdict not stored)"),
     ("never_attempted", "never attempted"),
     ("covered", "covered (resolved + compilation)"),
     ("covered_pct", "covered %"),
@@ -35,6 +36,16 @@ COVERAGE_MEASURES = (
     ("without_artist_name", "without an artist name (never sent)"),
 )
 COHORT_LABELS = {"va": "V/A", "non_va": "non-V/A", "all": "whole library"}
+# The run's merge's compilation counters (rpt_run_history), as the station names them.
+COMPILATION_COUNTERS = (
+    ("compilation_track_rows_written", "written"),
+    ("compilation_track_rows_skipped_unchanged", "unchanged"),
+    ("compilation_track_rows_skipped_librarian", "librarian"),
+    ("compilation_track_rows_skipped_no_cta_match", "no credit row"),
+    ("compilation_track_rows_skipped_no_catalog_artist", "no catalogue artist"),
+    ("compilation_track_position_rows_written", "positions written"),
+    ("compilation_track_position_rows_skipped_ambiguous", "positions ambiguous"),
+)
 
 
 def fmt(value: Any, column: str = "") -> str:
@@ -84,6 +95,8 @@ def _kpis(report: Report) -> str:
         ("resolved", metric("library_coverage", whole, "resolved", "strong"), True),
         ("compilations", metric("library_coverage", whole, "compilation", "strong"), True),
         ("unresolved", metric("library_coverage", whole, "unresolved", "strong"), True),
+        ("merge skipped", metric("library_coverage", whole, "merge_skipped", "strong"),
+         True),
         ("never attempted", metric("library_coverage", whole, "never_attempted", "strong"),
          True),
         ("stale identities", derived("identity_age.stale_identities.sum",
@@ -110,6 +123,28 @@ def _runs_table(report: Report) -> str:
     return _table(("#", "mode", "status", "started", "seconds", "scanned", "resolved",
                    "compilation", "unresolved", "skipped", "covered after", "attempted after"),
                   rows, caption)
+
+
+def _compilation_table(report: Report) -> str:
+    runs = report.sections["run_history"][::-1][:RUN_TABLE_LIMIT]
+    rows = ["<tr>" + metric("run_history", r, "run_number", "th") + metric("run_history", r, "mode")
+            + "".join(metric("run_history", r, c) for c, _ in COMPILATION_COUNTERS) + "</tr>"
+            for r in runs]
+    return _table(("#", "mode", *(label for _, label in COMPILATION_COUNTERS)), rows)
+
+
+def _merge_skipped_table(report: Report) -> str:
+    cohorts = ("va", "non_va", "all")
+    by_key = {(r["cohort"], r["reason"]): r for r in report.sections["library_merge_skipped"]}
+    rows = []
+    for reason, _ in report.merge_skipped_reasons():
+        cells = [f"<th>{escape(reason)}</th>"]
+        for cohort in cohorts:
+            row = by_key.get((cohort, reason))
+            cells.append(metric("library_merge_skipped", row, "library_rows") if row
+                         else '<td class="zero">0</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table(("reason", *(COHORT_LABELS[c] for c in cohorts)), rows)
 
 
 def _coverage_table(report: Report) -> str:
@@ -247,6 +282,11 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
          f"{fmt(whole['covered'])} of {fmt(whole['library_rows'])} library rows are covered. "
          "Compilations have per-track identities instead of an artist identity.",
          svg["status_split"], _coverage_table(report)),
+        ("Verdicts not stored",
+         "Rows whose latest verdict is an artist identity that the merge did not store, "
+         "by reason: they count as merge skipped, not resolved, and return after the "
+         "stale window like resolved rows.",
+         "", _merge_skipped_table(report)),
         ("Matched via: method",
          "The stored identity of every resolved row, by LML method and confidence band. "
          f"Bands under {project_vars()['identity_confidence_gate']:.2f} count as unresolved "
@@ -262,6 +302,11 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
         ("Identity age",
          "Days since each covered row was last resolved. A full run re-checks stale rows.",
          svg["identity_age"], _age_table(report)),
+        ("Compilation links per run",
+         "What each run's merge did with the compilation tracks LML answered: credit rows "
+         "linked, already linked the same way, left to a librarian, without a credit row "
+         "or a single catalogue artist, and positions written or ambiguous.",
+         "", _compilation_table(report)),
         ("Identity churn per run",
          "What each run's verdicts did to the rows they answered.",
          "", _churn_table(report)),

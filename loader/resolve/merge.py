@@ -4,17 +4,24 @@ one write-back applies them to the station's tables in a single transaction."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sentry_sdk
+
 from loader import dbt_names
 from loader.db import LOADER_SCHEMA, Database
 from loader.dbt import DbtOutcome, run_dbt
 
-# Counts that a run reports from its merge (see the write-back macro).
+log = logging.getLogger(__name__)
+
+# The station's compilation_cta_match_gap rule: at least this many track keys match no
+# credit row, and they are at least half of the track keys.
 COMPILATION_GAP_MIN_KEYS = 10
+CTA_MATCH_GAP_STEP = "compilation_cta_match_gap"
 
 
 @dataclass(frozen=True)
@@ -84,15 +91,37 @@ def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = 
                             failures=[f"write_back: {f}" for f in applied.failures]
                             or ["write_back: failed"])
     merge_id, counts, skips = _applied(db, before)
-    return MergeOutcome(success=True, failures=[], warnings=built.warnings + _warnings(counts),
+    warnings = list(built.warnings)
+    gap = cta_match_gap(counts)
+    if gap is not None:
+        warnings.append(f"{CTA_MATCH_GAP_STEP}: {gap[0]} of {gap[1]} track keys match no "
+                        "credit row")
+        _report_gap(gap, merge_id, run_id)
+    return MergeOutcome(success=True, failures=[], warnings=warnings,
                         merge_id=merge_id, counts=counts, skips=skips)
 
 
-def _warnings(counts: Mapping[str, Any]) -> list[str]:
-    """compilation_cta_match_gap: many answered track keys match no credit row, a sign
+def cta_match_gap(counts: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(missed, track keys) when many answered track keys match no credit row: a sign
     that LML's echo of artist and title diverged from the station's credits."""
     keys = int(counts.get("compilation_track_keys", 0))
     missed = int(counts.get("compilation_track_rows_skipped_no_cta_match", 0))
     if missed >= COMPILATION_GAP_MIN_KEYS and 2 * missed >= keys > 0:
-        return [f"compilation_cta_match_gap: {missed} of {keys} track keys match no credit row"]
-    return []
+        return missed, keys
+    return None
+
+
+def _report_gap(gap: tuple[int, int], merge_id: int | None, run_id: uuid.UUID | None) -> None:
+    """A log line and a Sentry event tagged with the step, as the station's consumer
+    reports it."""
+    missed, keys = gap
+    log.warning("%s merge_id=%s run_id=%s track_keys=%d no_cta_match=%d", CTA_MATCH_GAP_STEP,
+                merge_id, run_id or "-", keys, missed)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("step", CTA_MATCH_GAP_STEP)
+        scope.set_tag("run_id", str(run_id or "-"))
+        scope.set_extra("compilation_track_keys", keys)
+        scope.set_extra("compilation_track_rows_skipped_no_cta_match", missed)
+        scope.fingerprint = ["library-identity", CTA_MATCH_GAP_STEP]
+        sentry_sdk.capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
+                                   "match no credit row", level="warning")

@@ -3,6 +3,7 @@ sort each response, land what is trusted, count everything."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -307,7 +308,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     timings: dict[str, float] = {}
     client.stop = stop
     with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                     dry_run=options.dry_run) as job:
+                     dry_run=options.dry_run) as job, contextlib.ExitStack() as tracing:
         runner = _Runner(db, client, options, stop, progress, job.writer)
         job.counters = lambda: runner.counters.as_dict()
         check_health(client)
@@ -327,19 +328,20 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 on_candidates(counts)
             runner.run_id = job.begin(options.mode, options.public())
             load_started, load_cpu_started = time.perf_counter(), time.process_time()
-            with sentry_sdk.start_transaction(
-                    op="job.run", name=telemetry.sentry_names().resolve_transaction) as txn:
-                txn.set_tag("run_id", str(runner.run_id or "dry-run"))
-                txn.set_tag("mode", options.mode)
-                txn.set_data("dry_run", int(options.dry_run))
-                try:
-                    for cohort in options.cohorts:
-                        if stop.is_set():
-                            break
-                        runner.drain(read_conn, cohort, txn)
-                finally:
-                    for key, value in _run_data(runner.counters, options.mode).items():
-                        txn.set_data(key, value)
+            # The transaction stays open through the merge, whose counts it carries too.
+            txn = tracing.enter_context(sentry_sdk.start_transaction(
+                op="job.run", name=telemetry.sentry_names().resolve_transaction))
+            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+            txn.set_tag("mode", options.mode)
+            txn.set_data("dry_run", int(options.dry_run))
+            try:
+                for cohort in options.cohorts:
+                    if stop.is_set():
+                        break
+                    runner.drain(read_conn, cohort, txn)
+            finally:
+                for key, value in _run_data(runner.counters, options.mode).items():
+                    txn.set_data(key, value)
         timings["load_s"] = time.perf_counter() - load_started
         # CPU of this process (all threads) while loading: the loader's own cost, apart
         # from the time it spends waiting for LML and the database.
@@ -360,11 +362,15 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
-            result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
-                                               after_candidates=prepare)
+            with txn.start_child(op="job.merge", name="merge") as merge_span:
+                result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                                                   after_candidates=prepare)
+                merge_span.set_status("ok" if outcome.success else "internal_error")
             timings["merge_s"] = time.perf_counter() - merge_started
             job.counters = lambda: {**runner.counters.as_dict(),
                                     "merge": {**outcome.counts, "skipped": outcome.skips}}
+            for key, value in merge_data(outcome).items():
+                txn.set_data(key, value)
             if not outcome.success:
                 require_database(db, outcome, "the dbt merge")
                 # A gate stopped the write-back, or the write-back itself failed (its
@@ -417,6 +423,16 @@ def _run_data(counters: RunCounters, mode: str) -> dict[str, float]:
     data: dict[str, float] = {}
     for cohort, cohort_counters in counters.cohorts.items():
         data.update(cohort_counters.flat(f"{prefix}.{cohort}"))
+    return data
+
+
+def merge_data(outcome: MergeOutcome) -> dict[str, float]:
+    """The merge's numeric counts (the compilation counters among them) and its skips
+    per level and reason, as transaction data under the configured naming."""
+    prefix = telemetry.sentry_names().resolve_merge_prefix
+    data: dict[str, float] = {f"{prefix}.{key}": value for key, value in outcome.counts.items()
+                              if isinstance(value, int | float) and not isinstance(value, bool)}
+    data.update({f"{prefix}.skipped.{key}": n for key, n in outcome.skips.items()})
     return data
 
 

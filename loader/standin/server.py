@@ -28,7 +28,7 @@ from loader.standin.refresh import (
     refresh_item,
     resolve_errors,
 )
-from loader.standin.verdicts import cache_stats, verdict
+from loader.standin.verdicts import METHOD_BANDS, cache_stats, verdict
 from loader.synthetic import stable_hash
 
 BULK_CAP = 1000
@@ -69,6 +69,9 @@ class StandInConfig:
     duplicate_order: str = "any"
     # Each compilation result gets one answered credit with a confidence of 1.5 or -0.1.
     track_confidence_rate: float = 0.0
+    # Share of single_artist results (chosen per library_id) whose confidence is 0.05
+    # under their method's band: valid JSON in 0..1 that a consumer must not store.
+    out_of_band_rate: float = 0.0
     malformed_rate: float = 0.0
     bad_enum_rate: float = 0.0
     cache_stats: bool = False
@@ -546,6 +549,13 @@ def _corrupt(results: list[dict[str, Any]], cfg: StandInConfig, roll: Any, h: in
     if roll("track_confidence", cfg.track_confidence_rate):
         for i, result in enumerate(results):
             _spoil_track_confidence(results, i, result, h)
+    if cfg.out_of_band_rate:
+        for i, result in enumerate(results):
+            band = METHOD_BANDS.get(result.get("method") or "")
+            if (result.get("kind") == "single_artist" and band is not None
+                    and stable_hash("standin-out-of-band", cfg.seed, result["library_id"])
+                    % 1000 < cfg.out_of_band_rate * 1000):
+                results[i] = {**result, "confidence": round(band[0] - 0.05, 2)}
     if roll("bad_enum", cfg.bad_enum_rate):
         i = (h >> 32) % len(results)
         if (h >> 40) & 1:

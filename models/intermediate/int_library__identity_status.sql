@@ -1,5 +1,6 @@
--- Identity status of every library row, from the raw verdict log and the station's
--- own state (rows resolved before this tool existed count too).
+-- Identity status of every library row, from the raw verdict log, the merges' skips and
+-- the station's own state (rows resolved before this tool existed count too). resolved
+-- means an identity is stored; a single_artist verdict that left none is merge_skipped.
 with
 
 library as (
@@ -26,6 +27,12 @@ station_identity as (
 
 ),
 
+merge_skipped as (
+
+    select * from {{ ref('int_verdicts__merge_skipped') }}
+
+),
+
 joined as (
 
     select
@@ -46,11 +53,15 @@ joined as (
         latest_verdicts.latest_attempted_at,
         latest_verdicts.latest_is_no_match,
         latest_verdicts.latest_tracks_counted,
-        latest_verdicts.last_resolved_verdict_at
+        latest_verdicts.last_resolved_verdict_at,
+        {{ verdict_merge_skip_reason(
+            'latest_verdicts.latest_kind', 'latest_verdicts.latest_verdict_id',
+            'merge_skipped.reason', 'station_identity.library_id is not null') }} as merge_skip_reason
     from library
     inner join cohorts on library.library_id = cohorts.library_id
     left join latest_verdicts on library.library_id = latest_verdicts.library_id
     left join station_identity on library.library_id = station_identity.library_id
+    left join merge_skipped on latest_verdicts.latest_verdict_id = merge_skipped.verdict_id
 
 ),
 
@@ -65,13 +76,13 @@ final as (
         canonical_entity_id,
         cohort,
         case
-            when latest_kind = 'single_artist' then 'resolved'
-            when latest_kind = 'compilation' and latest_tracks_counted then 'compilation'
-            when latest_is_no_match then 'unresolved'
+            when latest_kind is not null
+                then {{ verdict_state('latest_kind', 'latest_tracks_counted', 'merge_skip_reason') }}
             when has_station_identity then 'resolved'
             when unresolved_attempted_at is not null then 'unresolved'
             else 'never_attempted'
         end as status,
+        merge_skip_reason,
         has_station_identity,
         station_last_verified_at,
         station_method,

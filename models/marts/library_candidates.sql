@@ -34,8 +34,10 @@ reasons as (
         *,
         case
             when status = 'never_attempted' then 'never_attempted'
+            -- A verdict the merge skipped returns like a resolved row: LML answered,
+            -- and asking again sooner would get the same answer.
             when
-                status in ('resolved', 'compilation')
+                status in ('resolved', 'compilation', 'merge_skipped')
                 and last_resolved_at < evaluated_at - {{ stale }}
                 then 'stale_resolved'
             when

@@ -1,6 +1,5 @@
 -- "Matched via", by method: the stored identity of every resolved library row by its
--- IdentityMethod and confidence band. Resolved rows whose verdict could not be merged
--- (no station identity row) show as method not_merged, band none.
+-- IdentityMethod and confidence band (a resolved row always has a stored identity).
 {%- set methods = var('identity_methods') %}
 
 with
@@ -21,7 +20,7 @@ resolved as (
 
     -- Grouped before banding: the band join is a range join, cheap on few values.
     select
-        coalesce(station_method, 'not_merged') as method,
+        station_method as method,
         -- Stored as real: rounding first keeps 0.9 from reading as 0.8999999.
         round(station_confidence::numeric, 3) as confidence,
         count(*) as identities

@@ -1,6 +1,8 @@
 -- Library identity coverage, one row per cohort plus one for the whole library.
 -- covered = resolved + compilation (a compilation has per-track identities instead of
--- an artist identity); legacy_scope_rows is what the old canonical-only predicate saw.
+-- an artist identity). resolved counts rows with a stored identity only; merge_skipped
+-- rows have an artist verdict the merge did not store (rpt_library_merge_skipped says
+-- why). legacy_scope_rows is what the old canonical-only predicate saw.
 with
 
 status as (
@@ -25,6 +27,7 @@ counts as (
         count(*) filter (where status = 'resolved') as resolved,
         count(*) filter (where status = 'compilation') as compilation,
         count(*) filter (where status = 'unresolved') as unresolved,
+        count(*) filter (where status = 'merge_skipped') as merge_skipped,
         count(*) filter (where status = 'never_attempted') as never_attempted,
         count(*) filter (where artist_name is null) as without_artist_name,
         count(*) filter (where canonical_entity_id is not null) as legacy_scope_rows
@@ -43,6 +46,7 @@ final as (
         coalesce(counts.resolved, 0) as resolved,
         coalesce(counts.compilation, 0) as compilation,
         coalesce(counts.unresolved, 0) as unresolved,
+        coalesce(counts.merge_skipped, 0) as merge_skipped,
         coalesce(counts.never_attempted, 0) as never_attempted,
         coalesce(counts.resolved + counts.compilation, 0) as covered,
         coalesce(counts.without_artist_name, 0) as without_artist_name,

@@ -2,8 +2,14 @@
 -- (total cohort), and the library's state after it: today's status counts minus the
 -- changes later runs made (rpt_verdict_transitions). The latest run therefore agrees
 -- with rpt_library_coverage exactly; earlier runs are as exact as the station's data
--- before each row's first verdict allows.
-{%- set states = ['resolved', 'compilation', 'unresolved', 'never_attempted'] %}
+-- before each row's first verdict allows. The compilation counters are the run's merge's
+-- (counters.merge, NULL when the run merged nothing).
+{%- set states = ['resolved', 'compilation', 'unresolved', 'merge_skipped', 'never_attempted'] %}
+{%- set compilation_counters = [
+    'compilation_track_rows_written', 'compilation_track_rows_skipped_unchanged',
+    'compilation_track_rows_skipped_librarian', 'compilation_track_rows_skipped_no_cta_match',
+    'compilation_track_rows_skipped_no_catalog_artist', 'compilation_track_position_rows_written',
+    'compilation_track_position_rows_skipped_ambiguous'] %}
 
 with
 
@@ -83,6 +89,9 @@ resolve_runs as (
         (runs.counters -> 'total' ->> 'rows_unresolved')::bigint as unresolved,
         skipped.rows_skipped as skipped,
         (runs.counters -> 'total' ->> 'lml_total_calls')::bigint as lml_calls,
+        {% for counter in compilation_counters -%}
+            (runs.counters -> 'merge' ->> '{{ counter }}')::bigint as {{ counter }},
+        {% endfor -%}
         coalesce(deltas.verdicts, 0) as verdicts,
         {% for state in states -%}
             -- Changes still to come after this run (later runs' deltas).
@@ -119,6 +128,9 @@ final as (
         resolve_runs.unresolved,
         resolve_runs.skipped,
         resolve_runs.lml_calls,
+        {% for counter in compilation_counters -%}
+            resolve_runs.{{ counter }},
+        {% endfor -%}
         resolve_runs.verdicts,
         current_states.library_rows,
         {% for state in states -%}

@@ -1,8 +1,9 @@
 -- Every landed verdict of a current library row with the row's state before and after
 -- it, for churn and coverage-after-run. States follow int_library__identity_status:
--- resolved (single_artist), compilation (tracks counted), unresolved (anything else).
--- Before a row's first verdict its state is inferred from the station's own data: an
--- identity verified, or a no-match stamp, earlier than that verdict; else never_attempted.
+-- resolved (single_artist, its identity stored), merge_skipped (single_artist, not
+-- stored), compilation (tracks counted), unresolved (anything else). Before a row's
+-- first verdict its state is inferred from the station's own data: an identity
+-- verified, or a no-match stamp, earlier than that verdict; else never_attempted.
 {%- set id_columns = ['discogs_artist_id', 'musicbrainz_artist_id', 'wikidata_qid',
                       'spotify_artist_id', 'apple_music_artist_id', 'bandcamp_id'] %}
 
@@ -26,7 +27,13 @@ station_identity as (
 
 ),
 
-stated as (
+merge_skipped as (
+
+    select * from {{ ref('int_verdicts__merge_skipped') }}
+
+),
+
+positioned as (
 
     select
         verdicts.verdict_id,
@@ -39,17 +46,32 @@ stated as (
             verdicts.{{ column }},
         {% endfor -%}
         -- The case keeps tracks_counted (which reads the result document) to compilations.
-        case
-            when verdicts.kind = 'single_artist' then 'resolved'
-            when verdicts.kind = 'compilation' and verdicts.tracks_counted then 'compilation'
-            else 'unresolved'
-        end as state_after,
+        case when verdicts.kind = 'compilation' then verdicts.tracks_counted end as tracks_counted,
+        merge_skipped.reason as skip_reason,
+        station_identity.library_id is not null as has_station_identity,
         station_identity.last_verified_at as station_last_verified_at,
-        library.unresolved_attempted_at
+        library.unresolved_attempted_at,
+        row_number() over (
+            partition by verdicts.library_id
+            order by verdicts.attempted_at desc, verdicts.verdict_id desc
+        ) = 1 as is_last_attempt
     from verdicts
     -- Today's library rows only, like the identity status.
     inner join library on verdicts.library_id = library.library_id
     left join station_identity on verdicts.library_id = station_identity.library_id
+    left join merge_skipped on verdicts.verdict_id = merge_skipped.verdict_id
+
+),
+
+stated as (
+
+    -- Only the row's last verdict is held to today's stored identity, as the status is.
+    select
+        *,
+        {{ verdict_state('kind', 'tracks_counted', verdict_merge_skip_reason(
+            'kind', 'verdict_id', 'skip_reason',
+            'not is_last_attempt or has_station_identity')) }} as state_after
+    from positioned
 
 ),
 
