@@ -41,12 +41,17 @@ from loader.seed import seed_library  # noqa: E402
 
 MERGE_IN_A_PROCESS = """
 import json, sys, time
+started = time.perf_counter()
 from loader.db import Database
+from loader.dbt import manifest
 from loader.resolve.merge import merge
 db = Database(conninfo=sys.argv[1], embedded=sys.argv[2] == "1")
-started = time.perf_counter()
+manifest(db, {})
+merging = time.perf_counter()
 outcome = merge(db, {})
-print(json.dumps({"seconds": time.perf_counter() - started, "success": outcome.success,
+done = time.perf_counter()
+print(json.dumps({"seconds": done - started, "startup": merging - started,
+                  "merge": done - merging, "success": outcome.success,
                   "failures": outcome.failures, "counts": outcome.counts}))
 """
 
@@ -113,8 +118,8 @@ def print_row(label: str, result: dict[str, Any], extra: str = "") -> None:
     counts = result["counts"]
     written = counts.get("identity_rows_written", 0)
     links = counts.get("compilation_track_rows_written", 0)
-    print(f"| {label} | {result['seconds']:.2f} s | {written:,} | {links:,} | {extra} |",
-          flush=True)
+    print(f"| {label} | {result['seconds']:.2f} s | {result['startup']:.2f} s | "
+          f"{result['merge']:.2f} s | {written:,} | {links:,} | {extra} |", flush=True)
 
 
 def main() -> None:
@@ -129,9 +134,9 @@ def main() -> None:
         version = conn.execute("show server_version").fetchone()
     print(f"# merge benchmark: {platform.machine()}, {os.cpu_count()} cores, "
           f"PostgreSQL {version[0] if version else '?'}, {time.strftime('%Y-%m-%d')}")
-    print("| merge | time (dbt start-up included) | identity rows written | "
-          "track links written | notes |")
-    print("|---|---:|---:|---:|---|")
+    print("| merge | in a fresh process | of which dbt start-up (imports, parse) | "
+          "the merge itself | identity rows written | track links written | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     with StandInProcess() as standin:
         db = prepared(server, "li_bench_merge", args.rows)
         land(db, standin)
@@ -151,10 +156,11 @@ def main() -> None:
             age(db, 1)
             age(db, 7, f"{{key}} % 7 = {day % 7}")
             land(db, standin)
-            figures[day] = timed_merge(db)["seconds"]
+            figures[day] = timed_merge(db)["merge"]
         print(f"history growth: {args.days} daily runs, log {log_size(db):,} verdicts; "
-              f"merge of run 2 {figures[2]:.2f} s, run {args.days} "
-              f"{figures[args.days]:.2f} s ({figures[args.days] / figures[2]:.2f}x)")
+              f"the merge itself (dbt start-up apart) of run 2 {figures[2]:.2f} s, run "
+              f"{args.days} {figures[args.days]:.2f} s "
+              f"({figures[args.days] / figures[2]:.2f}x)")
 
         if args.large:
             large = prepared(server, "li_bench_merge_large", args.large)

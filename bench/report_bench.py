@@ -89,8 +89,7 @@ def time_queries(db: Database, repeat: int) -> list[tuple[str, int, list[float]]
     queries = [(s.model, s.order_by) for s in data.SECTIONS]
     queries.append((data.BANDS_MODEL, ("band_order",)))
     out = []
-    with db.connect(application_name="library-identity:report-bench",
-                    statement_timeout_ms=data.STATEMENT_TIMEOUT_MS) as conn:
+    with data.connect(db, application_name="library-identity:report-bench") as conn:
         conn.autocommit = True  # each query on its own, as a fresh snapshot
         for model, order_by in queries:
             data.select_model(conn, model, order_by)  # warm the plan and the cache

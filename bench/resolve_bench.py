@@ -2,13 +2,15 @@
 
 Prints figures; it is not a test. Usage:
 
-    .venv/bin/python bench/resolve_bench.py [--rows 64676 646760] [--skip-latency]
+    .venv/bin/python bench/resolve_bench.py [--rows 64676 [646760]] [--skip-latency]
                                             [--skip-baseline]
 
 Uses DATABASE_URL when set, else the embedded Postgres (data in .library-identity/bench).
-1. Throughput and peak RSS of `resolve` at each size (no added LML latency).
-2. Wall time of the LML loop at 300 ms added latency for concurrency 1, 2, 4, 8, against
-   the ideal ceil(batches / concurrency) x latency.
+1. A first `resolve` end to end (candidates, load, merge and gates), then a steady-state
+   daily run (one row in seven due), then a run with nothing due: timings, the loader's
+   CPU a row, dbt's share, peak RSS, the pace it settled at (no added LML latency).
+2. The load phase at 100 ms added latency, fixed concurrency 4 and the adaptive pace,
+   against the ideal ceil(batches / concurrency) x latency plus the loader's CPU.
 3. Set-based landing + dbt merge against a row-at-a-time transactional upsert (one
    SELECT ... FOR UPDATE, one upsert per source, one main upsert per library row), on the
    same verdicts.
@@ -37,13 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from loader import migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
-from loader.lml.client import LMLClient  # noqa: E402
 from loader.resolve import landing  # noqa: E402
-from loader.resolve.run import ResolveOptions, resolve  # noqa: E402
 from loader.seed import seed_library  # noqa: E402
 
 KEY = "bench-key-0123456789"
-CONCURRENCY = 4
+PREFIX = "bench"  # database names; --db-prefix sets it
 
 
 def fresh_database(server: Database, name: str) -> Database:
@@ -107,58 +107,114 @@ def peak_rss_of(db: Database, lml_url: str, *args: str) -> tuple[dict[str, Any],
     return (json.loads(out) if out.strip().startswith("{") else {}), wall, usage.ru_maxrss / 1024
 
 
+def copy_of(server: Database, template: Database, name: str) -> Database:
+    """A fresh copy of a prepared database (CREATE DATABASE ... TEMPLATE)."""
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} template {}").format(
+            sql.Identifier(name), sql.Identifier(template.params["dbname"])))
+    params = server.params | {"dbname": name}
+    return Database(conninfo=psycopg.conninfo.make_conninfo(**params), embedded=server.embedded)
+
+
+def seeded(server: Database, rows: int) -> tuple[Database, float]:
+    """A migrated database with the sample library, to copy for each measurement."""
+    template = fresh_database(server, f"{PREFIX}_{rows}_seeded")
+    migrate.apply(template)
+    with template.connect() as conn:
+        summary = seed_library(conn, rows)
+    return template, summary.seconds
+
+
+def make_due(db: Database, every: int = 7) -> None:
+    """Age one row in `every` by eight days, as a day of a weekly cycle would find them."""
+    with db.connect() as conn:
+        conn.execute("update identity_loader.raw_verdicts set attempted_at = attempted_at "
+                     "- interval '8 days' where library_id %% %s = 0", (every,))
+        conn.execute("update wxyc_schema.library_identity set last_verified_at = "
+                     "last_verified_at - interval '8 days' where library_id %% %s = 0",
+                     (every,))
+        conn.execute("update wxyc_schema.library set unresolved_attempted_at = "
+                     "unresolved_attempted_at - interval '8 days' where id %% %s = 0 "
+                     "and unresolved_attempted_at is not null", (every,))
+        # The merge's incremental state keeps each row's latest attempt too.
+        conn.execute("update identity.int_verdicts__latest set latest_attempted_at = "
+                     "latest_attempted_at - interval '8 days', last_resolved_verdict_at = "
+                     "last_resolved_verdict_at - interval '8 days' where library_id %% %s = 0",
+                     (every,))
+        conn.commit()
+
+
+def _row(label: str, summary: dict[str, Any], wall: float, rss: float) -> str:
+    t = summary["timings"]
+    scanned = summary["counters"]["total"]["scanned"]
+    cpu_us = t["load_cpu_s"] / scanned * 1e6 if scanned else 0.0
+    pace = summary.get("pacing") or {}
+    return (f"{label:<16} {scanned:>7,} {t['candidates_s']:>6.2f} {t['load_s']:>6.2f} "
+            f"{cpu_us:>8.1f} {t.get('merge_s', 0):>7.2f} {t.get('dbt_s', 0):>6.2f} "
+            f"{t.get('dbt_parse_s', 0):>6.2f} {wall:>7.2f} {rss:>6.0f} "
+            f"{pace.get('settled_concurrency', '-'):>5}")
+
+
 def scale(server: Database, rows_list: list[int]) -> Database | None:
-    print(f"\n## 1. Throughput and memory (no added LML latency, concurrency {CONCURRENCY})")
-    print("   load rows/s: wall clock of the load phase (LML calls + landing);")
-    print("   loader CPU rows/s: rows per CPU-second the loader itself spent in that phase")
-    print(f"{'rows':>9} {'seed s':>7} {'cand s':>7} {'load s':>7} {'load rows/s':>12} "
-          f"{'loader CPU rows/s':>18} {'e2e s':>7} {'e2e rows/s':>11} {'peak RSS MB':>12} "
-          f"{'merge s':>8}")
+    print("\n## 1. First resolve and a steady-state daily run (no added LML latency, adaptive "
+          "pace)")
+    print("   end to end: the CLI's wall time, candidates + load + merge and gates; "
+          "loader CPU: µs a row")
+    print("   of this process's CPU in the load phase; dbt: time inside dbt (parse: of "
+          "which parsing)")
+    header = (f"{'run':<16} {'rows':>7} {'cand s':>6} {'load s':>6} {'CPU µs':>8} "
+              f"{'merge s':>7} {'dbt s':>6} {'parse':>6} {'e2e s':>7} {'RSS MB':>6} "
+              f"{'pace':>5}")
     first: Database | None = None
-    results = []
     with StandInProcess() as standin:
         for rows in rows_list:
-            db = fresh_database(server, f"bench_{rows}")
-            migrate.apply(db)
-            with db.connect() as conn:
-                seeded = seed_library(conn, rows)
+            template, seed_s = seeded(server, rows)
+            print(f"   {rows:,} rows seeded in {seed_s:.1f}s")
+            print(header)
+            db = copy_of(server, template, f"{PREFIX}_{rows}")
             summary, wall, rss = peak_rss_of(db, standin.url, "resolve", "--json",
-                                             "--no-progress", "--no-merge",
-                                             "--concurrency", str(CONCURRENCY))
-            _, merge_wall, _ = peak_rss_of(db, standin.url, "resolve", "--merge-only")
-            scanned = summary["counters"]["total"]["scanned"]
-            timings = summary["timings"]
-            results.append((rows, wall))
-            print(f"{rows:>9,} {seeded.seconds:>7.1f} {timings['candidates_s']:>7.2f} "
-                  f"{timings['load_s']:>7.2f} {scanned / timings['load_s']:>12,.0f} "
-                  f"{scanned / timings['load_cpu_s']:>18,.0f} "
-                  f"{wall:>7.2f} {scanned / wall:>11,.0f} {rss:>12.0f} {merge_wall:>8.1f}")
+                                             "--no-progress")
+            print(_row("first resolve", summary, wall, rss))
+            make_due(db)
+            summary, wall, rss = peak_rss_of(db, standin.url, "resolve", "--json",
+                                             "--no-progress")
+            print(_row("daily (1/7 due)", summary, wall, rss))
+            summary, wall, rss = peak_rss_of(db, standin.url, "resolve", "--json",
+                                             "--no-progress")
+            print(_row("nothing due", summary, wall, rss))
             first = first or db
-    if len(results) >= 2:
-        (r0, t0), (r1, t1) = results[0], results[-1]
-        print(f"   {r1 / r0:.0f}x rows took {t1 / t0:.1f}x the time (end to end, loader)")
     return first
 
 
-def latency(db: Database) -> None:
-    print("\n## 2. Concurrency at 300 ms added LML latency (24 batches of 100, dry run)")
-    print("   ideal = ceil(batches / concurrency) x 300 ms. V/A batches carry per-track data,")
-    print("   so each also costs the stand-in and the loader real CPU; non-V/A batches barely.")
-    print(f"{'cohort':>7} {'concurrency':>11} {'wall s':>7} {'ideal s':>8} {'over ideal':>10}")
-    batches, size, lat = 24, 100, 0.3
-    with StandInProcess("--latency-ms", "300") as standin:
-        for cohort in ("non_va", "va"):
-            for concurrency in (1, 2, 4, 8):
-                options = ResolveOptions(dry_run=True, limit=batches * size,
-                                         va_batch_size=size, batch_size=size,
-                                         concurrency=concurrency, cohorts=(cohort,))
-                with LMLClient(base_url=standin.url, api_key=KEY) as client:
-                    result = resolve(db, client, options, prepare=False)
-                assert result.counters.total.lml_total_calls == batches
-                wall = result.timings["load_s"]
-                ideal = math.ceil(batches / concurrency) * lat
-                print(f"{cohort:>7} {concurrency:>11} {wall:>7.2f} {ideal:>8.2f} "
-                      f"{100 * (wall / ideal - 1):>9.1f}%")
+def latency(server: Database, rows: int, lat_ms: float = 100.0) -> None:
+    print(f"\n## 2. Load phase at {lat_ms:g} ms added LML latency, {rows:,} rows")
+    print("   ideal = (ceil(V/A batches / c) + ceil(non-V/A batches / c)) x latency, the "
+          "cohorts one after the other;")
+    print("   floor = ideal + the loader's own CPU in the phase (a bound: CPU and waiting "
+          "overlap across threads)")
+    print(f"{'pace':>12} {'batches':>8} {'load s':>7} {'ideal s':>8} {'CPU s':>6} "
+          f"{'floor s':>8} {'over floor':>10}")
+    template = Database(conninfo=psycopg.conninfo.make_conninfo(
+        **(server.params | {"dbname": f"{PREFIX}_{rows}_seeded"})), embedded=server.embedded)
+    with StandInProcess("--latency-ms", str(lat_ms)) as standin:
+        for concurrency in ("4", None):
+            db = copy_of(server, template, f"{PREFIX}_{rows}_latency")
+            args = ["resolve", "--json", "--no-progress", "--no-merge"]
+            if concurrency:
+                args += ["--concurrency", concurrency]
+            summary, _, _ = peak_rss_of(db, standin.url, *args)
+            cohorts = summary["counters"]
+            c = int(concurrency or summary["pacing"]["settled_concurrency"])
+            batches = [cohorts[k]["lml_total_calls"] for k in ("va", "non_va")]
+            ideal = sum(math.ceil(b / c) for b in batches) * lat_ms / 1000
+            t = summary["timings"]
+            floor = ideal + t["load_cpu_s"]
+            label = f"fixed {c}" if concurrency else f"adaptive→{c}"
+            print(f"{label:>12} {sum(batches):>8} {t['load_s']:>7.2f} {ideal:>8.2f} "
+                  f"{t['load_cpu_s']:>6.2f} {floor:>8.2f} "
+                  f"{100 * (t['load_s'] / floor - 1):>9.1f}%")
 
 
 def baseline(db: Database) -> None:
@@ -256,26 +312,29 @@ def _landing_seconds(db: Database, run_id: Any) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[64_676, 646_760])
+    parser.add_argument("--rows", type=int, nargs="+", default=[64_676])
     parser.add_argument("--skip-scale", action="store_true",
                         help="reuse the databases of an earlier run")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--db-prefix", default=PREFIX,
+                        help="name prefix of the benchmark's databases")
     args = parser.parse_args()
+    globals()["PREFIX"] = args.db_prefix
     server = resolve_database(os.environ.get("DATABASE_URL"),
                               ROOT / ".library-identity" / "bench")
     print(f"# resolve benchmark — {platform.node()}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}, "
           f"{server.describe()}")
     if args.skip_scale:
-        params = server.params | {"dbname": f"bench_{args.rows[0]}"}
+        params = server.params | {"dbname": f"{PREFIX}_{args.rows[0]}"}
         db = Database(conninfo=psycopg.conninfo.make_conninfo(**params),
                       embedded=server.embedded)
     else:
         db = scale(server, args.rows)
     assert db is not None
     if not args.skip_latency:
-        latency(db)
+        latency(server, args.rows[0])
     if not args.skip_baseline:
         baseline(db)
 

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
+STATION_SCHEMA = "wxyc_schema"
 
 
 def require_migrated(conn: psycopg.Connection) -> None:
@@ -53,10 +54,14 @@ class Database:
         return {k: str(v) for k, v in conninfo_to_dict(self.conninfo).items()}
 
     def connect(self, *, autocommit: bool = False, application_name: str = "library-identity",
-                statement_timeout_ms: int | None = None) -> psycopg.Connection:
+                statement_timeout_ms: int | None = None,
+                settings: Mapping[str, str] | None = None) -> psycopg.Connection:
+        """settings: server parameters for this session (name and value are the project's own,
+        never user input)."""
         options = []
         if statement_timeout_ms is not None:
             options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+        options.extend(f"-c {name}={value}" for name, value in (settings or {}).items())
         kwargs: dict[str, object] = {"application_name": application_name}
         if options:
             kwargs["options"] = " ".join(options)

@@ -13,6 +13,7 @@ Every message is safe to print: no key, password or DSN (LMLError scrubs what LM
     │   └── LMLInterrupted      asked to stop while waiting to retry
     ├── LMLUnavailable          LML unreachable or kept failing before the job   exit 3
     │   └── LMLRouteMissing     the deployment lacks a route the job needs
+    ├── PreflightFailed         the database is not ready for the role (doctor)  exit 6
     ├── RunLocked               another run of the same job holds the lock       exit 4
     ├── InvariantViolation      a run's counters do not add up                   exit 1
     ├── ReportModelsMissing     the report views are not built yet (rebuilt, never exits)
@@ -25,6 +26,8 @@ psycopg's InsufficientPrivilege and OperationalError exit 6 too. The exit codes:
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from loader import secrets
@@ -35,7 +38,7 @@ EXIT_USAGE = 2  # usage or configuration error
 EXIT_LML = 3  # LML unavailable or refusing our key
 EXIT_LOCKED = 4  # another run of the same job is in progress
 EXIT_ALERT = 5  # rotation stale-reference alert
-EXIT_DB = 6  # database unavailable, not migrated or lacking a privilege
+EXIT_DB = 6  # database unavailable, or not ready for the role (see `doctor`)
 EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM, after the batches in flight were landed
 
 
@@ -82,6 +85,16 @@ class LMLRouteMissing(LMLUnavailable):
     """The LML deployment does not serve a route the job needs."""
 
 
+class PreflightFailed(RuntimeError):
+    """The database is not ready for the project (server version, station tables and
+    columns, the role's privileges, migrations); nothing was written. `failed` holds the
+    checks that failed (loader.preflight.Check)."""
+
+    def __init__(self, message: str, failed: list[Any]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 class RunLocked(RuntimeError):
     """Another run of the same job holds the lock."""
 
@@ -120,6 +133,8 @@ def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
     message = str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, PreflightFailed):
+        return EXIT_DB, message
     if isinstance(exc, RunLocked):
         return EXIT_LOCKED, message
     if isinstance(exc, LMLError | LMLUnavailable):

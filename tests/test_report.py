@@ -26,6 +26,7 @@ import pytest
 from loader import migrate
 from loader.db import Database
 from loader.lml.client import LMLClient
+from loader.report import data
 from loader.report.data import SECTIONS, csv_value
 from loader.report.page import fmt
 from loader.resolve.run import ResolveOptions, resolve
@@ -187,6 +188,14 @@ def direct_counts(db: Database) -> dict[str, Any]:
     return {"library_rows": sum(status.values()), "status": status, "by_method": by_method,
             "by_source": by_source, "stale": stale, "runs": runs, "rotation": rotation,
             "merge_skipped": merge_skipped, "compilation": compilation}
+
+
+def test_report_session_reads_without_jit(sample: Database) -> None:
+    # Compiling the report views' (overestimated) plans costs seconds on servers with JIT.
+    with data.connect(sample) as conn:
+        assert conn.execute("show jit").fetchone() == ("off",)
+        assert conn.execute("show statement_timeout").fetchone() == (
+            f"{data.STATEMENT_TIMEOUT_MS // 60_000}min",)
 
 
 def test_json_matches_direct_counts(sample: Database, as_json: dict[str, Any]) -> None:
@@ -403,6 +412,15 @@ PAGE_PROBE = """(() => {
                                                e.textContent]),
     external: cells('[src], link[href], script').length,
     height: document.documentElement.scrollHeight,
+    // Rows the headline cards wrap onto, and table cells aligned unlike their header.
+    kpiRows: new Set(cells('.kpi').map(e => e.getBoundingClientRect().top)).size,
+    misaligned: cells('table').flatMap(table => {
+      const align = e => getComputedStyle(e).textAlign;
+      const heads = [...table.tHead.rows[0].cells];
+      return [...table.tBodies[0].rows].flatMap(row => [...row.cells])
+        .filter(c => c.colSpan === 1 && align(c) !== align(heads[c.cellIndex]))
+        .map(c => `${heads[c.cellIndex].textContent || '#' + c.cellIndex}: ${c.textContent}`);
+    }),
   };
 })()"""
 
@@ -443,6 +461,9 @@ def test_html_page_renders_in_chromium_and_agrees(sample: Database, as_json: dic
                     and e["params"]["entry"]["level"] == "error")]
     assert problems == [], problems
     assert probe["external"] == 0
+    # At 1280 px the headline cards fit one row, and every column reads as its header does.
+    assert probe["kpiRows"] == 1
+    assert probe["misaligned"] == []
     charts = probe["charts"]
     assert len(charts) == CHARTS, charts
     for chart in charts:

@@ -24,6 +24,7 @@ from loader.config import Setting, flag_name, setting_of
 from loader.db import DEFAULT_DATA_DIR, Database, resolve_database
 from loader.errors import EXIT_DB, EXIT_USAGE, ConfigurationError, DatabaseError, exit_code_of
 from loader.lml.client import LMLClient
+from loader.preflight import require_database_ready
 
 log = logging.getLogger("library_identity")
 R = TypeVar("R")
@@ -209,7 +210,7 @@ def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_d
 
     Exit codes: 0 ok; 1 gate/invariant failure; 2 usage or configuration error;
     3 LML unavailable or refusing the key; 4 another run in progress; 5 rotation
-    stale-reference alert; 6 database unavailable, not migrated or lacking a privilege;
+    stale-reference alert; 6 database unavailable, or not ready for the role (see doctor);
     130 interrupted.
     """
     secrets.register(lml_api_key, sentry_dsn)
@@ -245,6 +246,7 @@ def run_job(settings: Settings, options: Any, job: Callable[..., R], *, lml_need
     client = lml_client(settings, **options.client_settings()) if lml_needed else None
     db = settings.job_database()
     try:
+        require_database_ready(db)  # before any lock, run record or write
         if client is None:
             return job(db, None, options)
         with client, graceful_stop() as stop:

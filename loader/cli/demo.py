@@ -38,14 +38,15 @@ def lml_for_demo(settings: Settings) -> Iterator[bool]:
 @main.command()
 @click.option("--rows", type=click.IntRange(min=0), default=64_676, show_default=True,
               help="Sample library size, used when the library is empty.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-              help="LML calls in flight during the resolve run.")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="A fixed number of LML calls in flight during the resolve run "
+                   "(default: resolve's adaptive pace).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path(".library-identity/report.html"), show_default=True,
               help="Where to write the coverage page.")
 @click.pass_context
 @pass_settings
-def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int,
+def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int | None,
          html_path: Path) -> None:
     """The whole flow on the embedded defaults: migrate, seed a sample library if empty,
     start the LML stand-in (unless LML_URL is set), resolve and merge, backfill and warm

@@ -24,6 +24,7 @@ from loader.cli.app import (
 )
 from loader.cli.output import print_table
 from loader.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from loader.preflight import require_database_ready
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
@@ -77,6 +78,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 2),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "candidates": result.candidates,
+        "pacing": result.pacing,
         "counters": result.counters.as_dict(),
         "merge": None if result.merge is None else merge_summary(result.merge),
     }
@@ -106,6 +108,8 @@ def print_summary(result: ResolveResult) -> None:
     ]
     title = f"resolve run {result.run_id} — {result.status} in {result.seconds:.1f}s"
     print_table(title, ("counter", "va", "non_va", "total"), rows)
+    if result.pacing:
+        click.echo(f"LML pace: {pace_line(result.pacing)}")
     if result.merge is not None:
         print_merge(result.merge)
 
@@ -151,6 +155,7 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     """
     db = settings.job_database()
     try:
+        require_database_ready(db)  # before any lock, run record or write
         outcome = resolve_run.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
         if not outcome.success:
             resolve_run.require_database(db, outcome, "the dbt merge")
@@ -160,6 +165,19 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
 
 
+def pace_line(pacing: dict[str, Any]) -> str:
+    if pacing["mode"] == "fixed":
+        text = f"fixed at {pacing['settled_concurrency']} calls in flight"
+    else:
+        text = (f"settled at {pacing['settled_concurrency']} calls in flight (adaptive "
+                f"{pacing['min_concurrency']}..{pacing['max_concurrency']}, peak "
+                f"{pacing['peak_concurrency']}, mean {pacing['mean_concurrency']}): "
+                f"{pacing['reason']}")
+    if pacing["retry_after_paused_s"]:
+        text += f"; paused {pacing['retry_after_paused_s']:g}s for Retry-After"
+    return text
+
+
 @main.command("resolve")
 @click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
               help="full: never attempted, stale or retry-due rows; legacy: the old "
@@ -167,8 +185,11 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
 @option(ResolveOptions, "batch_size")
 @option(ResolveOptions, "va_batch_size")
 @option(ResolveOptions, "concurrency")
+@option(ResolveOptions, "min_concurrency")
+@option(ResolveOptions, "max_concurrency")
 @click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
-              help="Cap on LML calls per minute (unlimited when unset).")
+              help="Hard ceiling on LML calls per minute, retries included (unlimited when "
+                   "unset).")
 @click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
               default=30.0, show_default=True,
               help="Deadline in seconds for each LML request, from connecting to the last "
@@ -190,7 +211,8 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
 @pass_settings
 def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_size: int,
-                    concurrency: int, requests_per_minute: float | None, timeout_s: float,
+                    concurrency: int | None, min_concurrency: int, max_concurrency: int,
+                    requests_per_minute: float | None, timeout_s: float,
                     max_attempts: int, max_consecutive_failures: int, limit: int | None,
                     partition: str | None, stale_days: int, unresolved_retry_days: int,
                     dry_run: bool, as_json: bool, no_merge: bool, merge_only: bool,
@@ -204,7 +226,8 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     try:
         options = ResolveOptions(
             mode=mode, batch_size=batch_size, va_batch_size=va_batch_size,
-            concurrency=concurrency, limit=limit,
+            concurrency=concurrency, min_concurrency=min_concurrency,
+            max_concurrency=max_concurrency, limit=limit,
             partition=Partition.parse(partition) if partition else None, dry_run=dry_run,
             stale_days=stale_days, unresolved_retry_days=unresolved_retry_days,
             max_consecutive_failures=max_consecutive_failures,
@@ -220,6 +243,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         requests_per_minute=requests_per_minute)
     db = settings.job_database()
     try:
+        require_database_ready(db)  # before any lock, run record or write
         if client is None:
             outcome = resolve_run.merge_only(db, options)
             if not outcome.success:

@@ -99,13 +99,35 @@ def seed(settings: Settings, rows: int, replace: bool) -> None:
 @click.option("--cache-stats/--no-cache-stats", default=False,
               help="Send a cache_stats object (live LML sends null).")
 @click.option("--no-refresh", is_flag=True, help="Serve without the refresh route (404).")
+@click.option("--upstream-per-minute", type=click.FloatRange(min=0, min_open=True),
+              help="Model LML's capacity: this replica's upstream (Discogs) calls a minute, "
+                   "spent by bulk rows it has not seen (unlimited when unset; LML has 50).")
+@click.option("--upstream-burst", type=click.FloatRange(min=1), default=10, show_default=True,
+              help="Upstream calls the budget holds when full.")
+@click.option("--row-cost", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Upstream calls for a bulk row not seen before (a seen row is a hit).")
+@click.option("--when-dry", type=click.Choice(["queue", "429"]), default="queue",
+              show_default=True, help="With the budget spent: queue the request until it is "
+                                      "paid for, or answer 429 with Retry-After.")
+@click.option("--live-per-minute", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Background load: the station's live lookups a minute, one upstream call "
+                   "each, on the same budget (their waits are in /_standin/stats).")
+@click.option("--warm-share", type=click.FloatRange(0, 1), default=0, show_default=True,
+              help="Share of rows already cached when the stand-in starts (hits from the "
+                   "first request).")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1,
+              show_default=True, help="Run the capacity model's clock this many times "
+                                      "faster (Retry-After then carries fractions).")
 def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rate: float,
                 error_status: int, timeout_rate: float, hang_seconds: float, short_rate: float,
                 foreign_id_rate: float, duplicate_id_rate: float, malformed_rate: float,
                 bad_enum_rate: float, track_confidence_rate: float, out_of_band_rate: float,
-                cache_stats: bool, no_refresh: bool) -> None:
+                cache_stats: bool, no_refresh: bool, upstream_per_minute: float | None,
+                upstream_burst: float, row_cost: int, when_dry: str, live_per_minute: float,
+                warm_share: float, time_scale: float) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
+    from loader.standin.capacity import CapacitySettings
     from loader.standin.server import StandInConfig, serve
 
     secrets.register(api_key)
@@ -116,6 +138,17 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
         duplicate_id_rate=duplicate_id_rate, malformed_rate=malformed_rate,
         bad_enum_rate=bad_enum_rate, track_confidence_rate=track_confidence_rate,
         out_of_band_rate=out_of_band_rate, cache_stats=cache_stats, refresh_enabled=not no_refresh)
+    if upstream_per_minute is not None:
+        config.capacity = CapacitySettings(
+            per_minute=upstream_per_minute, burst=upstream_burst, row_cost=row_cost,
+            when_dry=when_dry, live_per_minute=live_per_minute, time_scale=time_scale,
+            warm_share=warm_share)
+        try:
+            config.capacity.validate()
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE)
+    elif live_per_minute:
+        fail("--live-per-minute needs --upstream-per-minute", EXIT_USAGE)
     serve(config, host, port)
 
 
@@ -127,7 +160,8 @@ def dbt(settings: Settings, dbt_args: tuple[str, ...]) -> None:
     """Run dbt on this project against the same database, e.g. `library-identity dbt build`."""
     from loader.dbt import run_dbt
 
-    outcome = run_dbt(settings.database(), list(dbt_args) or ["build"], quiet=False)
+    outcome = run_dbt(settings.database(), list(dbt_args) or ["build"], quiet=False,
+                      reuse_parse=False)
     sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
 
 

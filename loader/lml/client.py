@@ -16,13 +16,13 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-import pydantic_core
 from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from loader import secrets
+from loader import jsonfast, secrets
 from loader.errors import LMLAuthError, LMLError, LMLInterrupted, LMLMalformedResponse
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,9 @@ class LMLClient:
     transport: httpx.BaseTransport | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     stop: threading.Event | None = None  # set: waits end and no call is sent again
+    # Told of every attempt (status, or None for a timeout or network error; its own
+    # latency in seconds; Retry-After): how a pacer learns LML's load.
+    on_attempt: Callable[[int | None, float, float | None], None] | None = None
     _http: httpx.Client = field(init=False, repr=False)
     _limiter: Limiter | None = field(init=False, repr=False, default=None)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -222,6 +225,7 @@ class LMLClient:
 
     def probe(self, path: str, body: Any, *, timeout_s: float = 10.0) -> int:
         """POST once, without retries, and return the status (for capability gates)."""
+        self._acquire()
         try:
             status, _, _ = self._send("POST", path, body, timeout_s)
         except httpx.HTTPError as exc:
@@ -243,17 +247,21 @@ class LMLClient:
             nonlocal attempts
             attempts += 1
             self._acquire()
+            attempt_started = time.perf_counter()
             try:
                 status, headers, content = self._send(method, path, body, timeout_s)
             except httpx.TimeoutException as exc:
+                self._report(None, attempt_started, None)
                 raise LMLError(f"LML {path} timed out ({type(exc).__name__})",
                                retryable=True, attempts=attempts) from None
             except httpx.TransportError as exc:
+                self._report(None, attempt_started, None)
                 raise LMLError(f"LML {path} unreachable ({type(exc).__name__})",
                                retryable=True, attempts=attempts) from None
             except LMLError as exc:
                 exc.attempts = attempts
                 raise
+            self._report(status, attempt_started, _retry_after(headers))
             return self._interpret(status, headers, content, path, attempts, accept_statuses,
                                    started)
 
@@ -327,13 +335,16 @@ class LMLClient:
         if status not in accept_statuses:
             raise _status_error(status, headers, content, path, attempts)
         try:
-            # pydantic-core's parser is ~3x faster than json.loads on large batches.
-            body = pydantic_core.from_json(content)
+            body = jsonfast.loads(content)
         except ValueError:
             raise LMLMalformedResponse(f"LML {path} answered HTTP {status} with a body that is "
                                        f"not JSON ({len(content)} bytes)",
                                        status=status, attempts=attempts) from None
         return CallResult(status=status, body=body, latency_ms=latency_ms, attempts=attempts)
+
+    def _report(self, status: int | None, started: float, retry_after: float | None) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(status, time.perf_counter() - started, retry_after)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

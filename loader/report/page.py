@@ -78,8 +78,11 @@ def derived(name: str, value: Any, column: str = "", tag: str = "td") -> str:
             f"{escape(fmt(value, column))}</{tag}>")
 
 
-def _table(headers: Sequence[str], rows: Sequence[str], caption: str = "") -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+def _table(headers: Sequence[str], rows: Sequence[str], caption: str = "",
+           text_columns: int = 1) -> str:
+    """text_columns: how many leading columns hold words, aligned left with their headers."""
+    head = "".join(f'<th class="text">{escape(h)}</th>' if i < text_columns
+                   else f"<th>{escape(h)}</th>" for i, h in enumerate(headers))
     cap = f"<caption>{escape(caption)}</caption>" if caption else ""
     body = "".join(rows) or f'<tr><td colspan="{len(headers)}" class="empty">none yet</td></tr>'
     return f'<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -122,7 +125,7 @@ def _runs_table(report: Report) -> str:
     caption = (f"latest {len(runs)} of {total} runs" if total > len(runs) else "")
     return _table(("#", "mode", "status", "started", "seconds", "scanned", "resolved",
                    "compilation", "unresolved", "skipped", "covered after", "attempted after"),
-                  rows, caption)
+                  rows, caption, text_columns=3)
 
 
 def _compilation_table(report: Report) -> str:
@@ -130,7 +133,8 @@ def _compilation_table(report: Report) -> str:
     rows = ["<tr>" + metric("run_history", r, "run_number", "th") + metric("run_history", r, "mode")
             + "".join(metric("run_history", r, c) for c, _ in COMPILATION_COUNTERS) + "</tr>"
             for r in runs]
-    return _table(("#", "mode", *(label for _, label in COMPILATION_COUNTERS)), rows)
+    return _table(("#", "mode", *(label for _, label in COMPILATION_COUNTERS)), rows,
+                  text_columns=2)
 
 
 def _merge_skipped_table(report: Report) -> str:
@@ -195,7 +199,7 @@ def _churn_table(report: Report) -> str:
             + "".join(metric("run_churn", r, c) for c in columns) + "</tr>" for r in runs]
     return _table(("#", "mode", "verdicts", "first attempts", "appeared", "changed",
                    "unchanged", "disappeared", "not covered", "net change", "history rows"),
-                  rows)
+                  rows, text_columns=2)
 
 
 def _rotation_table(report: Report) -> str:
@@ -221,7 +225,7 @@ def _merge_skips_table(report: Report) -> str:
             + f'<td class="text">{escape(str(r["reason"]))}</td>'
             + metric("merge_skips", r, "items") + metric("merge_skips", r, "library_rows")
             + "</tr>" for r in report.sections["merge_skips"]]
-    return _table(("level", "reason", "items", "library rows"), rows)
+    return _table(("level", "reason", "items", "library rows"), rows, text_columns=2)
 
 
 def _anomalies_table(report: Report) -> str:
@@ -243,7 +247,7 @@ header h1 { margin: 0 0 4px; font-size: 24px; }
 header p { margin: 0; color: var(--muted); }
 h2 { font-size: 17px; margin: 0 0 6px; }
 .note { color: var(--muted); margin: 0 0 12px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(112px, 1fr)); gap: 10px;
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(100px, 1fr)); gap: 10px;
         margin: 20px 0; }
 .kpi { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
        padding: 10px 12px; }
@@ -261,9 +265,9 @@ th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: rig
          white-space: nowrap; }
 th:first-child, thead th { text-align: left; }
 thead th { color: var(--muted); font-weight: 600; text-align: right; }
-thead th:first-child { text-align: left; }
+thead th:first-child, thead th.text { text-align: left; }
 td.zero, td.empty { color: #adb5bd; }
-td.text { text-align: left; }
+td.text, td.empty { text-align: left; }
 .scroll { overflow-x: auto; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 """

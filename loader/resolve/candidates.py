@@ -16,7 +16,7 @@ from psycopg import sql
 
 from loader import dbt_names
 from loader.db import Database
-from loader.dbt import compile_model, run_dbt
+from loader.dbt import DbtOutcome, compile_model, run_dbt
 from loader.errors import DbtError
 
 MODES = ("full", "legacy", "recheck")
@@ -55,12 +55,13 @@ class Partition:
         return cls(index, count)
 
 
-def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> None:
+def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
     """Have dbt rebuild the candidate model (and what it reads) for these vars, and the
     views the run's merge reads (selector candidates)."""
     outcome = run_dbt(db, ["run", "--selector", dbt_names.CANDIDATES_SELECTOR], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
+    return outcome
 
 
 def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Composable:
