@@ -66,7 +66,8 @@ class Privilege:
         raise ValueError(f"unknown privilege kind {self.kind}")
 
     def label(self) -> str:
-        """A short name for the checklist."""
+        """A short name for the checklist. (One branch per kind, like sql(): the same
+        dispatch, but every kind's label differs from its statement in every part.)"""
         if self.kind == "database":
             return f"{self.privileges.upper()} on the database"
         if self.kind == "schema_owner":
