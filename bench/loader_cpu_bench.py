@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 import pydantic_core  # noqa: E402
 
-from loader import jsonfast  # noqa: E402
+from loader import dbt_names, jsonfast  # noqa: E402
 from loader.resolve import fastpath, landing  # noqa: E402
+from loader.resolve.candidates import Candidate  # noqa: E402
 from loader.resolve.run import _young_collections  # noqa: E402
-from loader.resolve.verdicts import Candidate, classify_batch  # noqa: E402
+from loader.resolve.verdicts import classify_batch  # noqa: E402
 from loader.standin.server import _dumps  # noqa: E402
 from loader.standin.verdicts import verdict  # noqa: E402
 
@@ -40,12 +41,13 @@ BATCH = {"va": 100, "non_va": 500}
 def candidates(url: str, rows: int) -> list[Candidate]:
     """The candidates dbt built for the database's library (a seeded, resolved sample)."""
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(url) as conn:
-        found = conn.execute(
-            "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
-            "from identity.library_candidates where artist_name is not null "
-            "order by library_id limit %s", (rows,)).fetchall()
+        found = conn.execute(sql.SQL(
+            "select library_id, artist_name, album_title, legacy_release_id, cohort "
+            "from {} where artist_name is not null order by library_id limit %s").format(
+                dbt_names.relation(dbt_names.LIBRARY_CANDIDATES)), (rows,)).fetchall()
     return [Candidate(*row) for row in found]
 
 

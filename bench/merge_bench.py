@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 
-from loader import migrate  # noqa: E402
+from loader import dbt_names, migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
 from loader.lml.client import LMLClient  # noqa: E402
 from loader.resolve import candidates  # noqa: E402
@@ -76,14 +76,15 @@ def land(db: Database, standin: StandInProcess) -> int:
 def age(db: Database, days: int, where: str = "true") -> None:
     """Move recorded times `days` into the past for the library rows `where` selects."""
     shift = f"interval '{days} days'"
+    state = f"{dbt_names.schema()}.int_verdicts__latest"
     with db.connect() as conn:
         for table, column, key in (
             ("identity_loader.raw_verdicts", "attempted_at", "library_id"),
             ("wxyc_schema.library_identity", "last_verified_at", "library_id"),
             ("wxyc_schema.library_identity_source", "last_verified_at", "library_id"),
             ("wxyc_schema.library", "unresolved_attempted_at", "id"),
-            ("identity.int_verdicts__latest", "latest_attempted_at", "library_id"),
-            ("identity.int_verdicts__latest", "last_resolved_verdict_at", "library_id"),
+            (state, "latest_attempted_at", "library_id"),
+            (state, "last_resolved_verdict_at", "library_id"),
             ("identity_loader.library_identity_artist_ids", "last_verified_at", "library_id"),
         ):
             conn.execute(f"update {table} set {column} = {column} - {shift} "

@@ -37,7 +37,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loader import migrate  # noqa: E402
+from loader import dbt_names, migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
 from loader.resolve import landing  # noqa: E402
 from loader.seed import seed_library  # noqa: E402
@@ -139,10 +139,11 @@ def make_due(db: Database, every: int = 7) -> None:
                      "unresolved_attempted_at - interval '8 days' where id %% %s = 0 "
                      "and unresolved_attempted_at is not null", (every,))
         # The merge's incremental state keeps each row's latest attempt too.
-        conn.execute("update identity.int_verdicts__latest set latest_attempted_at = "
-                     "latest_attempted_at - interval '8 days', last_resolved_verdict_at = "
-                     "last_resolved_verdict_at - interval '8 days' where library_id %% %s = 0",
-                     (every,))
+        conn.execute(sql.SQL(
+            "update {} set latest_attempted_at = latest_attempted_at - interval '8 days', "
+            "last_resolved_verdict_at = last_resolved_verdict_at - interval '8 days' "
+            "where library_id %% %s = 0").format(
+                dbt_names.relation(dbt_names.VERDICT_STATE)), (every,))
         conn.commit()
 
 

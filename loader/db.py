@@ -25,7 +25,8 @@ import psycopg
 import pydantic_core
 from psycopg.conninfo import conninfo_to_dict
 
-from loader import secrets
+from loader import dbt_names, secrets
+from loader.errors import ConfigurationError, DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,14 +34,6 @@ T = TypeVar("T")
 DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
 STATION_SCHEMA = "wxyc_schema"
-
-
-class DatabaseError(RuntimeError):
-    """The database could not be reached or prepared; the message is safe to print."""
-
-
-class ConfigurationError(ValueError):
-    """A setting the loader cannot use; the message is safe to print (exit 2)."""
 
 
 def require_migrated(conn: psycopg.Connection) -> None:
@@ -96,6 +89,7 @@ class Database:
             "LIBRARY_IDENTITY_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
             "LIBRARY_IDENTITY_PGPASSWORD": p.get("password", ""),
             "LIBRARY_IDENTITY_PGDATABASE": p.get("dbname", "postgres"),
+            dbt_names.SCHEMA_ENV: dbt_names.schema(),
             # dbt's data tests run outside the models' own statement_timeout; station roles
             # default to 5 s, too short for tests over the whole library.
             "PGOPTIONS": "-c statement_timeout=1800000",

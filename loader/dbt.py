@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from loader.db import Database
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-@functools.cache
-def project_vars() -> dict[str, Any]:
-    """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
-    0.70 confidence gate, the rotation coverage gate, ...)."""
-    import yaml
-
-    with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
-        return dict(yaml.safe_load(handle).get("vars") or {})
-
-
-class DbtError(RuntimeError):
-    """dbt failed; the message names the failing nodes."""
-
+from loader.dbt_names import PROJECT_DIR
+from loader.errors import DbtError
 
 # Vars read only when a node runs (in model and test bodies, never in config() calls,
 # YAML or dbt_project.yml): a manifest parsed without them serves every value of them.

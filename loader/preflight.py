@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 from yoyo import read_migrations
 
-from loader.db import LOADER_SCHEMA, STATION_SCHEMA, Database, DatabaseError
+from loader.db import LOADER_SCHEMA, STATION_SCHEMA, Database
+from loader.errors import DatabaseError, PreflightFailed
 from loader.migrate import MIGRATIONS_DIR
 from loader.privileges import Privilege, privileges, quote_ident
 from loader.station_schema import TABLES, Table
@@ -33,18 +34,14 @@ class Check:
     fix: str | None = None  # the exact statement or command that puts it right
 
 
-class PreflightFailed(RuntimeError):
-    """The database is not ready for the project; nothing was written."""
-
-    def __init__(self, failed: list[Check]) -> None:
-        self.failed = failed
-        # One line (the command line prints every failure as one `error:` line).
-        items = [f"[FAIL] {c.name}" + (f" ({c.detail})" if c.detail else "")
-                 + (f", fix: {c.fix}" if c.fix else "") for c in failed]
-        super().__init__(
-            f"the database is not ready for this role ({summary(failed)}); nothing was "
-            f"written. {' '.join(items)} Run `library-identity doctor` for the checklist, "
-            "`library-identity grants ROLE` for every grant.")
+def failure(failed: list[Check]) -> PreflightFailed:
+    """One line (the command line prints every failure as one `error:` line)."""
+    items = [f"[FAIL] {c.name}" + (f" ({c.detail})" if c.detail else "")
+             + (f", fix: {c.fix}" if c.fix else "") for c in failed]
+    return PreflightFailed(
+        f"the database is not ready for this role ({summary(failed)}); nothing was "
+        f"written. {' '.join(items)} Run `library-identity doctor` for the checklist, "
+        "`library-identity grants ROLE` for every grant.", failed)
 
 
 def summary(failed: list[Check]) -> str:
@@ -102,7 +99,7 @@ def require_database_ready(db: Database) -> None:
     """Raise PreflightFailed naming every missing piece, before a job writes anything."""
     failed = [c for c in database_checks(db) if not c.ok]
     if failed:
-        raise PreflightFailed(failed)
+        raise failure(failed)
 
 
 def _one(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> object:

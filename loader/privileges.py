@@ -7,21 +7,15 @@ section for the station's DBA (kept in step by a test).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
+from loader import dbt_names
 from loader.db import LOADER_SCHEMA, STATION_SCHEMA
 
-DBT_SCHEMA_ENV = "LIBRARY_IDENTITY_DBT_SCHEMA"
 # The serial sequence behind library_identity_history.history_id, under Postgres's default
 # name; doctor checks the real one (pg_get_serial_sequence) and names it when it differs.
 HISTORY_SEQUENCE = f"{STATION_SCHEMA}.library_identity_history_history_id_seq"
-
-
-def dbt_schema() -> str:
-    """dbt's target schema (profiles.yml reads the same variable)."""
-    return os.environ.get(DBT_SCHEMA_ENV) or "identity"
 
 
 def quote_ident(name: str) -> str:
@@ -72,7 +66,8 @@ class Privilege:
         raise ValueError(f"unknown privilege kind {self.kind}")
 
     def label(self) -> str:
-        """A short name for the checklist."""
+        """A short name for the checklist. (One branch per kind, like sql(): the same
+        dispatch, but every kind's label differs from its statement in every part.)"""
         if self.kind == "database":
             return f"{self.privileges.upper()} on the database"
         if self.kind == "schema_owner":
@@ -98,9 +93,9 @@ def privileges() -> list[Privilege]:
         Privilege("schema_owner", LOADER_SCHEMA,
                   "the project's own tables (migrations, runs, landed verdicts, refresh "
                   "results); `migrate` creates them"),
-        Privilege("schema_owner", dbt_schema(),
+        Privilege("schema_owner", dbt_names.schema(),
                   "dbt's models: candidates, status views, merge state, reports "
-                  f"(env {DBT_SCHEMA_ENV}, default identity)"),
+                  f"(env {dbt_names.SCHEMA_ENV}, default {dbt_names.DEFAULT_SCHEMA})"),
         Privilege("schema", STATION_SCHEMA, "the station's tables live there"),
         Privilege("schema", "public", "the rotation's bin type (freq_enum) lives there"),
         Privilege("function", f"{STATION_SCHEMA}.fold_artist_name(text)",

@@ -13,7 +13,8 @@ import sentry_sdk
 from psycopg.types.json import Jsonb
 
 from loader import secrets
-from loader.db import Database, DatabaseError, Writer, require_migrated
+from loader.db import Database, Writer, require_migrated
+from loader.errors import DatabaseError, InvariantViolation, RunLocked
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,6 @@ log = logging.getLogger(__name__)
 LOCK_KEYS = {"resolve": 0x4C49_0001, "rotation_refresh": 0x4C49_0002,
              "rotation_backfill": 0x4C49_0003}
 ERROR_MAX_CHARS = 2000
-
-
-class RunLocked(RuntimeError):
-    """Another run of the same job holds the lock."""
 
 
 @dataclass
@@ -164,7 +161,7 @@ class JobRun:
             return
         self.error = secrets.scrub(f"{type(exc).__name__}: {exc}")
         with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "invariant" if type(exc).__name__ == "InvariantViolation"
+            scope.set_tag("step", "invariant" if isinstance(exc, InvariantViolation)
                           else "failed")
             scope.set_tag("run_id", str(self.run_id))
             sentry_sdk.capture_exception(exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]+)@", re.I)
 _KEYWORD_PASSWORD = re.compile(r"(?P<k>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
@@ -20,12 +19,8 @@ _ELLIPSES = ("...", "\u2026")
 def register(*values: str | None) -> None:
     """Remember values (API keys, DSN passwords) that must never be printed."""
     for value in values:
-        if value and len(value) >= 4:
+        if value and len(value) >= CUT_PIECE_MIN:
             _SECRETS.add(value)
-
-
-def registered() -> Iterable[str]:
-    return tuple(_SECRETS)
 
 
 def scrub(text: str) -> str:

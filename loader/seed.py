@@ -5,8 +5,8 @@ Every value is a pure function of the requested row count: names and track lists
 fixed reference date. Ids are written explicitly (and the sequences set afterwards), so the
 same `rows` gives byte-identical tables whatever state the sequences were in.
 
-Proportions follow the station's figures (station-schema §1, consumer-behaviour §14) at the
-default 64,676 rows and scale with `rows`.
+Proportions follow the station's own library at the default 64,676 rows (its size, V/A
+share, compilation credits and active rotation) and scale with `rows`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from loader import synthetic
-from loader.resolve.candidates import DBT_SCHEMA
+from loader import dbt_names, synthetic
+from loader.errors import SeedError
 from loader.synthetic import fraction, stable_hash
 
 DEFAULT_ROWS = 64_676
@@ -85,10 +85,6 @@ _ROTATION_COLUMNS = ("id", "album_id", "legacy_rotation_id", "legacy_library_rel
                      "rotation_bin", "add_date", "kill_date", "artist_name", "album_title",
                      "discogs_release_id", "discogs_release_id_source", "lml_identity_id")
 _ARTIST_COLUMNS = ("id", "artist_name", "alphabetical_name", "code_letters", "code_number")
-
-
-class SeedError(RuntimeError):
-    """The sample cannot be written; the message says why and is safe to print."""
 
 
 @dataclass(frozen=True)
@@ -193,10 +189,11 @@ def _wipe(cur: psycopg.Cursor) -> None:
             targets.append(sql.Identifier("identity_loader", table))
     # The merge's verdict state describes the log being wiped: it goes too (the next
     # build starts it again from the empty log).
-    cur.execute("select to_regclass(%s) is not null", [f"{DBT_SCHEMA}.int_verdicts__latest"])
+    cur.execute("select to_regclass(%s) is not null",
+                [dbt_names.qualified(dbt_names.VERDICT_STATE)])
     row = cur.fetchone()
     if row and row[0]:
-        targets.append(sql.Identifier(DBT_SCHEMA, "int_verdicts__latest"))
+        targets.append(dbt_names.relation(dbt_names.VERDICT_STATE))
     cur.execute(sql.SQL("truncate table {} restart identity").format(sql.SQL(", ").join(targets)))
 
 

@@ -9,12 +9,14 @@
     {{ return(mode) }}
 {%- endmacro %}
 
-{% macro day_count_var(name, default) -%}
-    {%- set raw = var(name, default) -%}
+{#- A day-count var (dbt_project.yml declares each with its default): a whole number of
+    days, at least 1, the same range the loader's options allow. -#}
+{% macro day_count_var(name) -%}
+    {%- set raw = var(name) -%}
     {%- set text = raw | string | trim -%}
-    {%- if not text.isdigit() -%}
+    {%- if not text.isdigit() or text | int < 1 -%}
         {{ exceptions.raise_compiler_error(
-            name ~ " must be a whole number of days >= 0 (got '" ~ raw ~ "')") }}
+            name ~ " must be a whole number of days >= 1 (got '" ~ raw ~ "')") }}
     {%- endif -%}
     {{ return(text | int) }}
 {%- endmacro %}

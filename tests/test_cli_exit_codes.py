@@ -20,7 +20,8 @@ import pytest
 from psycopg import sql
 
 from loader import migrate
-from loader.cli.app import (
+from loader.db import Database, start_embedded
+from loader.errors import (
     EXIT_ALERT,
     EXIT_DB,
     EXIT_GATE,
@@ -30,7 +31,6 @@ from loader.cli.app import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from loader.db import Database, start_embedded
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 

@@ -533,6 +533,10 @@ def test_legacy_and_recheck_modes(migrated_db: Database) -> None:
     outcome = run_dbt(db, CANDIDATES, {"candidate_mode": "sideways"})
     assert not outcome.success
     assert "candidate_mode must be one of full, legacy, recheck" in "\n".join(outcome.failures)
+    # The loader refuses 0 days; so does dbt.
+    outcome = run_dbt(db, CANDIDATES, {"stale_days": 0})
+    assert not outcome.success
+    assert "stale_days must be a whole number of days >= 1" in "\n".join(outcome.failures)
 
 
 def test_merge_never_wipes_ids_records_history_and_reconciles_sources(

@@ -14,7 +14,8 @@ import pytest
 from loader import jsonfast
 from loader.lml.client import LMLClient
 from loader.resolve import fastpath, landing
-from loader.resolve.verdicts import Candidate, _validate, classify_batch
+from loader.resolve.candidates import Candidate
+from loader.resolve.verdicts import _validate, classify_batch
 from loader.standin import StandIn, StandInConfig
 from loader.standin.verdicts import verdict
 from loader.synthetic import artist_name
@@ -31,7 +32,7 @@ def batch(n: int, offset: int = 0) -> list[Candidate]:
         rows.append(Candidate(library_id=1000 + i,
                               artist_name="Various Artists" if va else artist_name(i),
                               album_title=f"Album {i}", legacy_release_id=i + 1,
-                              cohort="va" if va else "non_va", reason="never_attempted"))
+                              cohort="va" if va else "non_va"))
     return rows
 
 

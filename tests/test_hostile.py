@@ -22,8 +22,8 @@ from hostile import HostileLML, Reply, bulk_rows
 
 from loader import migrate
 from loader.db import Database, jsonb_text
+from loader.errors import LMLUnavailable
 from loader.lml.client import LMLClient
-from loader.lml.gate import LMLUnavailable
 from loader.resolve import candidates
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.rotation.backfill import BackfillOptions, backfill

@@ -20,12 +20,11 @@ import pytest
 from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
 from loader import migrate, runs
-from loader.db import Database, DatabaseError
-from loader.lml.client import LMLAuthError, LMLClient
-from loader.lml.gate import LMLUnavailable
+from loader.db import Database
+from loader.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
+from loader.lml.client import LMLClient
 from loader.resolve import candidates
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
-from loader.runs import RunLocked
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 from loader.standin.verdicts import verdict

@@ -22,19 +22,18 @@ from conftest import STANDIN_KEY, SentryCapture
 
 from loader import migrate, runs
 from loader.db import Database
+from loader.errors import LMLUnavailable, RunLocked, StationLive
 from loader.lml.client import LMLClient
 from loader.lml.contract import CacheRefreshResultItem
-from loader.lml.gate import LMLUnavailable
-from loader.rotation.backfill import BackfillOptions, BackfillResult, StationLive, backfill
+from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill
 from loader.rotation.counters import RefreshCounters, tally
+from loader.rotation.models import build_models
 from loader.rotation.refresh import (
     LML_REFRESH_BATCH_CAP,
     RefreshOptions,
     RefreshResult,
-    build_models,
     refresh,
 )
-from loader.runs import RunLocked
 from loader.seed import release_identity_id, seed_library
 from loader.standin import refresh as standin_refresh
 from loader.standin import server as standin_server

@@ -12,14 +12,8 @@ import pytest
 
 from loader import migrate, synthetic
 from loader.db import Database
-from loader.seed import (
-    DEFAULT_ROWS,
-    FUTURE_KILL,
-    SeedError,
-    SeedSummary,
-    active_rotation_count,
-    seed_library,
-)
+from loader.errors import SeedError
+from loader.seed import DEFAULT_ROWS, FUTURE_KILL, SeedSummary, active_rotation_count, seed_library
 
 TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 

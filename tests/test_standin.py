@@ -1,4 +1,5 @@
-"""The LML stand-in speaks the contract (shared/reference/lml-contract.md) over real HTTP."""
+"""The LML stand-in answers as LML does (routes, auth, caps, status codes, error bodies)
+over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """The `library-identity` command group, its settings and exit codes.
 
-Exit codes: 0 ok; 1 a gate, invariant or data-quality check failed; 2 usage or
-configuration error; 3 LML unavailable or refusing our key; 4 another run of the same job
-is in progress; 5 rotation stale-reference alert; 6 database unavailable, or not ready for
-the role (a missing privilege, station table or column, or migration: see `doctor`);
-130 interrupted (SIGINT/SIGTERM), after the batches in flight were landed. Every failure
-is one `error:` line on stderr, never a traceback (`exit_code_of`).
+Every failure is one `error:` line on stderr, never a traceback: the exit code of each
+exception the loader knows is in loader/errors.py (`exit_code_of`).
 """
 
 from __future__ import annotations
@@ -15,27 +11,23 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from loader import secrets, telemetry
-from loader.db import (
-    DEFAULT_DATA_DIR,
-    ConfigurationError,
-    Database,
-    DatabaseError,
-    resolve_database,
-)
+from loader.config import Setting, flag_name, setting_of
+from loader.db import DEFAULT_DATA_DIR, Database, resolve_database
+from loader.errors import EXIT_DB, EXIT_USAGE, ConfigurationError, DatabaseError, exit_code_of
+from loader.lml.client import LMLClient
+from loader.preflight import require_database_ready
 
 log = logging.getLogger("library_identity")
-
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_LML, EXIT_LOCKED, EXIT_ALERT, EXIT_DB = 0, 1, 2, 3, 4, 5, 6
-EXIT_INTERRUPTED = 130
+R = TypeVar("R")
 
 
 @dataclass
@@ -53,10 +45,8 @@ class Settings:
 
     def job_database(self) -> Database:
         """The database, with Sentry started for a job run (when configured)."""
-        from loader.telemetry import init_sentry
-
         db = self.database()
-        init_sentry(self.sentry_dsn, environment=self.sentry_environment,
+        telemetry.init_sentry(self.sentry_dsn, environment=self.sentry_environment,
                     traces_sample_rate=self.sentry_traces_sample_rate,
                     naming=self.sentry_naming)
         return db
@@ -77,6 +67,36 @@ class Settings:
         return self._db
 
 
+def option(options: type, name: str, *decls: str, **extra: Any) -> Any:
+    """A click option for one field of a job's options (loader.config.setting): its
+    default, range and help come from the field, and the command line refuses a value
+    out of range with the same message as the options' validate()."""
+    found, declared, kind = setting_of(options, name)
+    bounds = declared.describe_range()
+    help_text = f"{declared.help.rstrip('.')} ({bounds})." if bounds else declared.help
+    return click.option(*(decls or (f"--{flag_name(name)}", name)),
+                        **{"type": _Declared(declared, kind), "default": found.default,
+                           "show_default": found.default is not None, "help": help_text,
+                           **extra})
+
+
+class _Declared(click.ParamType):
+    """An int or a finite float within a declared range."""
+
+    def __init__(self, declared: Setting, kind: type) -> None:
+        self.declared, self.kind = declared, kind
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = (click.INT if self.kind is int else FiniteFloat()).convert(value, param, ctx)
+        try:
+            self.declared.check(number)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return number
+
+
 class FiniteFloat(click.FloatRange):
     """A float option that refuses nan and infinity (they pass every range comparison)."""
 
@@ -95,51 +115,6 @@ def fail(message: str, code: int) -> NoReturn:
     line = " ".join(part.strip() for part in secrets.scrub(message).splitlines() if part.strip())
     click.echo(f"error: {line}", err=True)
     sys.exit(code)
-
-
-# How dbt words a database that went away or refused a privilege.
-_DBT_DATABASE_FAILURES = (
-    "server closed the connection", "terminating connection", "connection refused",
-    "could not connect", "connection to server", "the database system is shutting down",
-    "password authentication failed", "permission denied",
-)
-
-
-def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
-    """The exit code and message for a failure the loader knows, None for a bug."""
-    import psycopg
-
-    from loader.dbt import DbtError
-    from loader.lml.client import LMLError
-    from loader.lml.gate import LMLUnavailable
-    from loader.preflight import PreflightFailed
-    from loader.resolve.counters import InvariantViolation
-    from loader.runs import RunLocked
-
-    message = str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, PreflightFailed):
-        return EXIT_DB, message
-    if isinstance(exc, RunLocked):
-        return EXIT_LOCKED, message
-    if isinstance(exc, LMLError | LMLUnavailable):
-        return EXIT_LML, message
-    if isinstance(exc, ConfigurationError):
-        return EXIT_USAGE, message
-    if isinstance(exc, DatabaseError):
-        return EXIT_DB, message
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return EXIT_DB, f"the database user lacks a privilege: {message.splitlines()[0]}"
-    if isinstance(exc, psycopg.OperationalError):
-        return EXIT_DB, f"database unavailable: {message.strip().splitlines()[0]}"
-    if isinstance(exc, DbtError):
-        if any(marker in message.lower() for marker in _DBT_DATABASE_FAILURES):
-            return EXIT_DB, f"database unavailable or refused dbt: {message}"
-        return EXIT_GATE, message
-    if isinstance(exc, InvariantViolation):
-        return EXIT_GATE, message
-    return None
 
 
 def job_failed(exc: BaseException) -> NoReturn:
@@ -251,9 +226,7 @@ def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_d
 pass_settings = click.make_pass_decorator(Settings)
 
 
-def lml_client(settings: Settings, **kwargs: Any):
-    from loader.lml.client import LMLClient
-
+def lml_client(settings: Settings, **kwargs: Any) -> LMLClient:
     if not settings.lml_url:
         fail("LML_URL is not set (use --lml-url or the LML_URL environment variable; "
              "`library-identity demo` runs against the built-in stand-in)", EXIT_USAGE)
@@ -263,3 +236,20 @@ def lml_client(settings: Settings, **kwargs: Any):
         fail(str(exc), EXIT_USAGE)
 
 
+def run_job(settings: Settings, options: Any, job: Callable[..., R], *, lml_needed: bool) -> R:
+    """Check the options, then the LML settings, before the database is touched; run the
+    job until it ends or a signal stops it (the batch in flight is landed)."""
+    try:
+        options.validate()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    client = lml_client(settings, **options.client_settings()) if lml_needed else None
+    db = settings.job_database()
+    try:
+        require_database_ready(db)  # before any lock, run record or write
+        if client is None:
+            return job(db, None, options)
+        with client, graceful_stop() as stop:
+            return job(db, client, options, stop=stop)
+    except Exception as exc:
+        job_failed(exc)

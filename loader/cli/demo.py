@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from loader import secrets
-from loader.cli.app import EXIT_ALERT, EXIT_GATE, EXIT_OK, Settings, main, pass_settings
+from loader.cli.app import Settings, main, pass_settings
+from loader.errors import EXIT_ALERT, EXIT_GATE, EXIT_OK
 
 
 @contextlib.contextmanager

@@ -7,8 +7,9 @@ import sys
 import click
 from psycopg.conninfo import conninfo_to_dict
 
-from loader.cli.app import EXIT_DB, EXIT_LML, EXIT_OK, EXIT_USAGE, Settings, main, pass_settings
+from loader.cli.app import Settings, main, pass_settings
 from loader.db import resolve_database
+from loader.errors import EXIT_DB, EXIT_LML, EXIT_OK, EXIT_USAGE, LMLAuthError, LMLUnavailable
 from loader.preflight import Check, database_checks, describe_check
 from loader.privileges import grants_sql
 
@@ -38,8 +39,7 @@ def grants_command(settings: Settings, role: str, database_name: str | None) -> 
 def lml_checks(settings: Settings) -> list[Check]:
     """LML reachable and healthy, and each route served with our key accepted."""
     from loader.cli.app import lml_client
-    from loader.lml.client import LMLAuthError
-    from loader.lml.gate import LMLUnavailable, check_health, require_route
+    from loader.lml.gate import check_health, require_route
 
     if not settings.lml_url:
         return [Check("LML", "LML_URL set", False, "not set",

@@ -8,20 +8,14 @@ from typing import Any
 
 import click
 
-from loader.cli.app import (
-    EXIT_OK,
-    EXIT_USAGE,
-    Settings,
-    fail,
-    job_failed,
-    main,
-    pass_settings,
-)
+from loader.cli.app import Settings, fail, job_failed, main, option, pass_settings
 from loader.cli.output import print_table
-from loader.db import Database, DatabaseError, require_migrated
-from loader.dbt import DbtError
+from loader.db import require_migrated
+from loader.dbt_names import STALE_DAYS_VAR
+from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COMPILATION_COUNTERS, COVERAGE_MEASURES, fmt
+from loader.resolve.run import ResolveOptions
 
 TERMINAL_RUNS = 10
 
@@ -130,15 +124,6 @@ def print_report(report: Report) -> None:
     print_anomalies(report)
 
 
-def print_library_summary(db: Database) -> None:
-    """Coverage and how the resolved rows were matched (the demo's closing summary). Reads
-    the report views as the merge left them; builds them only if they are missing."""
-    report = load_report(db, refresh_models=False)
-    print_coverage(report)
-    _print_banded(report, "identity_by_method", "method", "identities", "matched via: method")
-    print_rotation(report)
-
-
 @main.command("report")
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True,
@@ -151,9 +136,9 @@ def print_library_summary(db: Database) -> None:
 @click.option("--no-refresh", is_flag=True,
               help="Read the report views as they are instead of rebuilding them with dbt "
                    "first (they are still built if missing).")
-@click.option("--stale-days", type=click.IntRange(min=1), default=7, show_default=True,
-              help="An identity older than this counts as stale (use the value `resolve "
-                   "--stale-days` runs with). Applied when the views are rebuilt.")
+@option(ResolveOptions, "stale_days",
+        help="An identity older than this many days counts as stale (use the value `resolve "
+             "--stale-days` runs with; at least 1). Applied when the views are rebuilt.")
 @pass_settings
 def report_command(settings: Settings, output_format: str, sections: tuple[str, ...],
                    html_path: Path | None, no_refresh: bool, stale_days: int) -> None:
@@ -171,7 +156,7 @@ def report_command(settings: Settings, output_format: str, sections: tuple[str, 
         with db.connect() as conn:
             require_migrated(conn)
         report = load_report(db, refresh_models=not no_refresh,
-                             dbt_vars={"stale_days": stale_days})
+                             dbt_vars={STALE_DAYS_VAR: stale_days})
     except (DatabaseError, DbtError) as exc:
         job_failed(exc)
     if html_path is not None:

@@ -12,10 +12,6 @@ from typing import Any
 import click
 
 from loader.cli.app import (
-    EXIT_GATE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
     FiniteFloat,
     Settings,
     fail,
@@ -23,9 +19,11 @@ from loader.cli.app import (
     job_failed,
     lml_client,
     main,
+    option,
     pass_settings,
 )
 from loader.cli.output import print_table
+from loader.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from loader.preflight import require_database_ready
 from loader.resolve import run as resolve_run
 from loader.resolve.candidates import COHORTS, MODES, Partition
@@ -184,16 +182,11 @@ def pace_line(pacing: dict[str, Any]) -> str:
 @click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
               help="full: never attempted, stale or retry-due rows; legacy: the old "
                    "canonical-only scope; recheck: every unresolved row.")
-@click.option("--batch-size", type=int, default=500, show_default=True,
-              help="Rows per LML call for the non-V/A cohort (1..1000).")
-@click.option("--va-batch-size", type=int, default=100, show_default=True,
-              help="Rows per LML call for the V/A cohort (1..1000).")
-@click.option("--concurrency", type=click.IntRange(min=1),
-              help="A fixed pace: exactly this many LML calls in flight (default: adaptive).")
-@click.option("--min-concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Adaptive pace: never fewer LML calls in flight than this.")
-@click.option("--max-concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Adaptive pace: never more LML calls in flight than this.")
+@option(ResolveOptions, "batch_size")
+@option(ResolveOptions, "va_batch_size")
+@option(ResolveOptions, "concurrency")
+@option(ResolveOptions, "min_concurrency")
+@option(ResolveOptions, "max_concurrency")
 @click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
               help="Hard ceiling on LML calls per minute, retries included (unlimited when "
                    "unset).")
@@ -203,17 +196,13 @@ def pace_line(pacing: dict[str, Any]) -> str:
                    "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
-@click.option("--max-consecutive-failures", type=click.IntRange(min=1), default=5,
-              show_default=True, help="Stop the run (exit 3) after this many failed batches "
-                                      "in a row.")
-@click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
+@option(ResolveOptions, "max_consecutive_failures")
+@option(ResolveOptions, "limit")
 @click.option("--partition", metavar="I/N", help="Only rows with library_id % N = I.")
 @click.option("--cohort", "cohorts", type=click.Choice(COHORTS), multiple=True,
               help="Only this cohort (repeatable; default both, V/A first).")
-@click.option("--stale-days", type=click.IntRange(min=1), default=7, show_default=True,
-              help="A resolved row is re-checked after this many days.")
-@click.option("--unresolved-retry-days", type=click.IntRange(min=1), default=7,
-              show_default=True, help="An unresolved row is retried after this many days.")
+@option(ResolveOptions, "stale_days")
+@option(ResolveOptions, "unresolved_retry_days")
 @click.option("--dry-run", is_flag=True,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")

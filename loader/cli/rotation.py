@@ -5,42 +5,36 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from loader.cli.app import (
+    FiniteFloat,
+    Settings,
+    job_failed,
+    main,
+    option,
+    pass_settings,
+    run_job,
+)
+from loader.cli.output import print_table
+from loader.db import require_migrated
+from loader.errors import (
     EXIT_ALERT,
     EXIT_GATE,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
-    FiniteFloat,
-    Settings,
-    fail,
-    graceful_stop,
-    job_failed,
-    lml_client,
-    main,
-    pass_settings,
 )
-from loader.cli.output import print_table
-from loader.db import require_migrated
-from loader.preflight import require_database_ready
 from loader.rotation.backfill import (
-    MIN_QUIET_PAUSE_S,
     BackfillOptions,
     BackfillResult,
-    NoOnAirLog,
-    StationLive,
     backfill,
     dry_run_report,
 )
 from loader.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
 from loader.rotation.refresh import (
-    DEFAULT_TIMEOUT_S,
-    LML_REFRESH_BATCH_CAP,
-    MIN_TIMEOUT_S,
     RefreshOptions,
     RefreshResult,
     refresh,
@@ -55,31 +49,34 @@ def rotation() -> None:
     """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
 
 
+Result = TypeVar("Result", BackfillResult, RefreshResult)
+
+
+def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
+          print_result: Callable[[Result], None]) -> None:
+    """One JSON object on stdout (a dry run's report or the summary), else the tables;
+    exit 130 when the run was interrupted."""
+    if as_json is not None:
+        click.echo(json.dumps(as_json(result)))
+    else:
+        print_result(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
 # -- backfill -----------------------------------------------------------------------------
 @rotation.command("backfill")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="identity/resolve calls in flight at once.")
-@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
-              default=20.0, show_default=True, help="Cap on LML calls per minute.")
-@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
-              default=8.0, show_default=True,
-              help="Deadline in seconds for each LML request, from connecting to the last "
-                   "byte of the answer.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Attempts per call for transient failures (429, 502-504, network).")
-@click.option("--limit", type=click.IntRange(min=0), help="Resolve at most this many rows.")
-@click.option("--quiet-lookback", "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
-              type=FiniteFloat(min=0), default=60.0, show_default=True,
-              help="The station counts as on air while a track was logged within this many "
-                   "seconds; 0 never waits (env BACKFILL_QUIET_LOOKBACK_SECONDS).")
-@click.option("--quiet-pause", "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
-              type=FiniteFloat(min=MIN_QUIET_PAUSE_S), default=30.0, show_default=True,
-              help="Seconds between looks at the on-air log while the station is on air "
-                   "(env BACKFILL_QUIET_PAUSE_SECONDS).")
-@click.option("--quiet-max-wait", "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
-              type=FiniteFloat(min=0), default=1800.0, show_default=True,
-              help="Fail the run (exit 1) when one wait reaches this many seconds; 0 waits "
-                   "as long as it takes (env BACKFILL_QUIET_MAX_WAIT_SECONDS).")
+@option(BackfillOptions, "concurrency")
+@option(BackfillOptions, "requests_per_minute")
+@option(BackfillOptions, "timeout_s")
+@option(BackfillOptions, "max_attempts")
+@option(BackfillOptions, "limit")
+@option(BackfillOptions, "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
+        show_envvar=True)
+@option(BackfillOptions, "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
+        show_envvar=True)
+@option(BackfillOptions, "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
+        show_envvar=True)
 @click.option("--dry-run", is_flag=True,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -100,30 +97,9 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
                               dry_run=dry_run, quiet_lookback_s=quiet_lookback_s,
                               quiet_pause_s=quiet_pause_s, quiet_max_wait_s=quiet_max_wait_s)
-    try:
-        options.validate()
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    client = lml_client(settings, **options.client_settings())  # before the database
-    db = settings.job_database()
-    try:
-        require_database_ready(db)  # before any lock, run record or write
-        with client, graceful_stop() as stop:
-            result = backfill(db, client, options, stop=stop)
-    except NoOnAirLog as exc:
-        fail(str(exc), EXIT_USAGE)
-    except StationLive as exc:
-        fail(str(exc), EXIT_GATE)
-    except Exception as exc:
-        job_failed(exc)
-    if dry_run:
-        click.echo(json.dumps(dry_run_report(result)))
-    elif as_json:
-        click.echo(json.dumps(_backfill_summary(result)))
-    else:
-        _print_backfill(result)
-    if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    result = run_job(settings, options, backfill, lml_needed=True)
+    _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
+          _print_backfill)
 
 
 def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
@@ -144,23 +120,14 @@ def _print_backfill(result: BackfillResult) -> None:
 
 # -- refresh ------------------------------------------------------------------------------
 @rotation.command("refresh")
-@click.option("--batch-size", type=int, default=LML_REFRESH_BATCH_CAP, show_default=True,
-              help=f"Identities per LML call (1..{LML_REFRESH_BATCH_CAP}, LML's cap).")
-@click.option("--concurrency", type=int, default=3, show_default=True,
-              help="Refresh calls in flight at once.")
-@click.option("--requests-per-minute", type=FiniteFloat(), default=20.0, show_default=True,
-              help="Token-bucket cap on LML calls per minute (retries included).")
-@click.option("--timeout", "timeout_s", type=FiniteFloat(), default=DEFAULT_TIMEOUT_S,
-              show_default=True, help=f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
-@click.option("--max-attempts", type=int, default=4, show_default=True,
-              help="Attempts per call for transient failures (429, 502-504, network).")
-@click.option("--retry-delay", "retry_delay_s", type=FiniteFloat(), default=30.0, show_default=True,
-              help="Seconds before an identity LML answered `error` for is sent once more.")
-@click.option("--max-consecutive-failures", type=int, default=5, show_default=True,
-              help="Stop the run (exit 3) after this many failed batches in a row.")
-@click.option("--not-found-alert-pct", type=FiniteFloat(), default=1.0, show_default=True,
-              help="Stale-reference alert (exit 5) when more than this share of identities "
-                   "is not_found.")
+@option(RefreshOptions, "batch_size")
+@option(RefreshOptions, "concurrency")
+@option(RefreshOptions, "requests_per_minute")
+@option(RefreshOptions, "timeout_s")
+@option(RefreshOptions, "max_attempts")
+@option(RefreshOptions, "retry_delay_s")
+@option(RefreshOptions, "max_consecutive_failures")
+@option(RefreshOptions, "not_found_alert_pct")
 @click.option("--dry-run", is_flag=True,
               help="Print one JSON report of the ids and batches a run would send; call "
                    "nothing, write nothing (LML_URL not needed).")
@@ -183,30 +150,10 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
         max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
         dry_run=dry_run)
-    try:
-        options.validate()  # before the database or LML is touched
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    # LML settings are checked before the database is touched (a dry run sends nothing).
-    client = None if dry_run else lml_client(settings, **options.client_settings())
-    db = settings.job_database()
-    try:
-        require_database_ready(db)  # before any lock, run record or write
-        if client is None:
-            result = refresh(db, None, options)
-        else:
-            with client, graceful_stop() as stop:
-                result = refresh(db, client, options, stop=stop)
-    except Exception as exc:
-        job_failed(exc)
-    if dry_run:
-        click.echo(json.dumps(refresh_dry_run_report(result)))
-    elif as_json:
-        click.echo(json.dumps(_refresh_summary(result)))
-    else:
-        _print_refresh(result)
-    if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    # A dry run sends nothing, so it needs no LML settings.
+    result = run_job(settings, options, refresh, lml_needed=not dry_run)
+    _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,
+          _print_refresh)
     if result.alert is not None and result.alert.fired:
         sys.exit(EXIT_ALERT)  # the run logged the WARNING line; the summary repeats it
 

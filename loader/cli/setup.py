@@ -7,18 +7,8 @@ import sys
 import click
 
 from loader import secrets
-from loader.cli.app import (
-    EXIT_DB,
-    EXIT_GATE,
-    EXIT_OK,
-    EXIT_USAGE,
-    FiniteFloat,
-    Settings,
-    fail,
-    main,
-    pass_settings,
-)
-from loader.db import DatabaseError
+from loader.cli.app import FiniteFloat, Settings, fail, main, pass_settings
+from loader.errors import EXIT_DB, EXIT_GATE, EXIT_OK, EXIT_USAGE, DatabaseError, SeedError
 
 
 # -- migrate -----------------------------------------------------------------------------
@@ -61,7 +51,7 @@ def migrate(settings: Settings, rollback_count: int | None, show_status: bool) -
 def seed(settings: Settings, rows: int, replace: bool) -> None:
     """Fill the station tables with a deterministic synthetic library (same N, same rows)."""
     from loader import migrate as migrations
-    from loader.seed import SeedError, seed_library
+    from loader.seed import seed_library
 
     db = settings.database()
     migrations.apply(db)

@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from loader import jsonfast, secrets
+from loader.errors import LMLAuthError, LMLError, LMLInterrupted, LMLMalformedResponse
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +50,6 @@ RETRY_AFTER_MAX_S = 120.0
 # refused as a failed call rather than read into memory.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MESSAGE_MAX_CHARS = 200
-
-
-class LMLError(RuntimeError):
-    """A call to LML failed; `retryable` says whether the failure was transient."""
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 attempts: int = 1) -> None:
-        super().__init__(secrets.scrub(message))
-        self.status = status
-        self.retryable = retryable
-        self.attempts = attempts
-
-
-class LMLAuthError(LMLError):
-    """LML refused the credentials (401/403): no point in calling it again this run."""
-
-
-class LMLMalformedResponse(LMLError):
-    """LML answered 200 with a body that is not the JSON object the contract promises."""
-
-
-class LMLInterrupted(LMLError):
-    """The run was asked to stop while this call waited to be sent again."""
 
 
 def check_settings(base_url: str, api_key: str | None) -> None:

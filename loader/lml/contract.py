@@ -1,4 +1,4 @@
-"""The shapes LML promises (contract 1.33.0, with its live deviations), as pydantic models.
+"""The shapes LML promises (API 1.33.0, with its live deviations), as pydantic models.
 
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
 confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's
@@ -9,20 +9,20 @@ nulls, cache_stats: null, unknown extra keys).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Literal, NotRequired, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from typing_extensions import TypedDict
-
-IDENTITY_SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
-IDENTITY_METHODS = ("manual", "cross_source_agreement", "exact_match", "name_variation",
-                    "member_group", "alias_match", "trigram", "llm")
-RESULT_KINDS = ("single_artist", "compilation", "unresolved")
 
 IdentitySource = Literal["discogs", "musicbrainz", "wikidata", "spotify", "apple_music",
                          "bandcamp"]
 IdentityMethod = Literal["manual", "cross_source_agreement", "exact_match", "name_variation",
                          "member_group", "alias_match", "trigram", "llm"]
+ResultKind = Literal["single_artist", "compilation", "unresolved"]
+# The same vocabularies as tuples, for checks that do not go through pydantic.
+IDENTITY_SOURCES: tuple[str, ...] = get_args(IdentitySource)
+IDENTITY_METHODS: tuple[str, ...] = get_args(IdentityMethod)
+RESULT_KINDS: tuple[str, ...] = get_args(ResultKind)
 # A JSON number in 0..1: `true` or "0.95" is invalid, not coerced.
 Confidence = Annotated[StrictFloat, Field(ge=0, le=1)]
 BIGINT_MAX = 2**63 - 1
@@ -68,7 +68,7 @@ class TrackIdentity(TypedDict):
 
 
 class BulkResolveResult(_Model):
-    kind: Literal["single_artist", "compilation", "unresolved"]
+    kind: ResultKind
     library_id: int
     main: ReconciledIdentity | None = None
     method: IdentityMethod | None = None

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loader.lml.client import LMLAuthError, LMLClient, LMLError
-
-
-class LMLUnavailable(RuntimeError):
-    """LML could not be reached or kept failing; the job stopped (exit 3)."""
-
-
-class LMLRouteMissing(LMLUnavailable):
-    """The LML deployment does not serve a route the job needs."""
+from loader.errors import LMLAuthError, LMLError, LMLRouteMissing, LMLUnavailable
+from loader.lml.client import LMLClient
 
 
 def check_health(client: LMLClient) -> None:
@@ -27,7 +20,7 @@ def check_health(client: LMLClient) -> None:
 
 
 def require_route(client: LMLClient, path: str, invalid_body: Any) -> int:
-    """Probe `path` with a body LML must reject (lml-contract §3.1): any answer but 404/405
+    """Probe `path` with a body LML must reject as invalid: any answer but 404/405
     proves the route exists, 422 being the expected one, and anything but 401/403 proves
     the key is accepted, even on a run with nothing to send. Returns the probe's status."""
     try:

@@ -18,14 +18,15 @@ import psycopg
 from psycopg import errors, sql
 
 from loader.db import Database
-from loader.dbt import DbtError, run_dbt
-from loader.resolve.candidates import DBT_SCHEMA
+from loader.dbt import run_dbt
+from loader.dbt_names import REPORTS_PATH, relation
+from loader.errors import DbtError, ReportModelsMissing
 
 REPORT_VERSION = 1
 # dbt selectors: the report views alone, then (on a database the merge never built) with
 # everything they read.
-REFRESH_SELECT = "path:models/reports"
-REFRESH_WITH_PARENTS_SELECT = "+path:models/reports"
+REFRESH_SELECT = REPORTS_PATH
+REFRESH_WITH_PARENTS_SELECT = f"+{REPORTS_PATH}"
 # Station roles may default to a few seconds; a report on a large library needs longer.
 STATEMENT_TIMEOUT_MS = 120_000
 # The planner overestimates the report views' window functions over joins by orders of
@@ -165,10 +166,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class ReportModelsMissing(RuntimeError):
-    """The report views do not exist yet (dbt has not built them)."""
-
-
 def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
     """(Re)build the report views; on a database where the merge never ran, with the views
     and tables they read (never the merge models, which are not among them)."""
@@ -182,8 +179,7 @@ def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
 def select_model(conn: psycopg.Connection, model: str, order_by: Sequence[str] = ()
                  ) -> list[dict[str, Any]]:
     """All rows of one report model, as dicts of plain values."""
-    query = sql.SQL("select * from {}.{}").format(sql.Identifier(DBT_SCHEMA),
-                                                  sql.Identifier(model))
+    query = sql.SQL("select * from {}").format(relation(model))
     if order_by:
         query += sql.SQL(" order by {}").format(sql.SQL(", ").join(map(sql.Identifier,
                                                                         order_by)))

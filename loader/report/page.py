@@ -14,7 +14,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from loader.dbt import project_vars
+from loader.dbt_names import project_vars
 from loader.report import charts
 from loader.report.data import SECTIONS, Report, csv_value
 

@@ -14,15 +14,28 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from loader import dbt_names
 from loader.db import Database
-from loader.dbt import DbtError, DbtOutcome, compile_model, run_dbt
-from loader.resolve.verdicts import Candidate
+from loader.dbt import DbtOutcome, compile_model, run_dbt
+from loader.errors import DbtError
 
 MODES = ("full", "legacy", "recheck")
 COHORTS = ("va", "non_va")  # in run order: V/A first
-DBT_SCHEMA = "identity"
-CANDIDATES_SELECTOR = "candidates"  # selectors.yml
-CANDIDATES_MODEL = "library_candidates"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One library row to send to LML, as the snapshot holds it."""
+
+    library_id: int
+    artist_name: str
+    album_title: str
+    legacy_release_id: int | None
+    cohort: str
+
+    def as_input(self) -> dict[str, Any]:
+        return {"library_id": self.library_id, "artist_name": self.artist_name,
+                "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class Partition:
 def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
     """Have dbt rebuild the candidate model (and what it reads) for these vars, and the
     views the run's merge reads (selector candidates)."""
-    outcome = run_dbt(db, ["run", "--selector", CANDIDATES_SELECTOR], dbt_vars)
+    outcome = run_dbt(db, ["run", "--selector", dbt_names.CANDIDATES_SELECTOR], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
     return outcome
@@ -58,17 +71,16 @@ def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Compos
     (view definitions only, no data)."""
     with db.connect() as conn:
         missing = conn.execute(
-            "select to_regclass(%s) is null", (f"{DBT_SCHEMA}.int_library__identity_status",)
+            "select to_regclass(%s) is null", (dbt_names.qualified(dbt_names.IDENTITY_STATUS),)
         ).fetchone()
     if missing and missing[0]:
-        outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}",
-                               "--exclude", CANDIDATES_MODEL], dbt_vars)
+        outcome = run_dbt(db, ["run", "--select", f"+{dbt_names.LIBRARY_CANDIDATES}",
+                               "--exclude", dbt_names.LIBRARY_CANDIDATES], dbt_vars)
         if not outcome.success:
             raise DbtError("dbt could not build the candidates' inputs: "
                            + "; ".join(outcome.failures))
-    code = compile_model(db, CANDIDATES_MODEL, dbt_vars)
-    # snapshot() always executes with parameters, so a literal % must be doubled.
-    return sql.SQL("({}) as compiled").format(sql.SQL(code.replace("%", "%%")))
+    code = compile_model(db, dbt_names.LIBRARY_CANDIDATES, dbt_vars)
+    return dbt_names.compiled(code)
 
 
 def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: int | None,
@@ -89,9 +101,9 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: in
     conn.execute("drop table if exists pg_temp.run_candidates")
     conn.execute(
         sql.SQL("create temp table run_candidates as "
-                "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+                "select library_id, artist_name, album_title, legacy_release_id, cohort "
                 "from {} where {}{}").format(
-            source or sql.Identifier(DBT_SCHEMA, CANDIDATES_MODEL), where, limit_sql),
+            source or dbt_names.relation(dbt_names.LIBRARY_CANDIDATES), where, limit_sql),
         params)
     conn.execute("create index on pg_temp.run_candidates (cohort, library_id)")
     conn.execute("analyze pg_temp.run_candidates")
@@ -106,7 +118,7 @@ def pages(conn: psycopg.Connection, cohort: str, batch_size: int) -> Iterator[li
     cursor = -1
     while True:
         rows = conn.execute(
-            "select library_id, artist_name, album_title, legacy_release_id, cohort, reason "
+            "select library_id, artist_name, album_title, legacy_release_id, cohort "
             "from pg_temp.run_candidates where cohort = %s and library_id > %s "
             "order by library_id limit %s", (cohort, cursor, batch_size)).fetchall()
         conn.commit()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from loader.errors import InvariantViolation
+
 SKIP_BUCKETS = (
     "compilation",               # compilation verdict whose tracks LML has not attempted yet
     "lml_error",                 # the whole batch failed after retries
@@ -20,10 +22,6 @@ SKIP_BUCKETS = (
 )
 COHORTS = ("va", "non_va")
 DRY_RUN_REPORT_VERSION = 1
-
-
-class InvariantViolation(RuntimeError):
-    pass
 
 
 @dataclass

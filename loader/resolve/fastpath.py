@@ -17,9 +17,14 @@ from typing import Any
 from loader.db import has_nul, jsonb_text
 from loader.jsonfast import dumps
 from loader.lml.contract import IDENTITY_METHODS, IDENTITY_SOURCES, RESULT_KINDS
+from loader.resolve.candidates import Candidate
 from loader.resolve.counters import Counters
-from loader.resolve.verdicts import Candidate, Problem, tracks_usable
-from loader.resolve.verdicts import _trusted_positions as trusted_positions
+from loader.resolve.verdicts import (
+    Problem,
+    count_unanswered,
+    tracks_usable,
+    trusted_positions,
+)
 
 _KINDS = frozenset(RESULT_KINDS)
 _METHODS = frozenset(IDENTITY_METHODS)
@@ -157,15 +162,7 @@ def classify(batch: list[Candidate], payload: Any, run_id: uuid.UUID | None) -> 
     usable = tracks_usable(tcv)
     landed_tcv = tcv if type(tcv) is int and -2**31 <= tcv < 2**31 else None
     chosen = trusted_positions(batch, results, outcome.problems)
-    unanswered = len(batch) - len(chosen)
-    shortfall = min(unanswered, max(0, len(batch) - len(results)))
-    if shortfall:
-        counters.skip("lml_cardinality_mismatch", shortfall)
-    if unanswered > shortfall:
-        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
-    if len(results) < len(batch):
-        outcome.problems.append(Problem("lml_cardinality_mismatch",
-                                        f"results={len(results)} inputs={len(batch)}"))
+    count_unanswered(len(batch), len(chosen), len(results), counters, outcome.problems)
     rows = outcome.rows
     for candidate in batch:
         library_id = candidate.library_id

@@ -12,14 +12,10 @@ from typing import Any
 
 import sentry_sdk
 
+from loader import dbt_names
 from loader.db import LOADER_SCHEMA, Database
 from loader.dbt import DbtOutcome, run_dbt
 
-# Defined once in selectors.yml: the incremental state, the change sets and their gates;
-# with the staging views they read when no candidates build preceded the merge.
-MERGE_SELECTOR = "merge"
-MERGE_WITH_INPUTS_SELECTOR = "merge_with_inputs"
-WRITE_BACK_OPERATION = "apply_write_back"
 log = logging.getLogger(__name__)
 
 # The station's compilation_cta_match_gap rule: at least this many track keys match no
@@ -75,9 +71,11 @@ def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = 
         return MergeOutcome(success=True, failures=[], warnings=[])
     # The same vars as the run's candidates build, so dbt's partial parse still holds
     # (any change of vars makes dbt parse the whole project again).
-    variables = {**dbt_vars, "merge_full_rebuild": True} if full_rebuild else dict(dbt_vars)
-    selector = MERGE_SELECTOR if after_candidates and not full_rebuild \
-        else MERGE_WITH_INPUTS_SELECTOR
+    variables = {**dbt_vars, dbt_names.FULL_REBUILD_VAR: True} if full_rebuild else dict(dbt_vars)
+    # selectors.yml: the incremental state, the change sets and their gates; with the
+    # staging views they read when no candidates build preceded the merge.
+    selector = dbt_names.MERGE_SELECTOR if after_candidates and not full_rebuild \
+        else dbt_names.MERGE_WITH_INPUTS_SELECTOR
     build_args = ["build", "--selector", selector]
     if full_rebuild:
         build_args.append("--full-refresh")
@@ -86,8 +84,8 @@ def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = 
         return MergeOutcome(success=False, failures=built.failures, warnings=built.warnings)
     before = _latest_merge_id(db)
     args = {"run_id": str(run_id)} if run_id else {}
-    applied = run_dbt(db, ["run-operation", WRITE_BACK_OPERATION, "--args", json.dumps(args)],
-                      variables)
+    applied = run_dbt(db, ["run-operation", dbt_names.WRITE_BACK_OPERATION,
+                           "--args", json.dumps(args)], variables)
     if not applied.success:
         return MergeOutcome(success=False, warnings=built.warnings,
                             failures=[f"write_back: {f}" for f in applied.failures]

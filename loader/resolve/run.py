@@ -18,25 +18,26 @@ from typing import Any, TypeVar
 import psycopg
 import sentry_sdk
 
-from loader import dbt, runs, telemetry
-from loader.db import Database, DatabaseError, Writer
-from loader.lml.client import (
-    BULK_RESOLVE_PATH,
-    LML_BULK_RESOLVE_CAP,
-    CallResult,
+from loader import dbt, dbt_names, runs, telemetry
+from loader.config import check_ranges, setting
+from loader.db import Database, Writer
+from loader.errors import (
+    DatabaseError,
     LMLAuthError,
-    LMLClient,
     LMLError,
     LMLInterrupted,
     LMLMalformedResponse,
+    LMLUnavailable,
 )
-from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, CallResult, LMLClient
+from loader.lml.gate import check_health, require_route
 from loader.lml.pacing import Pacer, PacingSettings
 from loader.resolve import candidates, fastpath, landing
+from loader.resolve.candidates import Candidate
 from loader.resolve.counters import RunCounters
 from loader.resolve.merge import MergeOutcome
 from loader.resolve.merge import merge as run_merge
-from loader.resolve.verdicts import REPORTED_STEPS, Candidate, Problem
+from loader.resolve.verdicts import REPORTED_STEPS, Problem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,43 +50,45 @@ MAX_REJECTED_SHARE = 0.5
 
 @dataclass
 class ResolveOptions:
+    """A resolve run's settings: defaults, ranges and help text are declared here once; the
+    command's options and the dbt vars derive from them."""
+
     mode: str = "full"
-    batch_size: int = 500
-    va_batch_size: int = 100
-    concurrency: int | None = None  # a fixed pace; None: adaptive between min and max
-    min_concurrency: int = 1
-    max_concurrency: int = 8
+    batch_size: int = setting(500, "Rows per LML call for the non-V/A cohort.",
+                              min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
+    va_batch_size: int = setting(100, "Rows per LML call for the V/A cohort.",
+                                 min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
+    concurrency: int | None = setting(
+        None, "A fixed pace: exactly this many LML calls in flight (default: adaptive).",
+        min=1)
+    min_concurrency: int = setting(
+        1, "Adaptive pace: never fewer LML calls in flight than this.", min=1)
+    max_concurrency: int = setting(
+        8, "Adaptive pace: never more LML calls in flight than this.", min=1)
     latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
-    limit: int | None = None
+    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     partition: candidates.Partition | None = None
     dry_run: bool = False
-    stale_days: int = 7
-    unresolved_retry_days: int = 7
+    stale_days: int = setting(7, "A resolved row is re-checked after this many days.", min=1)
+    unresolved_retry_days: int = setting(
+        7, "An unresolved row is retried after this many days.", min=1)
     include_tracks: bool = True
-    max_consecutive_failures: int = 5
+    max_consecutive_failures: int = setting(
+        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
     cohorts: tuple[str, ...] = candidates.COHORTS
 
     def validate(self) -> None:
         if self.mode not in candidates.MODES:
             raise ValueError(f"mode must be one of {', '.join(candidates.MODES)}")
-        for name in ("batch_size", "va_batch_size"):
-            value = getattr(self, name)
-            if not 1 <= value <= LML_BULK_RESOLVE_CAP:
-                raise ValueError(f"{name.replace('_', '-')} must be between 1 and "
-                                 f"{LML_BULK_RESOLVE_CAP} (LML's cap), got {value}")
+        check_ranges(self)
         if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
             raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
         self.pacing().validate()
-        if self.limit is not None and self.limit < 0:
-            raise ValueError("limit must not be negative")
-        if self.stale_days < 1 or self.unresolved_retry_days < 1:
-            raise ValueError("stale-days and unresolved-retry-days must be at least 1")
 
     def dbt_vars(self) -> dict[str, Any]:
-        return {"candidate_mode": self.mode, "stale_days": self.stale_days,
-                "unresolved_retry_days": self.unresolved_retry_days}
+        return {dbt_names.CANDIDATE_MODE_VAR: self.mode,
+                dbt_names.STALE_DAYS_VAR: self.stale_days,
+                dbt_names.UNRESOLVED_RETRY_DAYS_VAR: self.unresolved_retry_days}
 
     def pacing(self) -> PacingSettings:
         if self.concurrency is not None:
@@ -393,7 +396,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 sentry_sdk.capture_message(rejected, level="error")
         result = ResolveResult(run_id=runner.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
-                               pacing=runner.pacer.summary())
+                               error=rejected, pacing=runner.pacer.summary())
         log.info("lml_pace %s", runner.pacer.describe())
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.

@@ -15,21 +15,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from loader.db import has_nul
 from loader.lml.contract import INTEGER_MAX, BulkResolveResult
+from loader.resolve.candidates import Candidate
 from loader.resolve.counters import Counters
-
-
-@dataclass(frozen=True)
-class Candidate:
-    library_id: int
-    artist_name: str
-    album_title: str
-    legacy_release_id: int | None
-    cohort: str
-    reason: str
-
-    def as_input(self) -> dict[str, Any]:
-        return {"library_id": self.library_id, "artist_name": self.artist_name,
-                "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
 
 
 @dataclass(frozen=True)
@@ -123,16 +110,8 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
 
     tcv = payload.get("tracks_contract_version")
     usable = tracks_usable(tcv)
-    chosen = _trusted_positions(batch, results, outcome.problems)
-    unanswered = len(batch) - len(chosen)
-    shortfall = min(unanswered, max(0, len(batch) - len(results)))
-    if shortfall:
-        counters.skip("lml_cardinality_mismatch", shortfall)
-    if unanswered > shortfall:
-        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
-    if len(results) < len(batch):
-        outcome.problems.append(Problem("lml_cardinality_mismatch",
-                                        f"results={len(results)} inputs={len(batch)}"))
+    chosen = trusted_positions(batch, results, outcome.problems)
+    count_unanswered(len(batch), len(chosen), len(results), counters, outcome.problems)
     trusted = [(c, results[chosen[c.library_id]]) for c in batch if c.library_id in chosen]
     checked_all = _validate_all([raw for _, raw in trusted])
     for (candidate, raw), checked in zip(trusted, checked_all, strict=True):
@@ -151,7 +130,23 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
     return outcome
 
 
-def _trusted_positions(batch: list[Candidate], results: list[Any],
+def count_unanswered(inputs: int, answered: int, results: int, counters: Counters,
+                     problems: list[Problem]) -> None:
+    """Rows without a trusted answer: those a short response left out are a cardinality
+    mismatch (asked again next run), the rest lost their place to a foreign or repeated
+    id (untrusted)."""
+    unanswered = inputs - answered
+    shortfall = min(unanswered, max(0, inputs - results))
+    if shortfall:
+        counters.skip("lml_cardinality_mismatch", shortfall)
+    if unanswered > shortfall:
+        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
+    if results < inputs:
+        problems.append(Problem("lml_cardinality_mismatch",
+                                f"results={results} inputs={inputs}"))
+
+
+def trusted_positions(batch: list[Candidate], results: list[Any],
                        problems: list[Problem]) -> dict[int, int]:
     """The result position trusted for each answered library_id. LML answers in input
     order, so of several copies of one id the copy at that id's input position is the

@@ -28,10 +28,20 @@ import sentry_sdk
 from pydantic import ValidationError
 
 from loader import runs, telemetry
-from loader.db import Database, DatabaseError, Writer
-from loader.lml.client import LMLAuthError, LMLClient, LMLError, LMLInterrupted
+from loader.config import setting
+from loader.db import Database, Writer
+from loader.errors import (
+    DatabaseError,
+    LMLAuthError,
+    LMLError,
+    LMLInterrupted,
+    LMLUnavailable,
+    NoOnAirLog,
+    StationLive,
+)
+from loader.lml.client import LMLClient
 from loader.lml.contract import ReleaseIdentityResolveResponse
-from loader.lml.gate import LMLUnavailable, check_health
+from loader.lml.gate import check_health
 from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import BackfillCounters
 
@@ -56,34 +66,19 @@ _GUARDED_UPDATE_SQL = (
 
 @dataclass
 class BackfillOptions(JobOptions):
-    concurrency: int = 1
-    timeout_s: float = 8.0  # the station's backfill timeout for identity/resolve
-    limit: int | None = None
+    concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
+    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     dry_run: bool = False
-    # The quiet period, in seconds: a track logged within the lookback means the station
-    # is live (0: never wait); pause between looks; ceiling on one wait (0: none).
-    quiet_lookback_s: float = 60.0
-    quiet_pause_s: float = 30.0
-    quiet_max_wait_s: float = 1800.0
-
-    def validate(self) -> None:
-        super().validate()
-        if self.limit is not None and self.limit < 0:
-            raise ValueError("limit must not be negative")
-        if self.quiet_lookback_s < 0 or self.quiet_max_wait_s < 0:
-            raise ValueError("quiet lookback and quiet max wait must not be negative")
-        if self.quiet_pause_s < MIN_QUIET_PAUSE_S:
-            raise ValueError(f"quiet pause must be at least {MIN_QUIET_PAUSE_S:g} s, got "
-                             f"{self.quiet_pause_s:g}")
-
-
-class StationLive(RuntimeError):
-    """The station stayed on air past the quiet period's ceiling; nothing more is sent or
-    written."""
-
-
-class NoOnAirLog(RuntimeError):
-    """The quiet period needs wxyc_schema.flowsheet, and the database has none."""
+    # The quiet period: the station is live while a track was logged within the lookback.
+    quiet_lookback_s: float = setting(
+        60.0, "The station counts as on air while a track was logged within this many "
+              "seconds; 0 never waits.", min=0)
+    quiet_pause_s: float = setting(
+        30.0, "Seconds between looks at the on-air log while the station is on air.",
+        min=MIN_QUIET_PAUSE_S)
+    quiet_max_wait_s: float = setting(
+        1800.0, "Fail the run (exit 1) when one wait reaches this many seconds; 0 waits as "
+                "long as it takes.", min=0)
 
 
 @dataclass(frozen=True)

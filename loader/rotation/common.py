@@ -6,9 +6,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# The station's rotation jobs run with 60 s; its default of 5 s is too short (schema §6 #8).
+from loader.config import check_ranges, setting
+
+# The station's rotation jobs run with 60 s; its roles' default of 5 s is too short.
 STATEMENT_TIMEOUT_MS = 60_000
-# Mirrors stg_station__rotation.is_active (station-schema §1.7); used where the job must
+# A rotation row is active until its kill_date (none, or later than today); the same rule
+# as stg_station__rotation.is_active, used where the job must
 # read and write the station table itself rather than a dbt view.
 ACTIVE_ROTATION = "(kill_date is null or kill_date > current_date)"
 
@@ -17,20 +20,21 @@ ACTIVE_ROTATION = "(kill_date is null or kill_date > current_date)"
 class JobOptions:
     """The LML pacing both rotation jobs take; each job redeclares the defaults it needs."""
 
-    concurrency: int = 1
-    requests_per_minute: float = 20.0
-    timeout_s: float = 8.0
-    max_attempts: int = 4
-    max_consecutive_failures: int = 5
+    concurrency: int = setting(1, "LML calls in flight at once.", min=1)
+    requests_per_minute: float = setting(20.0, "Cap on LML calls per minute (above 0).")
+    # 8 s: the station's backfill timeout for identity/resolve (refresh declares its own).
+    timeout_s: float = setting(8.0, "Deadline in seconds for each LML request, from "
+                                    "connecting to the last byte of the answer (above 0).")
+    max_attempts: int = setting(
+        4, "Attempts per call for transient failures (429, 502-504, network).", min=1)
+    max_consecutive_failures: int = setting(
+        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
 
     def validate(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        check_ranges(self)
         if not all(math.isfinite(v) and v > 0 for v in (self.requests_per_minute,
                                                           self.timeout_s)):
             raise ValueError("requests per minute and timeout must be finite numbers above 0")
-        if self.max_attempts < 1 or self.max_consecutive_failures < 1:
-            raise ValueError("max attempts and max consecutive failures must be at least 1")
 
     def client_settings(self) -> dict[str, Any]:
         """What the LML client must be built with for this run."""

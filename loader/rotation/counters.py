@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from loader.errors import InvariantViolation
 from loader.lml.contract import CacheRefreshResultItem
-from loader.resolve.counters import InvariantViolation
 
 __all__ = ["BackfillCounters", "InvariantViolation", "RefreshCounters", "tally"]
 
@@ -31,8 +31,9 @@ class Tally:
 
 
 def tally(item: CacheRefreshResultItem) -> Tally:
-    """Sources are tallied for `warmed` items only, as in the station's job; by the
-    contract's roll-up (§2.3) no other status holds a successful release leg."""
+    """Sources are tallied for `warmed` items only, as in the station's job: an item is
+    `warmed` as soon as one source's release leg succeeded, so no other status holds a
+    successful release leg."""
     if item.status not in REFRESH_STATUSES:
         return Tally("unknown")
     if item.status != "warmed":

@@ -12,23 +12,30 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
+
 from loader.db import Database
-from loader.dbt import project_vars
+from loader.dbt_names import (
+    ROTATION_COVERAGE,
+    ROTATION_REFRESH_CANDIDATES,
+    ROTATION_REFRESH_RESULTS,
+    project_vars,
+    relation,
+)
 from loader.rotation.common import STATEMENT_TIMEOUT_MS
-from loader.rotation.refresh import CANDIDATES_MODEL, COVERAGE_MODEL, DBT_SCHEMA, build_models
+from loader.rotation.models import build_models
 
 # Resolvable coverage the rotation must reach; dbt's gate and report read the same var.
 GATE_MIN_PCT = float(project_vars()["rotation_coverage_min_pct"])
-RESULTS_VIEW = "stg_loader__rotation_refresh_results"
 
-_COVERAGE_SQL = (
+_COVERAGE_SQL = sql.SQL(
     "select active, active_with_discogs, active_with_lml, active_without_lml_identity, "
-    f"resolvable_coverage_pct, last_warmed_at from {DBT_SCHEMA}.{COVERAGE_MODEL}")
+    "resolvable_coverage_pct, last_warmed_at from {coverage}")
 # Per identity of the current rotation: its latest `warmed` answer.
-_WARM_AGES_SQL = f"""
+_WARM_AGES_SQL = sql.SQL("""
     with last_warm as (
         select identity_id, max(refreshed_at) as last_warmed_at
-        from {DBT_SCHEMA}.{RESULTS_VIEW}
+        from {results}
         where status = 'warmed'
         group by identity_id
     )
@@ -36,9 +43,9 @@ _WARM_AGES_SQL = f"""
            count(*) filter (where w.last_warmed_at is null),
            min(w.last_warmed_at),
            max(w.last_warmed_at)
-    from {DBT_SCHEMA}.{CANDIDATES_MODEL} c
+    from {candidates} c
     left join last_warm w on w.identity_id = c.lml_identity_id
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,11 @@ def read_coverage(db: Database, *, prepare: bool = True) -> Coverage:
         build_models(db)
     with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                     application_name="library-identity:reader") as conn:
-        row = conn.execute(_COVERAGE_SQL).fetchone()
-        ages = conn.execute(_WARM_AGES_SQL).fetchone()
+        row = conn.execute(_COVERAGE_SQL.format(coverage=relation(ROTATION_COVERAGE))
+                           ).fetchone()
+        ages = conn.execute(_WARM_AGES_SQL.format(
+            results=relation(ROTATION_REFRESH_RESULTS),
+            candidates=relation(ROTATION_REFRESH_CANDIDATES))).fetchone()
     assert row is not None and ages is not None  # both are aggregates: always one row
     pct = None if row[4] is None else float(row[4])
     return Coverage(active=int(row[0]), active_with_discogs=int(row[1]),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import threading
 import time
 import uuid
@@ -23,68 +22,61 @@ from typing import Any
 
 import psycopg
 import sentry_sdk
-from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from loader import runs, telemetry
-from loader.db import Database, DatabaseError, Writer, jsonb_text
-from loader.dbt import DbtError, compile_models, run_dbt
-from loader.lml.client import (
-    REFRESH_PATH,
-    CallResult,
-    LMLAuthError,
-    LMLClient,
-    LMLError,
-    LMLInterrupted,
-)
+from loader.config import setting
+from loader.db import Database, Writer, jsonb_text
+from loader.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted, LMLUnavailable
+from loader.lml.client import REFRESH_PATH, CallResult, LMLClient
 from loader.lml.contract import CacheRefreshResultItem
-from loader.lml.gate import LMLUnavailable, check_health, require_route
+from loader.lml.gate import check_health, require_route
 from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
+from loader.rotation.models import build_models, read_candidates, read_candidates_without_building
 
 log = logging.getLogger(__name__)
 
 JOB = "rotation_refresh"
 DRY_RUN_REPORT_VERSION = 1
-# LML answers 400 above 50 ids (lml-contract §2.1). Fixed, never a setting: a larger
+# LML answers 400 above 50 ids. Fixed, never a setting: a larger
 # configured batch size is refused before anything is sent.
 LML_REFRESH_BATCH_CAP = 50
-# A cold batch of 50 takes about 4 minutes inside LML (§2.5); shorter timeouts would abandon
+# A cold batch of 50 takes about 4 minutes inside LML; shorter timeouts would abandon
 # batches LML is still warming and then send them again.
 MIN_TIMEOUT_S = 300.0
 DEFAULT_TIMEOUT_S = 360.0
-DBT_SCHEMA = "identity"
-CANDIDATES_MODEL = "rotation_refresh_candidates"
-COVERAGE_MODEL = "rotation_coverage"
 _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id, status, "
              "warmed_releases, warmed_artists, sources, message) from stdin")
 
 
 @dataclass
 class RefreshOptions(JobOptions):
-    batch_size: int = LML_REFRESH_BATCH_CAP
-    concurrency: int = 3
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    not_found_alert_pct: float = 1.0
-    retry_delay_s: float = 30.0  # an `error` item is sent again no sooner than this
+    batch_size: int = setting(LML_REFRESH_BATCH_CAP, "Identities per LML call; LML refuses "
+                              f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
+    concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
+    requests_per_minute: float = setting(
+        20.0, "Token-bucket cap on LML calls per minute, retries included (above 0).")
+    timeout_s: float = setting(DEFAULT_TIMEOUT_S,
+                               f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
+    not_found_alert_pct: float = setting(
+        1.0, "Stale-reference alert (exit 5) when more than this share of identities is "
+             "not_found.", min=0, max=100)
+    retry_delay_s: float = setting(
+        30.0, "Seconds before an identity LML answered `error` for is sent once more.", min=0)
     dry_run: bool = False  # read the candidates, call nothing, write nothing
 
     def validate(self) -> None:
+        # Said with the reason, before the generic range checks.
         if self.batch_size > LML_REFRESH_BATCH_CAP:
             raise ValueError(f"batch size {self.batch_size} is above LML's refresh cap of "
                              f"{LML_REFRESH_BATCH_CAP} ids per call; use at most "
                              f"{LML_REFRESH_BATCH_CAP}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.timeout_s < MIN_TIMEOUT_S:
             raise ValueError(f"refresh timeout {self.timeout_s:g} s is too short: a cold batch "
                              f"takes about 4 minutes in LML; use at least {MIN_TIMEOUT_S:g} s")
         super().validate()
-        if not 0 <= self.not_found_alert_pct <= 100:
-            raise ValueError("not-found alert percentage must be between 0 and 100")
-        if not (math.isfinite(self.retry_delay_s) and self.retry_delay_s >= 0):
-            raise ValueError("retry delay must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -367,51 +359,6 @@ class _Runner:
             for _ in unretried:
                 self.counters.add(Tally("error"))
             self._checkpoint()
-
-
-def build_models(db: Database) -> None:
-    """Have dbt (re)build the two rotation models and what they read (all views)."""
-    outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}"])
-    if not outcome.success:
-        raise DbtError("dbt could not build the rotation models: " + "; ".join(outcome.failures))
-
-
-def read_candidates(conn: psycopg.Connection, compiled: dict[str, str] | None = None
-                    ) -> tuple[list[int], int]:
-    """(distinct identity ids of active rotation rows in ascending order, active rows that
-    have no identity yet), from the two models, or from their compiled SQL."""
-    def source(model: str) -> sql.Composable:
-        if compiled is None:
-            return sql.Identifier(DBT_SCHEMA, model)
-        return sql.SQL("({}) as compiled").format(sql.SQL(compiled[model].replace("%", "%%")))
-
-    rows = conn.execute(sql.SQL("select lml_identity_id from {} where lml_identity_id is not "
-                                "null order by 1").format(source(CANDIDATES_MODEL)), ()
-                        ).fetchall()
-    row = conn.execute(sql.SQL("select active_without_lml_identity from {}").format(
-        source(COVERAGE_MODEL)), ()).fetchone()
-    return list(dict.fromkeys(int(r[0]) for r in rows)), int(row[0]) if row and row[0] else 0
-
-
-def read_candidates_without_building(db: Database) -> tuple[list[int], int]:
-    """The candidates from the models' compiled SQL, so a dry run rebuilds nothing. The
-    views they read are created first only where they do not exist yet (definitions, no
-    data)."""
-    compiled = compile_models(db, [CANDIDATES_MODEL, COVERAGE_MODEL])
-    for attempt in (1, 2):
-        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                        application_name="library-identity:reader") as conn:
-            try:
-                return read_candidates(conn, compiled)
-            except psycopg.errors.UndefinedTable:
-                if attempt == 2:
-                    raise
-        outcome = run_dbt(db, ["run", "--select", f"+{CANDIDATES_MODEL}", f"+{COVERAGE_MODEL}",
-                               "--exclude", CANDIDATES_MODEL, COVERAGE_MODEL])
-        if not outcome.success:
-            raise DbtError("dbt could not build the rotation models' inputs: "
-                           + "; ".join(outcome.failures))
-    raise AssertionError("unreachable")
 
 
 def capability_gate(client: LMLClient) -> None:

@@ -1,7 +1,9 @@
 """A stand-in for LML, the station's library-metadata-lookup service, on loopback.
 
-Speaks the HTTP contract (shared/reference/lml-contract.md) with deterministic verdicts, so
-tests, benchmarks and the demo run against a real server without the real service.
+Serves LML's routes as the loader calls them (health, bulk resolve, refresh for identities,
+release-identity resolve; bearer auth, the same caps, status codes and error bodies) with
+deterministic verdicts and fault injection, so tests, benchmarks and the demo run against a
+real HTTP server without the real service.
 """
 
 from loader.standin.server import RequestRecord, StandIn, StandInConfig, serve

@@ -1,4 +1,4 @@
-"""Refresh-for-identities outcomes and release-identity minting for the stand-in (§2, §3.2).
+"""Refresh-for-identities outcomes and release-identity minting for the stand-in.
 
 Outcomes are a pure function of the identity id, so a rerun sees the same statuses; minted
 ids are a pure function of (source, external_id), so every stand-in process agrees on them.

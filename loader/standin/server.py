@@ -118,7 +118,8 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _request_failed(status: int, errors: list[dict[str, Any]]) -> _Reject:
-    """The hand-parsed bulk routes' validation error shape (§0 "Error body")."""
+    """The hand-parsed bulk routes' validation error: a 4xx whose body is LML's error body,
+    `{"message": "Request failed", "details": {"detail": [...]}}`."""
     return _Reject(status, {"message": "Request failed", "details": {"detail": errors}})
 
 
@@ -186,7 +187,7 @@ def parse_bulk(raw: bytes) -> tuple[list[dict[str, Any]], bool]:
 
 
 def parse_refresh(raw: bytes) -> list[int]:
-    """Validate a BulkCacheRefreshRequest: the 50 cap is a 400, not a 413 (§2.1)."""
+    """Validate a BulkCacheRefreshRequest: LML answers more than 50 ids with 400, not 413."""
     body = _parse_object(raw)
     ids = body.get("identity_ids")
     if isinstance(ids, list) and len(ids) > REFRESH_CAP:
@@ -582,7 +583,9 @@ def _batch_size(raw: bytes, key: str) -> int | None:
 
 
 def _corrupt(results: list[dict[str, Any]], cfg: StandInConfig, roll: Any, h: int) -> None:
-    """The bulk faults a consumer must detect (§1.9). Results are fresh top-level dicts."""
+    """The bulk faults a consumer must detect: a result for an id not sent, another row's
+    id repeated, a credit confidence outside 0..1, a value outside the enums, a short
+    answer. Results are fresh top-level dicts."""
     if not results:
         return
     ids = [r["library_id"] for r in results]

@@ -1,12 +1,12 @@
-"""The stand-in's "knowledge": deterministic bulk-resolve verdicts (contract §4).
+"""The stand-in's "knowledge": deterministic bulk-resolve verdicts.
 
 Every verdict is a pure function of (artist_name, legacy_release_id, include_tracks) and the
 `drift` knob, built from `synthetic.stable_hash`, so the same library row gets the same answer
 in every run and every process, and the stand-in can answer for a library it has never seen.
 
-Composition follows LML: V/A by name only (§4.1), lookup by canonical form (§4.2), one row per
-source with an optional reconciliation log entry, a 0.70 floor, cross-source agreement when two
-or more non-inherited rows survive, otherwise the weakest row with source-priority tie-break (§4.3).
+Composition follows LML: V/A by name only, lookup by canonical form, one row per source with
+an optional reconciliation log entry, a 0.70 floor, cross-source agreement when two or more
+non-inherited rows survive, otherwise the weakest row with source-priority tie-break.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ MAIN_KEYS = {
     "apple_music": "apple_music_artist_id",
     "bandcamp": "bandcamp_id",
 }
-# Contract §1.7: the confidence band of each IdentityMethod (inclusive).
+# The confidence band LML gives each IdentityMethod (inclusive).
 METHOD_BANDS: dict[str, tuple[float, float]] = {
     "manual": (1.0, 1.0),
     "cross_source_agreement": (0.95, 1.0),
@@ -70,7 +70,7 @@ _LOG_METHODS: tuple[tuple[str | None, int, float, float], ...] = (
     (None, 3, 0.0, 0.0),  # log entry whose confidence is null
 )
 _LOG_TOTAL = sum(w for _, w, _, _ in _LOG_METHODS)
-# Per-track legs (§4.4) only ever come from discogs and musicbrainz.
+# Per-track legs only ever come from discogs and musicbrainz.
 _TRACK_METHODS: tuple[tuple[str, int, float, float], ...] = (
     ("exact_match", 60, 1.0, 1.0),
     ("name_variation", 20, 0.90, 0.99),
@@ -91,7 +91,7 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def canonical_name(name: str) -> str:
-    """LML's canonical form (§4.2), in the order the contract lists the steps."""
+    """LML's canonical form, its steps in LML's order."""
     text = _AMP.sub("and", name.translate(_CURLY))
     text = fold(unicodedata.normalize("NFKC", text))  # lowercase + strip diacritics
     text = _SPACE.sub(" ", text).strip()
@@ -153,7 +153,7 @@ UNRESOLVED = ArtistVerdict("unresolved", None, None, None, [])
 
 @lru_cache(maxsize=16_384)
 def artist_verdict(canon: str, drift: int = 0) -> ArtistVerdict:
-    """Compose the verdict for one canonical name (§4.3)."""
+    """Compose the verdict for one canonical name."""
     if not canon or stable_hash("lml-known", canon) % 1000 >= KNOWN_PERMILLE:
         return UNRESOLVED
     # Drift re-draws ~10% of known artists' rows and ids, as a re-reconciliation would.
@@ -224,7 +224,7 @@ def _variant(credit: str, h: int) -> str:
 @lru_cache(maxsize=8_192)
 def track_identity(credit: str) -> tuple[str | None, str | None, float | None,
                                           tuple[dict[str, Any], ...]]:
-    """(resolved_artist_name, method, confidence, sources) for one compilation credit (§4.4)."""
+    """(resolved_artist_name, method, confidence, sources) for one compilation credit."""
     canon = canonical_name(credit)
     h = stable_hash("lml-track-credit", canon)
     if h % 100 < 8 or not canon:
@@ -249,7 +249,7 @@ def track_identity(credit: str) -> tuple[str | None, str | None, float | None,
 
 @lru_cache(maxsize=1_024)
 def compilation_track_data(legacy_release_id: int) -> tuple[bool, list[dict[str, Any]]]:
-    """(tracks_attempted, tracks) for a compilation (§1.8), shared read-only across results."""
+    """(tracks_attempted, tracks) for a compilation, shared read-only across results."""
     roll = stable_hash("lml-tracks", legacy_release_id) % 100
     if roll < 10:
         return False, []  # the per-track matcher has not visited this release yet

@@ -8,8 +8,8 @@
 {#- Built as a table at `dbt run` time: a stable snapshot the loader pages through
     (library_id > cursor, by cohort) without recomputing status per page. -#}
 {%- set mode = candidate_mode() -%}
-{%- set stale = "interval '" ~ day_count_var('stale_days', 7) ~ " days'" -%}
-{%- set retry = "interval '" ~ day_count_var('unresolved_retry_days', 7) ~ " days'" -%}
+{%- set stale = "interval '" ~ day_count_var('stale_days') ~ " days'" -%}
+{%- set retry = "interval '" ~ day_count_var('unresolved_retry_days') ~ " days'" -%}
 
 with
 

@@ -2,7 +2,7 @@
 -- resolution to the database's now(), as a histogram. stale_identities are the rows
 -- older than var stale_days, the ones the next full run re-checks; rows without a
 -- resolution time land in bucket unknown.
-{%- set stale_days = day_count_var('stale_days', 7) %}
+{%- set stale_days = day_count_var('stale_days') %}
 
 with
 

@@ -1,0 +1,93 @@
+"""The names the loader and the dbt project share, in one place.
+
+- The schema dbt builds the project's models in: `LIBRARY_IDENTITY_DBT_SCHEMA` (default
+  `identity`). profiles.yml reads the same variable; `Database.dbt_env()` passes it to dbt
+  and every reader here resolves a model through `relation()`, so the two never diverge.
+- The models the loader reads (each declared as a dbt exposure in models/exposures.yml,
+  so `dbt ls --select +exposure:…` shows what a reader depends on).
+- The selectors of selectors.yml and the operation the merge runs.
+- The vars the loader passes (declared, with their defaults, in dbt_project.yml), and
+  those defaults read back from dbt_project.yml.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg import sql
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+SCHEMA_ENV = "LIBRARY_IDENTITY_DBT_SCHEMA"
+DEFAULT_SCHEMA = "identity"
+
+# Models the loader reads (models/exposures.yml declares each).
+LIBRARY_CANDIDATES = "library_candidates"
+# The merge's incremental verdict state: `seed --replace` empties it with the log it describes.
+VERDICT_STATE = "int_verdicts__latest"
+IDENTITY_STATUS = "int_library__identity_status"
+ROTATION_REFRESH_CANDIDATES = "rotation_refresh_candidates"
+ROTATION_COVERAGE = "rotation_coverage"
+ROTATION_REFRESH_RESULTS = "stg_loader__rotation_refresh_results"
+REPORT_MODELS = (
+    "rpt_library_coverage", "rpt_identity_by_method", "rpt_identity_by_source",
+    "rpt_identity_age", "rpt_run_history", "rpt_run_churn", "rpt_rotation_coverage",
+    "rpt_merge_skips", "rpt_library_merge_skipped", "rpt_station_anomalies",
+    "rpt_confidence_bands",
+)
+READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, ROTATION_REFRESH_CANDIDATES,
+               ROTATION_COVERAGE, ROTATION_REFRESH_RESULTS, *REPORT_MODELS)
+# dbt selection of the report views (all under models/reports).
+REPORTS_PATH = "path:models/reports"
+
+# selectors.yml
+CANDIDATES_SELECTOR = "candidates"
+MERGE_SELECTOR = "merge"
+MERGE_WITH_INPUTS_SELECTOR = "merge_with_inputs"
+GATES_SELECTOR = "gates"
+SELECTORS = (CANDIDATES_SELECTOR, MERGE_SELECTOR, MERGE_WITH_INPUTS_SELECTOR, GATES_SELECTOR)
+
+# macros/write_back.sql: applies the merge's change sets in one transaction.
+WRITE_BACK_OPERATION = "apply_write_back"
+
+# The vars the loader passes; dbt_project.yml declares each with its default.
+CANDIDATE_MODE_VAR = "candidate_mode"
+STALE_DAYS_VAR = "stale_days"
+UNRESOLVED_RETRY_DAYS_VAR = "unresolved_retry_days"
+FULL_REBUILD_VAR = "merge_full_rebuild"
+PASSED_VARS = (CANDIDATE_MODE_VAR, STALE_DAYS_VAR, UNRESOLVED_RETRY_DAYS_VAR, FULL_REBUILD_VAR)
+
+
+def schema() -> str:
+    """The schema dbt builds the project's models in, read when it is needed (a test or
+    a command may set the variable after import)."""
+    return os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
+
+
+def relation(model: str) -> sql.Identifier:
+    """A model the loader reads, qualified with the dbt schema."""
+    return sql.Identifier(schema(), model)
+
+
+def qualified(model: str) -> str:
+    """The same as quoted text, for to_regclass()."""
+    return f'"{schema()}"."{model}"'
+
+
+def compiled(code: str) -> sql.Composable:
+    """A model's compiled SQL as a subquery in place of its relation (a dry run reads it
+    without building it). The loader always executes with parameters, so a literal % in
+    the model's SQL is doubled."""
+    return sql.SQL("({}) as compiled").format(sql.SQL(code.replace("%", "%%")))
+
+
+@functools.cache
+def project_vars() -> dict[str, Any]:
+    """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
+    0.70 confidence gate, the rotation coverage gate, the candidate defaults, ...)."""
+    with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})

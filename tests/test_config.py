@@ -1,0 +1,65 @@
+"""A job's settings are declared once (loader.config): the command line and the options'
+validate() refuse the same values with the same message, and the defaults agree."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from click.testing import CliRunner
+
+from loader.cli import main
+from loader.config import flag_name, setting_of
+from loader.resolve.run import ResolveOptions
+from loader.rotation.backfill import BackfillOptions
+from loader.rotation.refresh import RefreshOptions
+
+COMMANDS = {ResolveOptions: ("resolve",), RefreshOptions: ("rotation", "refresh"),
+            BackfillOptions: ("rotation", "backfill")}
+
+
+def _command(options: type) -> object:
+    group = main
+    for name in COMMANDS[options]:
+        group = group.commands[name]  # type: ignore[attr-defined]
+    return group
+
+
+CASES = [(options, name, option.name)
+         for options in COMMANDS for name in (f.name for f in fields(options)
+                                              if "setting" in f.metadata)
+         for option in _command(options).params  # type: ignore[attr-defined]
+         if option.name == name]
+
+
+def test_every_declared_setting_is_an_option() -> None:
+    declared = {(o, f.name) for o in COMMANDS for f in fields(o) if "setting" in f.metadata}
+    on_cli = {(o, name) for o, name, _ in CASES}
+    # The rotation backfill has no --max-consecutive-failures (it keeps the default).
+    assert declared - on_cli == {(BackfillOptions, "max_consecutive_failures")}
+
+
+# Requests per minute and the timeouts have no declared range: validate() says why.
+RANGED = [case for case in CASES if setting_of(case[0], case[1])[1].min is not None]
+
+
+@pytest.mark.parametrize(("options", "name", "param"), RANGED)
+def test_out_of_range_is_refused_alike_by_the_cli_and_the_options(
+        options: type, name: str, param: str) -> None:
+    _, declared, kind = setting_of(options, name)
+    assert declared.min is not None
+    bad = kind(declared.min) - 1
+    with pytest.raises(ValueError) as refused:
+        options(**{name: bad}).validate()
+    flag = flag_name(name)
+    result = CliRunner().invoke(main, [*COMMANDS[options], f"--{flag}", str(bad)])
+    assert result.exit_code == 2
+    assert str(refused.value).removeprefix(f"{flag} ") in result.output
+
+
+@pytest.mark.parametrize(("options", "name", "param"), CASES)
+def test_the_cli_default_is_the_options_default(options: type, name: str, param: str) -> None:
+    option = next(p for p in _command(options).params  # type: ignore[attr-defined]
+                  if p.name == name)
+    assert option.default == setting_of(options, name)[0].default
+    options().validate()  # every default is within its range
