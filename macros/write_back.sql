@@ -210,6 +210,8 @@
             ~ " rebuild them (dbt build --selector merge) before the write-back") }}
     {%- endif -%}
     {%- call statement('write_back', fetch_result=true, auto_begin=true) -%}
+        {#- No JIT: its compilation would cost more than the statement. -#}
+        set local jit = off;
         {{ write_back_sql(run_id) }}
     {%- endcall -%}
     {%- do adapter.commit() -%}

@@ -20,7 +20,7 @@ import sentry_sdk
 
 from loader import dbt, dbt_names, runs, telemetry
 from loader.config import check_ranges, setting
-from loader.db import Database, Writer
+from loader.db import LOADER_SCHEMA, Database, Writer
 from loader.errors import (
     DatabaseError,
     LMLAuthError,
@@ -385,6 +385,8 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
         runner.counters.check_invariant()
+        if not options.dry_run and runner.counters.total.scanned:
+            refresh_log_statistics(db)
         rejected = None if options.dry_run else rejected_rows(runner.counters)
         job.status = ("interrupted" if stop.is_set() else "failed" if rejected
                       else "succeeded")
@@ -491,6 +493,21 @@ def _young_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+def refresh_log_statistics(db: Database) -> None:
+    """ANALYZE the verdict log after landing: the merge reads the verdicts beyond the last
+    merged one, and only fresh statistics let the planner see how few those are and read
+    them through the primary key instead of scanning the whole log. Only the table's
+    owner may ANALYZE; for another role it is skipped (the planner then relies on
+    autovacuum's statistics)."""
+    with db.connect(autocommit=True) as conn:
+        row = conn.execute(
+            f"select pg_has_role(c.relowner, 'USAGE') from pg_class c join pg_namespace n "
+            f"on n.oid = c.relnamespace where n.nspname = '{LOADER_SCHEMA}' "
+            "and c.relname = 'raw_verdicts'").fetchone()
+        if row and row[0]:
+            conn.execute(f"analyze {LOADER_SCHEMA}.raw_verdicts")
 
 
 def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any) -> T:

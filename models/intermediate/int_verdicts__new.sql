@@ -11,6 +11,15 @@
 -- The verdicts landed since the last applied merge: the only input of an incremental
 -- merge, so its cost follows what is new rather than the size of the log. With var
 -- merge_full_rebuild it is the whole log (a replay after a merge rule changes).
+{#- The bound is read before the query is planned: as a literal, the planner sees how
+    few rows lie beyond it and reads them through the primary key, whatever the size of
+    the log. -#}
+{%- set merged_through = 0 -%}
+{%- if execute -%}
+    {%- set merged_through = run_query(
+        "select coalesce(max(through_verdict_id), 0) from "
+        ~ source('loader', 'merges')).columns[0].values()[0] -%}
+{%- endif %}
 with
 
 verdicts as (
@@ -19,29 +28,15 @@ verdicts as (
 
 ),
 
-merge_rows as (
-
-    select * from {{ source('loader', 'merges') }}
-
-),
-
-merge_state as (
-
-    select coalesce(max(through_verdict_id), 0) as merged_through
-    from merge_rows
-
-),
-
 final as (
 
     select
         verdicts.*,
         -- The write-back refuses change sets built against another merge state.
-        (select merge_state.merged_through from merge_state) as merged_through
+        {{ merged_through }}::bigint as merged_through
     from verdicts
-    -- A scalar bound keeps the primary-key index usable through the staging view.
     where
-        verdicts.verdict_id > (select merge_state.merged_through from merge_state)
+        verdicts.verdict_id > {{ merged_through }}
         or {{ var('merge_full_rebuild') }}
 
 )
