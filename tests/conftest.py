@@ -18,6 +18,9 @@ from sentry_sdk.transport import Transport
 
 from loader import migrate
 from loader.db import Database, resolve_database
+from loader.resolve import candidates
+from loader.resolve.run import ResolveOptions
+from loader.seed import seed_library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +66,18 @@ def standin() -> Iterator[Any]:
 
     with StandIn(StandInConfig(api_key=STANDIN_KEY)) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def template(request: pytest.FixtureRequest, make_database: Callable[[], Database]) -> Database:
+    """A migrated database with the sample library (the test module's N_ROWS rows) and
+    its candidates built: what `db` copies for each test."""
+    db = make_database()
+    migrate.apply(db)
+    with db.connect() as conn:
+        seed_library(conn, request.module.N_ROWS)
+    candidates.build_candidates(db, ResolveOptions().dbt_vars())
+    return db
 
 
 @pytest.fixture

@@ -20,14 +20,12 @@ import sentry_sdk
 from conftest import SENTRY_TEST_DSN, SentryCapture
 from hostile import HostileLML, Reply, bulk_rows
 
-from loader import migrate
 from loader.db import Database, jsonb_text
 from loader.errors import LMLUnavailable
 from loader.lml.client import LMLClient
 from loader.resolve import candidates
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.rotation.backfill import BackfillOptions, backfill
-from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +33,6 @@ KEY = "Zq7Wv-hostile-key-5d1c9e"
 SENTRY_KEY = "public-key-abc123"
 N_ROWS = 600
 BULK = "bulk-resolve-libraries"
-
-
-@pytest.fixture(scope="module")
-def template(make_database: Callable[[], Database]) -> Database:
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
-    candidates.build_candidates(db, ResolveOptions().dbt_vars())
-    return db
 
 
 @pytest.fixture

@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import STANDIN_KEY
 
-from loader import migrate
 from loader.db import Database
 from loader.lml.client import LMLClient
-from loader.resolve import candidates
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
-from loader.seed import seed_library
 from loader.standin.server import BULK_PATH, StandIn, StandInConfig
 
 N_ROWS = 1200
 BATCH = 25  # many small batches: room for the pace to move
-
-
-@pytest.fixture(scope="module")
-def template(make_database: Callable[[], Database]) -> Database:
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
-    candidates.build_candidates(db, ResolveOptions().dbt_vars())
-    return db
 
 
 def run(db: Database, standin: StandIn, *, rpm: float | None = None,

@@ -19,13 +19,12 @@ from typing import Any
 import pytest
 from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import migrate, runs
+from loader import runs
 from loader.db import Database
 from loader.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
 from loader.lml.client import LMLClient
 from loader.resolve import candidates
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
-from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 from loader.standin.verdicts import verdict
 
@@ -33,16 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY
 N_ROWS = 1500
 LANDED = ("rows_resolved", "rows_resolved_compilation", "rows_unresolved")
-
-
-@pytest.fixture(scope="module")
-def template(make_database: Callable[[], Database]) -> Database:
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
-    candidates.build_candidates(db, ResolveOptions().dbt_vars())
-    return db
 
 
 def client(standin: StandIn, key: str | None = KEY, **kwargs: Any) -> LMLClient:

@@ -18,14 +18,11 @@ import pytest
 import sentry_sdk
 from conftest import ROOT, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import migrate
 from loader.db import Database
 from loader.dbt import run_dbt
 from loader.lml.client import LMLClient
-from loader.resolve import candidates
 from loader.resolve.merge import merge, pending_verdicts
 from loader.resolve.run import ResolveOptions, ResolveResult, resolve
-from loader.seed import seed_library
 from loader.standin.server import StandIn
 from loader.telemetry import init_sentry
 
@@ -39,16 +36,6 @@ STATION_TABLES = {
     "compilation_track_artist": "id",
     "library_watermark": "id",
 }
-
-
-@pytest.fixture(scope="module")
-def template(make_database: Callable[[], Database]) -> Database:
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
-    candidates.build_candidates(db, ResolveOptions().dbt_vars())
-    return db
 
 
 def execute(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
