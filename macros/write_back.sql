@@ -31,12 +31,21 @@
 {%- endmacro %}
 
 {#- "set a = excluded.a, …" and the IS DISTINCT FROM guard for an upsert. -#}
+{#- "a = source.a, …" for the columns. -#}
+{% macro _assignments(columns, source) -%}
+    {%- set items = [] -%}
+    {%- for column in columns -%}
+        {%- do items.append(column ~ ' = ' ~ source ~ '.' ~ column) -%}
+    {%- endfor -%}
+    {{ return(items | join(', ')) }}
+{%- endmacro %}
+
+{#- "set a = excluded.a, …" and the IS DISTINCT FROM guard for an upsert. -#}
 {% macro _upsert_tail(keys, columns, target='dest') -%}
     {%- set values = columns | reject('in', keys) | list -%}
     on conflict ({{ keys | join(', ') }}) do update
-    set {% for c in values %}{{ c }} = excluded.{{ c }}{{ ", " if not loop.last }}{% endfor %}
-    where ({% for c in values %}{{ target }}.{{ c }}{{ ", " if not loop.last }}{% endfor %})
-        is distinct from ({% for c in values %}excluded.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+    set {{ _assignments(values, 'excluded') }}
+    where ({{ _prefixed(values, target) }}) is distinct from ({{ _prefixed(values, 'excluded') }})
 {%- endmacro %}
 
 {% macro write_back_sql(run_id=none) -%}
@@ -88,13 +97,12 @@
 
     track_links as (
         update {{ source('station', 'compilation_track_artist') }} as dest
-        set {% for c in link %}{{ c }} = change.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+        set {{ _assignments(link, 'change') }}
         from {{ ref('wb_compilation_track_artist') }} as change
         where
             dest.id = change.id
             and dest.track_artist_link_method is distinct from 'librarian'
-            and ({% for c in link %}dest.{{ c }}{{ ", " if not loop.last }}{% endfor %})
-            is distinct from ({% for c in link %}change.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+            and ({{ _prefixed(link, 'dest') }}) is distinct from ({{ _prefixed(link, 'change') }})
         returning change.writes_position
     ),
 
