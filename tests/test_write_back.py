@@ -462,3 +462,19 @@ def test_compilation_counters_and_the_match_gap_in_sentry(
         k: second.merge.counts[k] for k in COMPILATION_COUNTERS}
     assert data["resolve.merge.compilation_track_rows_skipped_unchanged"] > 0
     assert not [k for k in data if k.startswith("consumer.")]
+
+
+def test_change_sets_built_before_another_merge_are_refused(db: Database,
+                                                             standin: StandIn) -> None:
+    with LMLClient(base_url=standin.url, api_key=STANDIN_KEY) as client:
+        landed = resolve(db, client, ResolveOptions(), merge=False)
+    assert landed.status == "succeeded"
+    assert run_dbt(db, ["run", "--selector", "merge_with_inputs"]).success
+    state = station_state(db, versions=True)
+    # Another merge is applied after these change sets were built.
+    execute(db, "insert into identity_loader.merges (from_verdict_id, through_verdict_id) "
+                "select 1, max(verdict_id) + 1 from identity_loader.raw_verdicts")
+    applied = run_dbt(db, ["run-operation", "apply_write_back"])
+    assert not applied.success
+    assert "built before the last applied merge" in " ".join(applied.failures)
+    assert station_state(db, versions=True) == state
