@@ -92,7 +92,8 @@ def privileges() -> list[Privilege]:
                   "merge batches in temporary tables", privileges="connect, temporary"),
         Privilege("schema_owner", LOADER_SCHEMA,
                   "the project's own tables (migrations, runs, landed verdicts, refresh "
-                  "results); `migrate` creates them"),
+                  "results, the merges and their skips and history links); `migrate` "
+                  "creates them"),
         Privilege("schema_owner", dbt_names.schema(),
                   "dbt's models: candidates, status views, merge state, reports "
                   f"(env {dbt_names.SCHEMA_ENV}, default {dbt_names.DEFAULT_SCHEMA})"),

@@ -72,8 +72,8 @@ TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 # Emptied by replace=True.
 _WIPE_STATION = ("rotation", "compilation_track_artist", "library_identity_source",
                  "library_identity", "library_identity_history", "library", "artists")
-_WIPE_LOADER = ("merge_skips", "merges", "library_identity_artist_ids", "raw_verdicts",
-                "rotation_refresh_results", "runs")
+_WIPE_LOADER = ("merge_history", "merge_skips", "merges", "library_identity_artist_ids",
+                "raw_verdicts", "rotation_refresh_results", "runs")
 
 _LIBRARY_COLUMNS = ("id", "artist_id", "album_title", "artist_name", "code_number",
                     "code_volume_letters", "legacy_release_id", "canonical_entity_id",

@@ -12,9 +12,9 @@ STATION_TABLES = {"artists", "library", "library_identity", "library_identity_so
                   "library_identity_history", "compilation_track_artist", "rotation",
                   "library_watermark", "flowsheet"}
 ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
-                  "0004_merge_state"]
+                  "0004_merge_state", "0005_merge_history"]
 LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
-                 "merges", "merge_skips", "library_identity_artist_ids"}
+                 "merges", "merge_skips", "library_identity_artist_ids", "merge_history"}
 
 
 def _tables(db: Database, schema: str) -> set[str]:
