@@ -65,7 +65,7 @@
     history_rows as (
         insert into {{ source('station', 'library_identity_history') }} ({{ history | join(', ') }})
         select {{ history | join(', ') }} from {{ ref('wb_library_identity_history') }}
-        returning 1
+        returning history_id, library_id
     ),
 
     identity_rows as (
@@ -173,6 +173,20 @@
             + (counts ->> 'source_rows_deleted')::bigint as source_rows,
             (counts ->> 'compilation_track_rows_written')::bigint as track_rows,
             (counts ->> 'library_rows_stamped')::bigint as stamped_rows
+    ),
+
+    history_links as (
+        -- The change set holds one row per library_id, so the row a history insert
+        -- returned finds its verdict and run by library_id.
+        insert into {{ source('loader', 'merge_history') }}
+            (history_id, merge_id, run_id, verdict_id, library_id)
+        select history_rows.history_id, merge_row.merge_id, archived.run_id,
+            archived.verdict_id, history_rows.library_id
+        from history_rows
+        inner join {{ ref('wb_library_identity_history') }} as archived
+            on history_rows.library_id = archived.library_id
+        cross join merge_row
+        returning 1
     ),
 
     replaced_skips as (

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from loader import dbt_names
 from loader.db import Database
 from loader.dbt import PROJECT_DIR, DbtOutcome, run_dbt
 from loader.resolve.merge import MergeOutcome
@@ -243,6 +244,7 @@ def station_snapshot(db: Database) -> dict[str, Any]:
         "history": row_versions(db, "wxyc_schema.library_identity_history", "history_id"),
         "credits": row_versions(db, "wxyc_schema.compilation_track_artist", "id"),
         "artist_ids": row_versions(db, "identity_loader.library_identity_artist_ids", "library_id"),
+        "history_links": row_versions(db, "identity_loader.merge_history", "history_id"),
     }
 
 
@@ -577,7 +579,7 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
         },
         provenance=[entry("discogs", "10"), entry("spotify", "sp-10")],
     )
-    land(
+    superseding = land(
         db,
         first,
         2,
@@ -588,21 +590,28 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
         main={"wikidata_qid": None, "apple_music_artist_id": "am-2"},
         provenance=[entry("apple_music", "am-2")],
     )
-    merge(db)
+    merged = merge(db)
     assert execute(
         db,
         """select discogs_release_id, discogs_master_id, wikidata_qid, apple_music_id,
                                  method from wxyc_schema.library_identity where library_id = 2""",
     ) == [(555, 77, "Q2", "am-2", "exact_match")]
-    # Method trigram -> exact_match on an existing row: archived with its reason.
+    # Method trigram -> exact_match on an existing row: archived with its reason, and
+    # linked to the verdict and run that superseded it.
     assert execute(
         db,
-        """select library_id, discogs_release_id, method, reason_category,
-                  superseded_reason like
-                      'verdict %% (run ' || %s || '): method trigram -> exact_match'
+        """select library_id, discogs_release_id, method, reason_category, superseded_reason
            from wxyc_schema.library_identity_history""",
-        (first,),
-    ) == [(2, 555, "trigram", "method_changed", True)]
+    ) == [(2, 555, "trigram", "method_changed",
+           f"verdict {superseding}: method trigram -> exact_match")]
+    # The merge ran without a run of its own: the link names the verdict's run.
+    assert execute(
+        db,
+        """select link.merge_id, link.library_id, link.verdict_id, link.run_id::text
+           from identity_loader.merge_history as link
+           inner join wxyc_schema.library_identity_history as history
+               on link.history_id = history.history_id and link.library_id = history.library_id""",
+    ) == [(merged.merge_id, 2, superseding, first)]
     # The stale spotify source of row 2 is gone: LML no longer emits it.
     assert execute(
         db,
@@ -611,7 +620,7 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
     ) == [(1, "discogs"), (1, "spotify"), (2, "apple_music")]
 
     second = new_run(db)
-    land(
+    changing = land(
         db,
         second,
         1,
@@ -653,7 +662,14 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
     assert len(history) == 1
     category, reason, old_qid, old_spotify = history[0]
     assert (category, old_qid, old_spotify) == ("id_changed", "Q10", "sp-10")
+    assert reason.startswith(f"verdict {changing}: ")
     assert reason.endswith("discogs_artist_id 10 -> 12")
+    assert execute(
+        db,
+        """select link.verdict_id, link.run_id::text from identity_loader.merge_history as link
+           inner join wxyc_schema.library_identity_history as history using (history_id)
+           where history.library_id = 1""",
+    ) == [(changing, second)]
     assert execute(
         db,
         """select source, external_id from wxyc_schema.library_identity_source
@@ -667,6 +683,90 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
     before = station_snapshot(db)
     merge(db)
     assert station_snapshot(db) == before
+
+
+def test_history_links_name_their_verdict_and_run_and_feed_the_churn_report(
+    migrated_db: Database,
+) -> None:
+    db = migrated_db
+    for library_id in (1, 2, 3, 4):
+        add_library(db, library_id, f"Artist {library_id}")
+    # Rows the old writer left (1-3): each later verdict supersedes them.
+    for library_id in (1, 2, 3):
+        execute(
+            db,
+            """insert into wxyc_schema.library_identity (library_id, wikidata_qid,
+                   last_verified_at, method, confidence, notes)
+               values (%s, %s, now() - interval '20 days', 'trigram', 0.75,
+                       'consumer:lml-bulk')""",
+            (library_id, f"Q{library_id}"),
+        )
+
+    def verdict(run_id: str, library_id: int, qid: str, days_ago: float) -> int:
+        return land(
+            db,
+            run_id,
+            library_id,
+            "single_artist",
+            method="exact_match",
+            confidence=1.0,
+            days_ago=days_ago,
+            main={"wikidata_qid": qid},
+            provenance=[entry("wikidata", qid)],
+        )
+
+    first = new_run(db)
+    first_1 = verdict(first, 1, "Q1", 2)  # method trigram -> exact_match
+    first_2 = verdict(first, 2, "Q2", 2)  # the same
+    verdict(first, 4, "Q4", 2)  # a new row: nothing to archive
+    first_merge = merge(db)
+    second = new_run(db)
+    second_1 = verdict(second, 1, "Q11", 1)  # wikidata_qid Q1 -> Q11
+    second_3 = verdict(second, 3, "Q3", 1)  # method trigram -> exact_match
+    second_merge = merge(db)
+    assert first_merge.counts["history_rows_written"] == 2
+    assert second_merge.counts["history_rows_written"] == 2
+
+    # One link per history row written, naming the merge, the verdict and its run.
+    links = execute(
+        db,
+        """select link.merge_id, link.library_id, link.verdict_id, link.run_id::text,
+                  history.superseded_reason
+           from identity_loader.merge_history as link
+           inner join wxyc_schema.library_identity_history as history
+               on link.history_id = history.history_id
+               and link.library_id = history.library_id
+           order by link.history_id""",
+    )
+    assert execute(db, "select count(*) from identity_loader.merge_history") == [(4,)]
+    assert execute(db, "select count(*) from wxyc_schema.library_identity_history") == [(4,)]
+    assert [row[:4] for row in links] == [
+        (first_merge.merge_id, 1, first_1, first),
+        (first_merge.merge_id, 2, first_2, first),
+        (second_merge.merge_id, 1, second_1, second),
+        (second_merge.merge_id, 3, second_3, second),
+    ]
+    # The reason names the verdict and what changed, no longer the run.
+    assert [row[4] for row in links] == [
+        f"verdict {first_1}: method trigram -> exact_match",
+        f"verdict {first_2}: method trigram -> exact_match",
+        f"verdict {second_1}: wikidata_qid Q1 -> Q11",
+        f"verdict {second_3}: method trigram -> exact_match",
+    ]
+
+    # The churn report counts them per run.
+    dbt(db, ["run", "--select", "+rpt_run_churn"])
+    churn = execute(
+        db,
+        f"""select run_id::text, history_archived
+            from {dbt_names.qualified("rpt_run_churn")} order by run_number""",
+    )
+    linked = execute(
+        db,
+        """select run_id::text, count(*) from identity_loader.merge_history
+           group by run_id order by min(history_id)""",
+    )
+    assert churn == linked == [(first, 2), (second, 2)]
 
 
 def test_compilation_links_follow_the_tracks_contract(migrated_db: Database) -> None:

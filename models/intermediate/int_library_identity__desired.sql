@@ -119,7 +119,7 @@ final as (
         is_newer and is_ours as is_written,
         case
             when has_current and is_newer and is_ours and change_summary is not null
-                then 'verdict ' || verdict_id || ' (run ' || run_id || '): ' || change_summary
+                then 'verdict ' || verdict_id || ': ' || change_summary
         end as superseded_reason,
         case
             when not (has_current and is_newer and is_ours and change_summary is not null) then null

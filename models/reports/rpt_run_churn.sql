@@ -1,7 +1,8 @@
 -- Identity churn per resolve run: of the library rows the run landed a verdict for, how
 -- many gained coverage (appeared), lost it (disappeared), kept it with another identity
 -- or kind (changed) or the same one (unchanged), or had none before or after
--- (not_covered). history_archived counts the station history rows naming the run.
+-- (not_covered). history_archived counts the station history rows the merges archived
+-- for the run's verdicts (identity_loader.merge_history).
 with
 
 runs as (
@@ -16,9 +17,9 @@ transitions as (
 
 ),
 
-history as (
+merge_history as (
 
-    select * from {{ ref('stg_station__library_identity_history') }}
+    select * from {{ ref('stg_loader__merge_history') }}
 
 ),
 
@@ -38,21 +39,12 @@ per_run as (
 
 ),
 
-archived_rows as (
-
-    -- The merge writes "verdict <id> (run <uuid>): ..." (library_identity_history).
-    select substring(superseded_reason from '\(run ([0-9a-f-]{36})\)')::uuid as run_id
-    from history
-    where superseded_reason ~ '\(run [0-9a-f-]{36}\)'
-
-),
-
 archived as (
 
     select
         run_id,
         count(*) as history_archived
-    from archived_rows
+    from merge_history
     group by run_id
 
 ),

@@ -1,6 +1,8 @@
 {{ config(materialized='table', tags=['merge', 'write_back']) }}
 -- library_identity_history rows the write-back inserts: a snapshot of each stored row
--- that the coming verdict changes (a replaced id, or the method).
+-- that the coming verdict changes (a replaced id, or the method). verdict_id and run_id
+-- are not station columns: the write-back links each inserted row to them in
+-- identity_loader.merge_history.
 with
 
 desired as (
@@ -27,7 +29,9 @@ final as (
         current_agreement_sources as agreement_sources,
         current_notes as notes,
         superseded_reason,
-        reason_category
+        reason_category,
+        verdict_id,
+        run_id
     from desired
     where superseded_reason is not null
 
