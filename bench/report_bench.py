@@ -122,7 +122,7 @@ def main() -> None:
 
     started = time.perf_counter()
     data.refresh(db)
-    print(f"dbt run (report views): {time.perf_counter() - started:.1f}s "
+    print(f"dbt build (report views and seed): {time.perf_counter() - started:.1f}s "
           "(dbt start-up included)\n")
 
     results = time_queries(db, args.repeat)

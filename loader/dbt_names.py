@@ -3,8 +3,8 @@
 - The schema dbt builds the project's models in: `LIBRARY_IDENTITY_DBT_SCHEMA` (default
   `identity`). profiles.yml reads the same variable; `Database.dbt_env()` passes it to dbt
   and every reader here resolves a model through `relation()`, so the two never diverge.
-- The models the loader reads (each declared as a dbt exposure in models/exposures.yml,
-  so `dbt ls --select +exposure:…` shows what a reader depends on).
+- The models the loader reads, and the one seed (each declared as a dbt exposure in
+  models/exposures.yml, so `dbt ls --select +exposure:…` shows what a reader depends on).
 - The selectors of selectors.yml and the operation the merge runs.
 - The vars the loader passes (declared, with their defaults, in dbt_project.yml), and
   those defaults read back from dbt_project.yml.
@@ -33,23 +33,29 @@ IDENTITY_STATUS = "int_library__identity_status"
 ROTATION_REFRESH_CANDIDATES = "rotation_refresh_candidates"
 ROTATION_COVERAGE = "rotation_coverage"
 ROTATION_REFRESH_RESULTS = "stg_loader__rotation_refresh_results"
+# A seed (seeds/reports/confidence_bands.csv), not a model: a selection that builds the reports
+# must load it too (selectors reports and reports_with_inputs).
+CONFIDENCE_BANDS = "confidence_bands"
 REPORT_MODELS = (
     "rpt_library_coverage", "rpt_identity_by_method", "rpt_identity_by_source",
     "rpt_identity_age", "rpt_run_history", "rpt_run_churn", "rpt_rotation_coverage",
     "rpt_merge_skips", "rpt_library_merge_skipped", "rpt_station_anomalies",
-    "rpt_confidence_bands",
+    CONFIDENCE_BANDS,
 )
 READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, ROTATION_REFRESH_CANDIDATES,
                ROTATION_COVERAGE, ROTATION_REFRESH_RESULTS, *REPORT_MODELS)
-# dbt selection of the report views (all under models/reports).
-REPORTS_PATH = "path:models/reports"
 
 # selectors.yml
 CANDIDATES_SELECTOR = "candidates"
 MERGE_SELECTOR = "merge"
 MERGE_WITH_INPUTS_SELECTOR = "merge_with_inputs"
 GATES_SELECTOR = "gates"
-SELECTORS = (CANDIDATES_SELECTOR, MERGE_SELECTOR, MERGE_WITH_INPUTS_SELECTOR, GATES_SELECTOR)
+REPORTS_SELECTOR = "reports"
+REPORTS_WITH_INPUTS_SELECTOR = "reports_with_inputs"
+SELECTORS = (CANDIDATES_SELECTOR, MERGE_SELECTOR, MERGE_WITH_INPUTS_SELECTOR, GATES_SELECTOR,
+             REPORTS_SELECTOR, REPORTS_WITH_INPUTS_SELECTOR)
+# `dbt build` of a reports selector: the views and the seed, without the audit tests.
+REPORTS_RESOURCE_TYPES = ("--resource-type", "model", "--resource-type", "seed")
 
 # macros/write_back.sql: applies the merge's change sets in one transaction.
 WRITE_BACK_OPERATION = "apply_write_back"

@@ -19,14 +19,16 @@ from psycopg import errors, sql
 
 from loader.db import Database
 from loader.dbt import run_dbt
-from loader.dbt_names import REPORTS_PATH, relation
+from loader.dbt_names import (
+    CONFIDENCE_BANDS,
+    REPORTS_RESOURCE_TYPES,
+    REPORTS_SELECTOR,
+    REPORTS_WITH_INPUTS_SELECTOR,
+    relation,
+)
 from loader.errors import DbtError, ReportModelsMissing
 
 REPORT_VERSION = 1
-# dbt selectors: the report views alone, then (on a database the merge never built) with
-# everything they read.
-REFRESH_SELECT = REPORTS_PATH
-REFRESH_WITH_PARENTS_SELECT = f"+{REPORTS_PATH}"
 # Station roles may default to a few seconds; a report on a large library needs longer.
 STATEMENT_TIMEOUT_MS = 120_000
 # The planner overestimates the report views' window functions over joins by orders of
@@ -65,7 +67,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("station_anomalies", "rpt_station_anomalies", ("anomaly",), ("anomaly",)),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
-BANDS_MODEL = "rpt_confidence_bands"
+BANDS_MODEL = CONFIDENCE_BANDS
 
 
 @dataclass
@@ -167,11 +169,14 @@ def _plain(value: Any) -> Any:
 
 
 def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
-    """(Re)build the report views; on a database where the merge never ran, with the views
-    and tables they read (never the merge models, which are not among them)."""
-    outcome = run_dbt(db, ["run", "--select", REFRESH_SELECT], dbt_vars)
+    """(Re)build the report views and load the seed they read; on a database where the
+    merge never ran, with the views and tables they read (never the merge models, which
+    are not among them)."""
+    outcome = run_dbt(db, ["build", "--selector", REPORTS_SELECTOR, *REPORTS_RESOURCE_TYPES],
+                      dbt_vars)
     if not outcome.success:
-        outcome = run_dbt(db, ["run", "--select", REFRESH_WITH_PARENTS_SELECT], dbt_vars)
+        outcome = run_dbt(db, ["build", "--selector", REPORTS_WITH_INPUTS_SELECTOR,
+                               *REPORTS_RESOURCE_TYPES], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the report models: " + "; ".join(outcome.failures))
 

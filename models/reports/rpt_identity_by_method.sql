@@ -12,7 +12,7 @@ status as (
 
 bands as (
 
-    select * from {{ ref('rpt_confidence_bands') }}
+    select * from {{ ref('confidence_bands') }}
 
 ),
 

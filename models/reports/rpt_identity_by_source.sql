@@ -19,7 +19,7 @@ station_sources as (
 
 bands as (
 
-    select * from {{ ref('rpt_confidence_bands') }}
+    select * from {{ ref('confidence_bands') }}
 
 ),
 
