@@ -225,7 +225,9 @@ def track(
 
 
 def candidates(db: Database) -> dict[int, tuple[str, str]]:
-    rows = execute(db, "select library_id, cohort, reason from identity.library_candidates")
+    rows = execute(
+        db, f"select library_id, cohort, reason from {dbt_names.qualified('library_candidates')}"
+    )
     return {library_id: (cohort, reason) for library_id, cohort, reason in rows}
 
 
@@ -280,7 +282,7 @@ def age_everything(db: Database, days: float) -> None:
     # The merge's own state moves with them.
     execute(
         db,
-        f"""update identity.int_verdicts__latest
+        f"""update {dbt_names.qualified("int_verdicts__latest")}
                 set latest_attempted_at = latest_attempted_at - {shift},
                     last_resolved_verdict_at = last_resolved_verdict_at - {shift}""",
         (days, days),
@@ -302,12 +304,14 @@ def test_build_passes_on_an_empty_library_and_runs_the_unit_tests(migrated_db: D
     unit = [r for r in results["results"] if r["unique_id"].startswith("unit_test.")]
     assert len(unit) >= 8
     assert {r["status"] for r in unit} == {"pass"}
-    assert execute(migrated_db, "select count(*) from identity.library_candidates") == [(0,)]
-    assert execute(migrated_db, "select gate_status from identity.library_identity_gate") == [
+    model = dbt_names.qualified
+    assert execute(migrated_db, f"select count(*) from {model('library_candidates')}") == [(0,)]
+    assert execute(migrated_db, f"select gate_status from {model('library_identity_gate')}") == [
         ("PASS",)
     ]
     assert execute(
-        migrated_db, "select active, resolvable_coverage_pct from identity.rotation_coverage"
+        migrated_db,
+        f"select active, resolvable_coverage_pct from {model('rotation_coverage')}",
     ) == [(0, None)]
 
 
@@ -519,9 +523,10 @@ def test_legacy_and_recheck_modes(migrated_db: Database) -> None:
         6: ("va", "unresolved_retry"),
         7: ("non_va", "unresolved_retry"),
     }
-    assert execute(db, "select distinct candidate_mode from identity.library_candidates") == [
-        ("legacy",)
-    ]
+    assert execute(
+        db,
+        f"select distinct candidate_mode from {dbt_names.qualified('library_candidates')}",
+    ) == [("legacy",)]
 
     # recheck: every unresolved row, whatever its age (here only the station's stamps).
     dbt(db, CANDIDATES, {"candidate_mode": "recheck"})
@@ -819,5 +824,7 @@ def test_compilation_links_follow_the_tracks_contract(migrated_db: Database) -> 
     }
     dbt(db, ["run", "--select", "+int_library__identity_status"])
     assert execute(
-        db, "select status from identity.int_library__identity_status order by library_id"
+        db,
+        f"select status from {dbt_names.qualified('int_library__identity_status')} "
+        "order by library_id",
     ) == [("compilation",), ("unresolved",)]

@@ -20,6 +20,7 @@ import sentry_sdk
 from conftest import SENTRY_TEST_DSN, SentryCapture
 from hostile import HostileLML, Reply, bulk_rows
 
+from loader import dbt_names
 from loader.db import Database, jsonb_text
 from loader.errors import LMLUnavailable
 from loader.lml.client import LMLClient
@@ -334,7 +335,8 @@ def test_confidence_must_be_a_number_for_the_loader_and_dbt(
     assert total.rows_skipped["invalid_response"] == len(coerced)
     assert scalar(db, "select count(*) from identity_loader.raw_verdicts "
                       "where library_id = any(%s)", coerced) == 0
-    dbt_null = scalar(db, "select count(*) from identity.int_verdicts__provenance_checked "
+    dbt_null = scalar(db, "select count(*) from "
+                          f"{dbt_names.qualified('int_verdicts__provenance_checked')} "
                           "where skip_reason in ('null_confidence', 'null_external_id') "
                           "and run_id = %s", result.run_id)
     assert total.source_rows_skipped_null_confidence == dbt_null

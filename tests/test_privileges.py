@@ -26,7 +26,7 @@ import pytest
 from conftest import STANDIN_KEY
 from psycopg import sql
 
-from loader import migrate
+from loader import dbt_names, migrate
 from loader.db import Database
 from loader.privileges import grants_sql, privileges
 from loader.seed import seed_library
@@ -48,9 +48,10 @@ WRITTEN = {
     "watermark": "select last_modified_at::text from wxyc_schema.library_watermark",
     "runs": "select count(*) from identity_loader.runs",
     "raw verdicts": "select count(*) from identity_loader.raw_verdicts",
-    "dbt relations": "select count(*) from pg_class c join pg_namespace n "
-                     "on n.oid = c.relnamespace where n.nspname = 'identity'",
 }
+# Read when the snapshot is taken: LIBRARY_IDENTITY_DBT_SCHEMA names dbt's schema.
+DBT_RELATIONS = ("select count(*) from pg_class c join pg_namespace n "
+                 "on n.oid = c.relnamespace where n.nspname = %s")
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,8 @@ def snapshot(db: Database) -> dict[str, Any]:
                 out[name] = conn.execute(query).fetchone()[0]  # type: ignore[index]
             except psycopg.errors.UndefinedTable:
                 out[name] = None
+        row = conn.execute(DBT_RELATIONS, (dbt_names.schema(),)).fetchone()
+        out["dbt relations"] = row[0] if row else None
     return out
 
 
@@ -283,7 +286,9 @@ def test_jobs_refuse_to_start_and_write_nothing(
     assert not standin.requests, "LML was called before the database was checked"
 
 
-def test_readme_lists_exactly_what_grants_prints() -> None:
+def test_readme_lists_exactly_what_grants_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README shows the default dbt schema.
+    monkeypatch.delenv(dbt_names.SCHEMA_ENV, raising=False)
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## For the station's DBA", 1)[1].split("\n## ", 1)[0]
     block = section.split("```sql\n", 1)[1].split("```", 1)[0]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import runs
+from loader import dbt_names, runs
 from loader.db import Database
 from loader.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
 from loader.lml.client import LMLClient
@@ -104,7 +104,7 @@ def test_full_run_then_nothing_then_stale_rows_return(db: Database, standin: Sta
         conn.execute("update wxyc_schema.library "
                      "set unresolved_attempted_at = unresolved_attempted_at - interval '8 days'")
         # The verdict state the merge keeps moves with them.
-        conn.execute("update identity.int_verdicts__latest "
+        conn.execute(f"update {dbt_names.qualified('int_verdicts__latest')} "
                      "set latest_attempted_at = latest_attempted_at - interval '8 days', "
                      "last_resolved_verdict_at = last_resolved_verdict_at - interval '8 days'")
     third = run(db, standin, prepare=True)
@@ -171,7 +171,8 @@ def pick_rows(db: Database, *kinds: str) -> list[int]:
     found: list[int] = []
     with db.connect() as conn:
         rows = conn.execute(
-            "select library_id, artist_name, legacy_release_id from identity.library_candidates "
+            "select library_id, artist_name, legacy_release_id from "
+            f"{dbt_names.qualified('library_candidates')} "
             "where cohort = 'non_va' order by library_id").fetchall()
     for library_id, artist, legacy in rows:
         if verdict(artist, legacy, True, library_id=library_id)["kind"] == kinds[len(found)]:
@@ -183,7 +184,8 @@ def pick_rows(db: Database, *kinds: str) -> list[int]:
 
 def only_candidates(db: Database, ids: list[int]) -> None:
     with db.connect() as conn:
-        conn.execute("delete from identity.library_candidates where library_id <> all(%s)", (ids,))
+        conn.execute(f"delete from {dbt_names.qualified('library_candidates')} "
+                     "where library_id <> all(%s)", (ids,))
 
 
 def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(

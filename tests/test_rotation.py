@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from conftest import STANDIN_KEY, SentryCapture
+from psycopg import sql
 
-from loader import migrate, runs
+from loader import dbt_names, migrate, runs
 from loader.db import Database
 from loader.errors import LMLUnavailable, RunLocked, StationLive
 from loader.lml.client import LMLClient
@@ -369,8 +370,9 @@ def test_sentry_transaction_batch_spans_and_alert(
 def test_refresh_dry_run_reports_the_batches_and_calls_nothing(
         db: Database, standin: StandIn) -> None:
     ids = active_identities(db)
-    view_oid = "select 'identity.rotation_refresh_candidates'::regclass::oid"
-    before = scalar(db, view_oid)
+    view = dbt_names.qualified("rotation_refresh_candidates")
+    view_oid = "select %s::regclass::oid"
+    before = scalar(db, view_oid, view)
     proc = cli(db, standin, "rotation", "refresh", "--dry-run", "--batch-size", "20")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -387,15 +389,15 @@ def test_refresh_dry_run_reports_the_batches_and_calls_nothing(
     assert standin.requests == []  # not even /health
     assert scalar(db, "select count(*) from identity_loader.runs") == 0
     assert scalar(db, "select count(*) from identity_loader.rotation_refresh_results") == 0
-    assert scalar(db, view_oid) == before  # nothing rebuilt
+    assert scalar(db, view_oid, view) == before  # nothing rebuilt
 
     # Without the project's views (a database dbt never ran on), the dry run creates the
     # views they read and still builds neither model.
     with db.connect() as conn:
-        conn.execute("drop schema identity cascade")
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(dbt_names.schema())))
     result = refresh(db, None, RefreshOptions(dry_run=True))
     assert [i for batch in result.batches for i in batch] == ids
-    assert scalar(db, "select to_regclass('identity.rotation_refresh_candidates')") is None
+    assert scalar(db, "select to_regclass(%s)", view) is None
 
 
 # -- backfill -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import sentry_sdk
 from conftest import ROOT, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
+from loader import dbt_names
 from loader.db import Database
 from loader.dbt import run_dbt
 from loader.lml.client import LMLClient
@@ -106,7 +107,8 @@ def age(db: Database, days: int) -> None:
         f"set last_verified_at = last_verified_at - {shift}",
         f"update wxyc_schema.library set unresolved_attempted_at = unresolved_attempted_at "
         f"- {shift} where unresolved_attempted_at is not null",
-        f"update identity.int_verdicts__latest set latest_attempted_at = latest_attempted_at "
+        f"update {dbt_names.qualified('int_verdicts__latest')} "
+        f"set latest_attempted_at = latest_attempted_at "
         f"- {shift}, last_resolved_verdict_at = last_resolved_verdict_at - {shift}",
         f"update identity_loader.library_identity_artist_ids "
         f"set last_verified_at = last_verified_at - {shift}",
@@ -308,17 +310,19 @@ def test_the_gates_stop_a_change_set_the_station_must_not_get(db: Database,
     assert run_dbt(db, ["test", "--selector", "merge"]).success
 
     # A change set the station must not get: a repeated key and an out-of-band value.
-    execute(db, "insert into identity.wb_library_identity select * from "
-                "identity.wb_library_identity order by library_id limit 1")
-    execute(db, "update identity.wb_library_identity set confidence = 0.5 "
-                "where library_id = (select max(library_id) from identity.wb_library_identity)")
-    execute(db, "insert into identity.wb_compilation_track_artist (id, track_artist_link_method) "
+    identities = dbt_names.qualified("wb_library_identity")
+    links = dbt_names.qualified("wb_compilation_track_artist")
+    execute(db, f"insert into {identities} select * from {identities} "
+                "order by library_id limit 1")
+    execute(db, f"update {identities} set confidence = 0.5 "
+                f"where library_id = (select max(library_id) from {identities})")
+    execute(db, f"insert into {links} (id, track_artist_link_method) "
                 "values (-1, 'librarian')")
     checked = run_dbt(db, ["test", "--selector", "merge"])
     assert not checked.success
     failed = " ".join(checked.failures)
     assert "library_identity_rows" in failed and "other_change_sets" in failed
-    problems = execute(db, "select count(*) from identity.wb_library_identity")
+    problems = execute(db, f"select count(*) from {identities}")
     assert problems[0][0] > 0
 
 
