@@ -44,8 +44,8 @@ from loader.jobs.records import save_counters
 from loader.lml.client import LMLClient
 from loader.lml.contract import ReleaseIdentityResolveResponse
 from loader.lml.gate import check_health
-from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import BackfillCounters
+from loader.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, RotationOptions
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ _GUARDED_UPDATE_SQL = (
 
 
 @dataclass
-class BackfillOptions(JobOptions):
+class BackfillOptions(RotationOptions):
     concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
     limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     dry_run: bool = False

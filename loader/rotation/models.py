@@ -11,7 +11,7 @@ from loader.db import Database
 from loader.dbt import compile_models, run_dbt
 from loader.dbt_names import ROTATION_COVERAGE, ROTATION_REFRESH_CANDIDATES
 from loader.errors import DbtError
-from loader.rotation.common import STATEMENT_TIMEOUT_MS
+from loader.rotation.options import STATEMENT_TIMEOUT_MS
 
 MODELS = [ROTATION_REFRESH_CANDIDATES, ROTATION_COVERAGE]
 WITH_PARENTS = [f"+{model}" for model in MODELS]

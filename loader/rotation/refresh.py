@@ -35,9 +35,9 @@ from loader.jobs.records import save_counters
 from loader.lml.client import REFRESH_PATH, LMLClient
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import check_health, require_route
-from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
 from loader.rotation.models import build_models, read_candidates, read_candidates_without_building
+from loader.rotation.options import STATEMENT_TIMEOUT_MS, RotationOptions
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id
 
 
 @dataclass
-class RefreshOptions(JobOptions):
+class RefreshOptions(RotationOptions):
     batch_size: int = setting(LML_REFRESH_BATCH_CAP, "Identities per LML call; LML refuses "
                               f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
     concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
