@@ -1,4 +1,4 @@
-"""The rotation jobs' shared settings: LML pacing, the statement timeout, the active-rotation rule."""
+"""The rotation jobs' shared settings: LML pacing, statement timeout, the active rule."""
 
 from __future__ import annotations
 
