@@ -30,7 +30,7 @@ import pydantic_core  # noqa: E402
 from loader import dbt_names, jsonfast  # noqa: E402
 from loader.resolve import fastpath, landing  # noqa: E402
 from loader.resolve.candidates import Candidate  # noqa: E402
-from loader.resolve.run import _young_collections  # noqa: E402
+from loader.resolve.job import _young_collections  # noqa: E402
 from loader.resolve.verdicts import classify_batch  # noqa: E402
 from loader.standin.server import _dumps  # noqa: E402
 from loader.standin.verdicts import verdict  # noqa: E402

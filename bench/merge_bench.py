@@ -36,7 +36,7 @@ from loader import dbt_names, migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
 from loader.lml.client import LMLClient  # noqa: E402
 from loader.resolve import candidates  # noqa: E402
-from loader.resolve.run import ResolveOptions, resolve  # noqa: E402
+from loader.resolve.job import ResolveOptions, resolve  # noqa: E402
 from loader.seed import seed_library  # noqa: E402
 
 MERGE_IN_A_PROCESS = """

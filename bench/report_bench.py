@@ -33,7 +33,7 @@ from loader import migrate  # noqa: E402
 from loader.db import Database, resolve_database  # noqa: E402
 from loader.lml.client import LMLClient  # noqa: E402
 from loader.report import data  # noqa: E402
-from loader.resolve.run import ResolveOptions, resolve  # noqa: E402
+from loader.resolve.job import ResolveOptions, resolve  # noqa: E402
 from loader.seed import seed_library  # noqa: E402
 from loader.standin.server import StandIn, StandInConfig  # noqa: E402
 

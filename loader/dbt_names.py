@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 from psycopg import sql
 
@@ -84,11 +85,14 @@ def qualified(model: str) -> str:
     return f'"{schema()}"."{model}"'
 
 
-def compiled(code: str) -> sql.Composable:
-    """A model's compiled SQL as a subquery in place of its relation (a dry run reads it
-    without building it). The loader always executes with parameters, so a literal % in
-    the model's SQL is doubled."""
-    return sql.SQL("({}) as compiled").format(sql.SQL(code.replace("%", "%%")))
+def compiled_view(conn: psycopg.Connection, model: str, code: str) -> sql.Composable:
+    """A model's compiled SQL as a temporary view on `conn`, in place of its relation (a
+    dry run reads the model without building it). The view is created without parameters,
+    so the SQL reaches the server exactly as dbt compiled it."""
+    name = f"compiled_{model}"
+    conn.execute(sql.SQL("create or replace temp view {} as {}").format(
+        sql.Identifier(name), sql.SQL(code)))
+    return sql.Identifier("pg_temp", name)
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from sentry_sdk.transport import Transport
 from loader import migrate
 from loader.db import Database, resolve_database
 from loader.resolve import candidates
-from loader.resolve.run import ResolveOptions
+from loader.resolve.job import ResolveOptions
 from loader.seed import seed_library
 
 ROOT = Path(__file__).resolve().parent.parent

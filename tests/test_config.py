@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from loader.cli import main
 from loader.config import flag_name, setting_of
-from loader.resolve.run import ResolveOptions
+from loader.resolve.job import ResolveOptions
 from loader.rotation.backfill import BackfillOptions
 from loader.rotation.refresh import RefreshOptions
 

@@ -16,7 +16,7 @@ from loader.db import Database
 from loader.lml.client import LMLClient
 from loader.lml.contract import IdentityMethod, IdentitySource
 from loader.report.data import BANDS_MODEL, SECTIONS, load_report
-from loader.resolve.run import ResolveOptions, resolve
+from loader.resolve.job import ResolveOptions, resolve
 from loader.rotation.refresh import RefreshOptions, refresh
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig

@@ -25,7 +25,7 @@ from loader.db import Database, jsonb_text
 from loader.errors import LMLUnavailable
 from loader.lml.client import LMLClient
 from loader.resolve import candidates
-from loader.resolve.run import ResolveOptions, ResolveResult, resolve
+from loader.resolve.job import ResolveOptions, ResolveResult, resolve
 from loader.rotation.backfill import BackfillOptions, backfill
 from loader.standin.server import StandIn, StandInConfig
 

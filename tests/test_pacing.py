@@ -13,7 +13,7 @@ from conftest import STANDIN_KEY
 
 from loader.db import Database
 from loader.lml.client import LMLClient
-from loader.resolve.run import ResolveOptions, ResolveResult, resolve
+from loader.resolve.job import ResolveOptions, ResolveResult, resolve
 from loader.standin.server import BULK_PATH, StandIn, StandInConfig
 
 N_ROWS = 1200

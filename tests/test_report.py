@@ -29,7 +29,7 @@ from loader.lml.client import LMLClient
 from loader.report import data
 from loader.report.data import SECTIONS, csv_value
 from loader.report.page import fmt
-from loader.resolve.run import ResolveOptions, resolve
+from loader.resolve.job import ResolveOptions, resolve
 from loader.seed import seed_library
 from loader.standin.server import StandIn, StandInConfig
 from loader.standin.verdicts import METHOD_BANDS

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import dbt_names, runs
+from loader import dbt_names
 from loader.db import Database
 from loader.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
+from loader.jobs.lock import LOCK_KEYS
 from loader.lml.client import LMLClient
 from loader.resolve import candidates
-from loader.resolve.run import ResolveOptions, ResolveResult, resolve
+from loader.resolve.job import ResolveOptions, ResolveResult, resolve
 from loader.standin.server import StandIn, StandInConfig
 from loader.standin.verdicts import verdict
 
@@ -215,7 +216,7 @@ def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(
 def test_a_credit_confidence_out_of_range_keeps_the_compilation(
         db: Database, standin: StandIn, caplog: pytest.LogCaptureFixture) -> None:
     standin.config.track_confidence_rate = 1.0
-    with caplog.at_level(logging.WARNING, logger="loader.resolve.run"):
+    with caplog.at_level(logging.WARNING, logger="loader.resolve.job"):
         result = run(db, standin, merge=True)
     assert result.status == "succeeded", result.merge
     total = result.counters.total
@@ -310,7 +311,7 @@ def test_unreachable_lml_fails_before_scanning(db: Database) -> None:
 
 def test_second_concurrent_run_is_refused(db: Database, standin: StandIn) -> None:
     with db.connect(autocommit=True) as holder:
-        holder.execute("select pg_advisory_lock(%s)", (runs.LOCK_KEYS["resolve"],))
+        holder.execute("select pg_advisory_lock(%s)", (LOCK_KEYS["resolve"],))
         with pytest.raises(RunLocked, match="another resolve run is in progress"):
             run(db, standin)
     assert run(db, standin).status == "succeeded"
@@ -457,7 +458,7 @@ def test_sigterm_lands_the_batch_in_flight_and_exits_130(db: Database, standin: 
 
 def test_cli_second_run_exits_4(db: Database, standin: StandIn) -> None:
     with db.connect(autocommit=True) as holder:
-        holder.execute("select pg_advisory_lock(%s)", (runs.LOCK_KEYS["resolve"],))
+        holder.execute("select pg_advisory_lock(%s)", (LOCK_KEYS["resolve"],))
         proc = cli(db, standin, "resolve")
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 4

@@ -21,9 +21,10 @@ import pytest
 from conftest import STANDIN_KEY, SentryCapture
 from psycopg import sql
 
-from loader import dbt_names, migrate, runs
+from loader import dbt_names, migrate
 from loader.db import Database
 from loader.errors import LMLUnavailable, RunLocked, StationLive
+from loader.jobs.lock import LOCK_KEYS
 from loader.lml.client import LMLClient
 from loader.lml.contract import CacheRefreshResultItem
 from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill
@@ -302,7 +303,7 @@ def test_capability_gate_aborts_without_the_refresh_route(
 
 def test_second_run_is_refused_while_one_holds_the_lock(db: Database, standin: StandIn) -> None:
     with db.connect(autocommit=True) as holder:
-        holder.execute("select pg_advisory_lock(%s)", (runs.LOCK_KEYS["rotation_refresh"],))
+        holder.execute("select pg_advisory_lock(%s)", (LOCK_KEYS["rotation_refresh"],))
         with pytest.raises(RunLocked, match="another rotation_refresh run"):
             run_refresh(db, standin)
     assert standin.requests == []

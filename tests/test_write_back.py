@@ -22,8 +22,8 @@ from loader import dbt_names
 from loader.db import Database
 from loader.dbt import run_dbt
 from loader.lml.client import LMLClient
+from loader.resolve.job import ResolveOptions, ResolveResult, resolve
 from loader.resolve.merge import merge, pending_verdicts
-from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 from loader.standin.server import StandIn
 from loader.telemetry import init_sentry
 

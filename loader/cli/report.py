@@ -15,7 +15,7 @@ from loader.dbt_names import STALE_DAYS_VAR
 from loader.errors import EXIT_OK, EXIT_USAGE, DatabaseError, DbtError
 from loader.report.data import SECTION_NAMES, Report, load_report
 from loader.report.page import COHORT_LABELS, COMPILATION_COUNTERS, COVERAGE_MEASURES, fmt
-from loader.resolve.run import ResolveOptions
+from loader.resolve.job import ResolveOptions
 
 TERMINAL_RUNS = 10
 

@@ -25,11 +25,11 @@ from loader.cli.app import (
 from loader.cli.output import print_table
 from loader.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from loader.preflight import require_database_ready
-from loader.resolve import run as resolve_run
+from loader.resolve import job as resolve_job
 from loader.resolve.candidates import COHORTS, MODES, Partition
 from loader.resolve.counters import SKIP_BUCKETS, dry_run_report
+from loader.resolve.job import ResolveOptions, ResolveResult, resolve
 from loader.resolve.merge import MergeOutcome
-from loader.resolve.run import ResolveOptions, ResolveResult, resolve
 
 log = logging.getLogger("library_identity.resolve")
 
@@ -156,9 +156,9 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     db = settings.job_database()
     try:
         require_database_ready(db)  # before any lock, run record or write
-        outcome = resolve_run.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
+        outcome = resolve_job.merge_only(db, ResolveOptions(), full_rebuild=full_rebuild)
         if not outcome.success:
-            resolve_run.require_database(db, outcome, "the dbt merge")
+            resolve_job.require_database(db, outcome, "the dbt merge")
     except Exception as exc:
         job_failed(exc)
     report_merge(outcome, as_json)
@@ -245,9 +245,9 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     try:
         require_database_ready(db)  # before any lock, run record or write
         if client is None:
-            outcome = resolve_run.merge_only(db, options)
+            outcome = resolve_job.merge_only(db, options)
             if not outcome.success:
-                resolve_run.require_database(db, outcome, "the dbt merge")
+                resolve_job.require_database(db, outcome, "the dbt merge")
             report_merge(outcome, as_json)
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
         with client, graceful_stop() as stop, \

@@ -64,7 +64,7 @@ def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
     return outcome
 
 
-def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Composable:
+def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> str:
     """The candidate model's SQL for these vars, without building it (for dry runs).
 
     Its upstream models are views; where they do not exist yet they are created first
@@ -79,15 +79,16 @@ def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> sql.Compos
         if not outcome.success:
             raise DbtError("dbt could not build the candidates' inputs: "
                            + "; ".join(outcome.failures))
-    code = compile_model(db, dbt_names.LIBRARY_CANDIDATES, dbt_vars)
-    return dbt_names.compiled(code)
+    return compile_model(db, dbt_names.LIBRARY_CANDIDATES, dbt_vars)
 
 
 def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: int | None,
-             source: sql.Composable | None = None,
+             compiled: str | None = None,
              cohorts: tuple[str, ...] = COHORTS) -> dict[str, int]:
     """Copy the candidates (the dbt model, or its compiled SQL) into
     pg_temp.run_candidates; returns rows per cohort."""
+    source = (dbt_names.compiled_view(conn, dbt_names.LIBRARY_CANDIDATES, compiled)
+              if compiled is not None else dbt_names.relation(dbt_names.LIBRARY_CANDIDATES))
     where = sql.SQL("artist_name is not null and cohort = any(%s)")
     params: list[Any] = [list(cohorts)]
     if partition and partition.count > 1:
@@ -103,7 +104,7 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: in
         sql.SQL("create temp table run_candidates as "
                 "select library_id, artist_name, album_title, legacy_release_id, cohort "
                 "from {} where {}{}").format(
-            source or dbt_names.relation(dbt_names.LIBRARY_CANDIDATES), where, limit_sql),
+            source, where, limit_sql),
         params)
     conn.execute("create index on pg_temp.run_candidates (cohort, library_id)")
     conn.execute("analyze pg_temp.run_candidates")

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from loader import runs
 from loader.db import jsonb_text
+from loader.jobs.records import save_counters
 from loader.resolve.verdicts import Verdict
 
 COLUMNS = (
@@ -52,4 +52,4 @@ def land_batch(conn: psycopg.Connection, run_id: uuid.UUID, rows: Sequence[tuple
             with cur.copy(_COPY_SQL) as copy:
                 for row in rows:
                     copy.write_row(row)
-        runs.save_counters(conn, run_id, counters)
+        save_counters(conn, run_id, counters)

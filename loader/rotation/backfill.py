@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,23 +27,25 @@ import psycopg
 import sentry_sdk
 from pydantic import ValidationError
 
-from loader import runs, telemetry
+from loader import telemetry
 from loader.config import setting
-from loader.db import Database, Writer
+from loader.db import Database
 from loader.errors import (
     DatabaseError,
     LMLAuthError,
     LMLError,
     LMLInterrupted,
-    LMLUnavailable,
     NoOnAirLog,
     StationLive,
 )
+from loader.jobs.calls import Call, CallLoop, traced_call
+from loader.jobs.job import FailureStreak, JobRun
+from loader.jobs.records import save_counters
 from loader.lml.client import LMLClient
 from loader.lml.contract import ReleaseIdentityResolveResponse
 from loader.lml.gate import check_health
-from loader.rotation.common import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import BackfillCounters
+from loader.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, RotationOptions
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ _GUARDED_UPDATE_SQL = (
 
 
 @dataclass
-class BackfillOptions(JobOptions):
+class BackfillOptions(RotationOptions):
     concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
     limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     dry_run: bool = False
@@ -87,16 +89,13 @@ class Row:
     discogs_release_id: int
 
 
-@dataclass
-class _Call:
+@dataclass(kw_only=True)
+class _Call(Call):
     row: Row
     outcome: str = "lml_error"  # resolved | unresolved | lml_error
     identity_id: int | None = None
     minted: bool = False
-    error: LMLError | None = None
     invalid: bool = False  # LML answered, but not with an identity the row can hold
-    attempts: int = 1
-    latency_ms: float = 0.0
 
 
 @dataclass
@@ -117,17 +116,21 @@ def read_candidates(conn: psycopg.Connection, limit: int | None) -> list[Row]:
 
 def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Call:
     call = _Call(row=row)
-    started = time.perf_counter()
-    with parent.start_child(op="http.client", name="lml.identity_resolve") as span:
-        span.set_data("lml.source", SOURCE)
+    with traced_call(parent, "lml.identity_resolve", call, **{"lml.source": SOURCE}) as span:
         try:
-            result = client.resolve_identity(SOURCE, str(row.discogs_release_id),
-                                             timeout_s=timeout_s)
-            call.attempts = result.attempts
-            answer = ReleaseIdentityResolveResponse.model_validate(result.body)
+            call.result = client.resolve_identity(SOURCE, str(row.discogs_release_id),
+                                                  timeout_s=timeout_s)
+        except LMLError as exc:
+            if exc.status != 422:
+                raise
+            # LML refuses that release id (e.g. a sentinel): no identity to be had.
+            call.attempts, call.outcome = exc.attempts, "unresolved"
+            span.set_status("invalid_argument")
+            return call
+        try:
+            answer = ReleaseIdentityResolveResponse.model_validate(call.result.body)
             call.outcome, call.identity_id, call.minted = "resolved", answer.identity_id, \
                 answer.minted
-            span.set_status("ok")
         except ValidationError as exc:
             # E.g. an identity id beyond the integer column: this row only, counted.
             call.invalid = True
@@ -135,32 +138,19 @@ def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Cal
             log.warning("invalid_response rotation_id=%s field=%s: %s", row.rotation_id,
                         where or "body", exc.errors()[0].get("msg", "invalid"))
             span.set_status("internal_error")
-        except LMLError as exc:
-            call.attempts = exc.attempts
-            if exc.status == 422:
-                # LML refuses that release id (e.g. a sentinel): no identity to be had.
-                call.outcome = "unresolved"
-                span.set_status("invalid_argument")
-            else:
-                call.error = exc
-                span.set_status("retryable_error" if exc.retryable else "permanent_error")
-        call.latency_ms = (time.perf_counter() - started) * 1000
-        span.set_data("lml.attempts", call.attempts)
     return call
 
 
 class _Runner:
-    def __init__(self, db: Database, client: LMLClient, options: BackfillOptions,
-                 stop: threading.Event, writer: Writer) -> None:
-        self.db = db
+    def __init__(self, job: JobRun, client: LMLClient, options: BackfillOptions) -> None:
+        self.job = job
         self.client = client
         self.options = options
-        self.stop = stop
         self.counters = BackfillCounters()
-        self.writer = writer
-        self.run_id: uuid.UUID | None = None
-        self.consecutive_failures = 0
+        self.failures = FailureStreak(options.max_consecutive_failures,
+                                      "identity/resolve calls")
         self.on_air: psycopg.Connection | None = None  # for the quiet period's looks
+        job.counters = lambda: self.counters.as_dict()
 
     def _on_air(self, lookback_s: float) -> bool:
         assert self.on_air is not None
@@ -186,7 +176,7 @@ class _Runner:
                      "within the last %g s", pause, waited, lookback)
             self.counters.quiet_pauses += 1
             started = time.perf_counter()
-            stopped = self.stop.wait(pause)
+            stopped = self.job.stop.wait(pause)
             self.counters.quiet_wait_ms += (time.perf_counter() - started) * 1000
             if stopped:
                 return False
@@ -209,16 +199,16 @@ class _Runner:
             if call.outcome == "lml_error":
                 self._lml_failed(call)
             else:
-                self.consecutive_failures = 0
+                self.failures.succeeded()
             return
-        self.consecutive_failures = 0
+        self.failures.succeeded()
         if self.options.dry_run:
             c.count("resolved")
             if call.minted:
                 c.minted += 1
             return
-        assert call.identity_id is not None and self.run_id is not None
-        run_id, identity_id, row = self.run_id, call.identity_id, call.row
+        assert call.identity_id is not None and self.job.run_id is not None
+        run_id, identity_id, row = self.job.run_id, call.identity_id, call.row
 
         def work(conn: psycopg.Connection) -> str:
             # The guarded write and the counters that include it commit together.
@@ -230,12 +220,12 @@ class _Runner:
                 counted.count(outcome)
                 if outcome == "resolved" and call.minted:
                     counted.minted += 1
-                runs.save_counters(conn, run_id, counted.as_dict())
+                save_counters(conn, run_id, counted.as_dict())
             self.counters = counted
             return outcome
 
         try:
-            outcome = self.writer.run(work)
+            outcome = self.job.writer.run(work)
         except psycopg.Error as exc:  # a dropped connection is retried inside Writer.run
             raise DatabaseError(f"could not write rotation row {row.rotation_id} "
                                 f"({type(exc).__name__})") from None
@@ -245,50 +235,29 @@ class _Runner:
 
     def _count(self, outcome: str) -> None:
         self.counters.count(outcome)
-        if not self.options.dry_run and self.run_id is not None:
-            run_id, counters = self.run_id, self.counters.as_dict()
-
-            def work(conn: psycopg.Connection) -> None:
-                with conn.transaction():
-                    runs.save_counters(conn, run_id, counters)
-
-            self.writer.run(work)
+        self.job.checkpoint(self.counters.as_dict())
 
     def _lml_failed(self, call: _Call) -> None:
-        self.consecutive_failures += 1
         reason = str(call.error) if call.error else "invalid response"
         log.warning("lml_error rotation_id=%s error=%s", call.row.rotation_id, reason)
         if call.error is not None:
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", "lml_error")
                 sentry_sdk.capture_exception(call.error)
-        if self.consecutive_failures >= self.options.max_consecutive_failures:
-            raise LMLUnavailable(f"LML failed {self.consecutive_failures} identity/resolve "
-                                 f"calls in a row (last: {reason}); stopping")
+        self.failures.failed(reason)
 
     def run(self, rows: list[Row], txn: Any) -> None:
-        pending: Iterator[Row] = iter(rows)
-        in_flight: set[Future[_Call]] = set()
-        with ThreadPoolExecutor(max_workers=self.options.concurrency,
-                                thread_name_prefix="lml-backfill") as pool:
-            try:
-                while True:
-                    while not self.stop.is_set() and len(in_flight) < self.options.concurrency:
-                        row = next(pending, None)
-                        if row is None or not self.wait_for_quiet():
-                            break
-                        in_flight.add(pool.submit(_resolve, self.client, row,
-                                                  self.options.timeout_s, txn))
-                    if not in_flight:
-                        break
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self.handle(future.result())
-            except BaseException:
-                self.stop.set()
-                for future in in_flight:
-                    future.cancel()
-                raise
+        pending = iter(rows)
+
+        def next_call(_in_flight: int) -> Callable[[], _Call] | None:
+            row = next(pending, None)
+            if row is None or not self.wait_for_quiet():
+                return None
+            return functools.partial(_resolve, self.client, row, self.options.timeout_s, txn)
+
+        concurrency = self.options.concurrency
+        CallLoop(self.job.stop, workers=concurrency, name="lml-backfill",
+                 limit=lambda: concurrency).run(next_call, self.handle)
 
 
 def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
@@ -296,37 +265,27 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
     """One backfill run (a dry run calls LML but writes nothing, not even a run record).
     Raises RunLocked, LMLUnavailable, LMLAuthError, DatabaseError, InvariantViolation."""
     options.validate()
-    stop = stop or threading.Event()
-    client.stop = stop
-    started = time.perf_counter()
-    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                     dry_run=options.dry_run) as job:
-        runner = _Runner(db, client, options, stop, job.writer)
-        job.counters = lambda: runner.counters.as_dict()
+    with JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS, dry_run=options.dry_run,
+                stop=stop, client=client) as job:
+        runner = _Runner(job, client, options)
         check_health(client)
-        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                        application_name="library-identity:reader") as conn:
+        with job.reader() as conn:
             rows = read_candidates(conn, options.limit)
         log.info("candidates rotation_rows=%d", len(rows))
         names = telemetry.sentry_names()
         with contextlib.ExitStack() as stack:
             if rows and options.quiet_lookback_s > 0:
                 runner.on_air = stack.enter_context(_on_air_log(db))
-            runner.run_id = job.begin("live", options.public())
-            txn = stack.enter_context(sentry_sdk.start_transaction(
-                op=names.backfill_op, name=names.backfill_transaction))
-            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+            job.begin("live", options.public())
+            txn = stack.enter_context(job.traced(
+                names.backfill_op, names.backfill_transaction,
+                lambda: runner.counters.flat(names.backfill_prefix)))
             txn.set_data("dry_run", int(options.dry_run))
-            try:
-                runner.run(rows, txn)
-            finally:
-                for key, value in runner.counters.flat(names.backfill_prefix).items():
-                    txn.set_data(key, value)
-        runner.counters.check_invariant()
-        job.status = "interrupted" if stop.is_set() else "succeeded"
-        return BackfillResult(run_id=runner.run_id, status=job.status, counters=runner.counters,
+            runner.run(rows, txn)
+        job.settle(runner.counters)
+        return BackfillResult(run_id=job.run_id, status=job.status, counters=runner.counters,
                               candidates=len(rows), dry_run=options.dry_run,
-                              seconds=time.perf_counter() - started)
+                              seconds=job.seconds())
 
 
 def _on_air_log(db: Database) -> psycopg.Connection:

@@ -22,8 +22,8 @@ from loader.dbt_names import (
     project_vars,
     relation,
 )
-from loader.rotation.common import STATEMENT_TIMEOUT_MS
 from loader.rotation.models import build_models
+from loader.rotation.options import STATEMENT_TIMEOUT_MS
 
 # Resolvable coverage the rotation must reach; dbt's gate and report read the same var.
 GATE_MIN_PCT = float(project_vars()["rotation_coverage_min_pct"])

@@ -11,7 +11,7 @@ from loader.db import Database
 from loader.dbt import compile_models, run_dbt
 from loader.dbt_names import ROTATION_COVERAGE, ROTATION_REFRESH_CANDIDATES
 from loader.errors import DbtError
-from loader.rotation.common import STATEMENT_TIMEOUT_MS
+from loader.rotation.options import STATEMENT_TIMEOUT_MS
 
 MODELS = [ROTATION_REFRESH_CANDIDATES, ROTATION_COVERAGE]
 WITH_PARENTS = [f"+{model}" for model in MODELS]
@@ -31,13 +31,13 @@ def read_candidates(conn: psycopg.Connection, compiled: dict[str, str] | None = 
     def source(model: str) -> sql.Composable:
         if compiled is None:
             return dbt_names.relation(model)
-        return dbt_names.compiled(compiled[model])
+        return dbt_names.compiled_view(conn, model, compiled[model])
 
     rows = conn.execute(sql.SQL("select lml_identity_id from {} where lml_identity_id is not "
                                 "null order by 1").format(
-        source(ROTATION_REFRESH_CANDIDATES)), ()).fetchall()
+        source(ROTATION_REFRESH_CANDIDATES))).fetchall()
     row = conn.execute(sql.SQL("select active_without_lml_identity from {}").format(
-        source(ROTATION_COVERAGE)), ()).fetchone()
+        source(ROTATION_COVERAGE))).fetchone()
     return list(dict.fromkeys(int(r[0]) for r in rows)), int(row[0]) if row and row[0] else 0
 
 

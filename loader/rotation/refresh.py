@@ -10,13 +10,13 @@ handles are unknown to LML.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,16 +25,19 @@ import sentry_sdk
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from loader import runs, telemetry
+from loader import telemetry
 from loader.config import setting
-from loader.db import Database, Writer, jsonb_text
-from loader.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted, LMLUnavailable
-from loader.lml.client import REFRESH_PATH, CallResult, LMLClient
+from loader.db import Database, jsonb_text
+from loader.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted
+from loader.jobs.calls import Call, CallLoop, traced_call
+from loader.jobs.job import FailureStreak, JobRun
+from loader.jobs.records import save_counters
+from loader.lml.client import REFRESH_PATH, LMLClient
 from loader.lml.contract import CacheRefreshResultItem
 from loader.lml.gate import check_health, require_route
-from loader.rotation.common import STATEMENT_TIMEOUT_MS, JobOptions
 from loader.rotation.counters import RefreshCounters, Tally, tally
 from loader.rotation.models import build_models, read_candidates, read_candidates_without_building
+from loader.rotation.options import STATEMENT_TIMEOUT_MS, RotationOptions
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id
 
 
 @dataclass
-class RefreshOptions(JobOptions):
+class RefreshOptions(RotationOptions):
     batch_size: int = setting(LML_REFRESH_BATCH_CAP, "Identities per LML call; LML refuses "
                               f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
     concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
@@ -115,14 +118,10 @@ class RefreshResult:
 Progress = Callable[[int, int], None]  # (identities settled so far, identities in the run)
 
 
-@dataclass
-class _Batch:
+@dataclass(kw_only=True)
+class _Batch(Call):
     ids: list[int]
     attempt: int  # 1 = first send, 2 = the one retry of `error` items
-    result: CallResult | None = None
-    error: LMLError | None = None
-    attempts: int = 1
-    latency_ms: float = 0.0
 
 
 class _Queue:
@@ -145,7 +144,7 @@ class _Queue:
     def next_batch(self, in_flight: int) -> _Batch | None:
         if self.fresh:
             n = min(self.batch_size, len(self.fresh))
-            return _Batch([self.fresh.popleft() for _ in range(n)], attempt=1)
+            return _Batch(ids=[self.fresh.popleft() for _ in range(n)], attempt=1)
         now = time.monotonic()
         ready = 0
         for due, _ in self.retries:
@@ -154,7 +153,7 @@ class _Queue:
             ready += 1
         # While batches are in flight more retries may come: wait to send full batches.
         if ready and (ready == self.batch_size or in_flight == 0):
-            return _Batch([self.retries.popleft()[1] for _ in range(ready)], attempt=2)
+            return _Batch(ids=[self.retries.popleft()[1] for _ in range(ready)], attempt=2)
         return None
 
     def seconds_to_next_retry(self) -> float | None:
@@ -173,22 +172,10 @@ def _send(client: LMLClient, batch: _Batch, timeout_s: float, parent: Any) -> _B
     if not 1 <= len(batch.ids) <= LML_REFRESH_BATCH_CAP:
         raise ValueError(f"refresh batch of {len(batch.ids)} ids; LML takes 1.."
                          f"{LML_REFRESH_BATCH_CAP}")
-    started = time.perf_counter()
-    with parent.start_child(op="http.client", name="lml.refresh_for_identities") as span:
-        span.set_data("lml.batch_size", len(batch.ids))
-        span.set_data("lml.batch_timeout_ms", int(timeout_s * 1000))
-        span.set_data("lml.retry_batch", batch.attempt > 1)
-        try:
-            batch.result = client.refresh_for_identities(batch.ids, timeout_s=timeout_s)
-            batch.attempts = batch.result.attempts
-            span.set_status("ok")
-        except LMLError as exc:
-            batch.error = exc
-            batch.attempts = exc.attempts
-            span.set_status("retryable_error" if exc.retryable else "permanent_error")
-        batch.latency_ms = (time.perf_counter() - started) * 1000
-        span.set_data("lml.attempts", batch.attempts)
-        span.set_data("lml.latency_ms", round(batch.latency_ms, 1))
+    with traced_call(parent, "lml.refresh_for_identities", batch, **{
+            "lml.batch_size": len(batch.ids), "lml.batch_timeout_ms": int(timeout_s * 1000),
+            "lml.retry_batch": batch.attempt > 1}):
+        batch.result = client.refresh_for_identities(batch.ids, timeout_s=timeout_s)
     return batch
 
 
@@ -220,23 +207,21 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
 
 
 class _Runner:
-    def __init__(self, db: Database, client: LMLClient | None, options: RefreshOptions,
-                 stop: threading.Event, progress: Progress | None, writer: Writer) -> None:
-        self.db = db
+    def __init__(self, job: JobRun, client: LMLClient | None, options: RefreshOptions,
+                 progress: Progress | None) -> None:
+        self.job = job
         self.client = client
         self.options = options
-        self.stop = stop
         self.progress = progress or (lambda done, total: None)
         self.counters = RefreshCounters()
-        self.writer = writer
-        self.run_id: uuid.UUID | None = None
-        self.consecutive_failures = 0
+        self.failures = FailureStreak(options.max_consecutive_failures, "refresh batches")
         self.unknown_statuses: set[str] = set()
         self.total = 0
+        job.counters = lambda: self.counters.as_dict()
 
     # -- landing -------------------------------------------------------------------------
     def _land(self, rows: list[tuple[Any, ...]], counters: dict[str, Any]) -> None:
-        run_id = self.run_id
+        run_id = self.job.run_id
         assert run_id is not None
 
         def work(conn: psycopg.Connection) -> None:
@@ -245,10 +230,10 @@ class _Runner:
                     with cur.copy(_COPY_SQL) as cp:
                         for row in rows:
                             cp.write_row((run_id, *row))
-                runs.save_counters(conn, run_id, counters)
+                save_counters(conn, run_id, counters)
 
         try:
-            self.writer.run(work)
+            self.job.writer.run(work)
         except psycopg.Error as exc:
             raise DatabaseError(f"could not land a refresh batch ({type(exc).__name__}); "
                                 "committed batches are safe, re-run to continue") from None
@@ -271,7 +256,7 @@ class _Runner:
         if not answers:  # not one valid answer: the call failed, whatever its status
             self._failed(batch, "; ".join(problems)[:300], None)
             return
-        self.consecutive_failures = 0
+        self.failures.succeeded()
         for problem in problems:
             log.warning("%s batch_size=%d", problem, len(batch.ids))
         settled = copy.deepcopy(self.counters)
@@ -308,7 +293,6 @@ class _Runner:
         self.counters.failed_batches += 1
         if isinstance(exc, LMLAuthError):
             raise exc
-        self.consecutive_failures += 1
         log.warning("lml_error attempt=%d ids=%d error=%s", batch.attempt, len(batch.ids), reason)
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("step", "lml_error")
@@ -318,41 +302,26 @@ class _Runner:
                 sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
         self._checkpoint()
         self.progress(self.counters.identities_scanned, self.total)
-        if self.consecutive_failures >= self.options.max_consecutive_failures:
-            raise LMLUnavailable(f"LML failed {self.consecutive_failures} refresh batches in a "
-                                 f"row (last: {reason}); stopping")
+        self.failures.failed(reason)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, ids: list[int], txn: Any) -> None:
-        assert self.client is not None, "a live run needs an LML client"
+        client = self.client
+        assert client is not None, "a live run needs an LML client"
         self.total = len(ids)
         queue = _Queue(ids, self.options.batch_size, self.options.retry_delay_s)
-        in_flight: set[Future[_Batch]] = set()
-        with ThreadPoolExecutor(max_workers=self.options.concurrency,
-                                thread_name_prefix="lml-refresh") as pool:
-            try:
-                while True:
-                    while not self.stop.is_set() and len(in_flight) < self.options.concurrency:
-                        batch = queue.next_batch(len(in_flight))
-                        if batch is None:
-                            break
-                        in_flight.add(pool.submit(_send, self.client, batch,
-                                                  self.options.timeout_s, txn))
-                    if not in_flight:
-                        pause = queue.seconds_to_next_retry()
-                        if self.stop.is_set() or pause is None:
-                            break
-                        self.stop.wait(pause)  # retries not due yet
-                        continue
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self.handle(future.result(), queue)
-            except BaseException:
-                # Stop sending; the pool's exit still waits for the calls already running.
-                self.stop.set()
-                for future in in_flight:
-                    future.cancel()
-                raise
+
+        def next_call(in_flight: int) -> Callable[[], _Batch] | None:
+            batch = queue.next_batch(in_flight)
+            if batch is None:
+                return None
+            return functools.partial(_send, client, batch, self.options.timeout_s, txn)
+
+        concurrency = self.options.concurrency
+        CallLoop(self.job.stop, workers=concurrency, name="lml-refresh",
+                 limit=lambda: concurrency).run(
+            next_call, lambda batch: self.handle(batch, queue),
+            idle=queue.seconds_to_next_retry)
         # Interrupted before their retry: final as they stand.
         unretried = queue.drain_retries()
         if unretried:
@@ -377,15 +346,10 @@ def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
     A dry run (no client needed) reads the candidates and reports the batches it would
     send: no LML call, no run record, nothing rebuilt or written."""
     options.validate()
-    stop = stop or threading.Event()
-    if client is not None:  # a dry run calls nothing
-        client.stop = stop
-    started = time.perf_counter()
     names = telemetry.sentry_names()
-    with runs.JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                     dry_run=options.dry_run) as job:
-        runner = _Runner(db, client, options, stop, progress, job.writer)
-        job.counters = lambda: runner.counters.as_dict()
+    with JobRun(db, JOB, statement_timeout_ms=STATEMENT_TIMEOUT_MS, dry_run=options.dry_run,
+                stop=stop, client=client) as job:
+        runner = _Runner(job, client, options, progress)
         if options.dry_run:
             ids, without_identity = read_candidates_without_building(db)
         else:
@@ -393,31 +357,28 @@ def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
             capability_gate(client)
             if prepare:
                 build_models(db)
-            with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                            application_name="library-identity:reader") as conn:
+            with job.reader() as conn:
                 ids, without_identity = read_candidates(conn)
         runner.counters.skipped_null_identity = without_identity
         log.info("candidates identities=%d active_rows_without_identity=%d", len(ids),
                  without_identity)
         rpm = client.requests_per_minute if client is not None else None
-        runner.run_id = job.begin(None, {**options.public(), "client_requests_per_minute": rpm})
-        with sentry_sdk.start_transaction(op="job.run", name=names.refresh_transaction) as txn:
-            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
+        job.begin(None, {**options.public(), "client_requests_per_minute": rpm})
+        # The totals go on a span of their own, so they are sent by _send_totals.
+        with job.traced("job.run", names.refresh_transaction) as txn:
             try:
                 if not options.dry_run:
                     runner.run(ids, txn)
             finally:
                 _send_totals(txn, runner.counters, options.dry_run)
-            runner.counters.check_invariant()
             alert = _alert(runner.counters, options.not_found_alert_pct)
             if alert.fired:
                 _raise_alert(alert, txn)
-        job.status = "interrupted" if stop.is_set() else "alert" if alert.fired else "succeeded"
+        job.settle(runner.counters, "alert" if alert.fired else "succeeded")
         batch_size = options.batch_size
         return RefreshResult(
-            run_id=runner.run_id, status=job.status, counters=runner.counters,
-            identities=len(ids), alert=alert, seconds=time.perf_counter() - started,
-            dry_run=options.dry_run,
+            run_id=job.run_id, status=job.status, counters=runner.counters,
+            identities=len(ids), alert=alert, seconds=job.seconds(), dry_run=options.dry_run,
             batches=[ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
             if options.dry_run else [])
 

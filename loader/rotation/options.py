@@ -1,4 +1,4 @@
-"""What the rotation jobs share beyond the LML gate and the writer."""
+"""The rotation jobs' shared settings: LML pacing, statement timeout, the active rule."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ACTIVE_ROTATION = "(kill_date is null or kill_date > current_date)"
 
 
 @dataclass
-class JobOptions:
+class RotationOptions:
     """The LML pacing both rotation jobs take; each job redeclares the defaults it needs."""
 
     concurrency: int = setting(1, "LML calls in flight at once.", min=1)

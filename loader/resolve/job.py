@@ -5,31 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gc
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import sentry_sdk
 
-from loader import dbt, dbt_names, runs, telemetry
+from loader import dbt, dbt_names, telemetry
 from loader.config import check_ranges, setting
-from loader.db import LOADER_SCHEMA, Database, Writer
+from loader.db import LOADER_SCHEMA, Database
 from loader.errors import (
     DatabaseError,
     LMLAuthError,
-    LMLError,
     LMLInterrupted,
     LMLMalformedResponse,
-    LMLUnavailable,
 )
-from loader.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, CallResult, LMLClient
+from loader.jobs.calls import Call, CallLoop, traced_call
+from loader.jobs.job import FailureStreak, JobRun
+from loader.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, LMLClient
 from loader.lml.gate import check_health, require_route
 from loader.lml.pacing import Pacer, PacingSettings
 from loader.resolve import candidates, fastpath, landing
@@ -40,7 +40,6 @@ from loader.resolve.merge import merge as run_merge
 from loader.resolve.verdicts import REPORTED_STEPS, Problem
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
 # A run where more than this share of the scanned rows could not be landed
@@ -123,14 +122,10 @@ class ResolveResult:
 Progress = Callable[[str, int], None]
 
 
-@dataclass
-class _Call:
+@dataclass(kw_only=True)
+class _Call(Call):
     batch: list[Candidate]
     cohort: str
-    result: CallResult | None = None
-    error: LMLError | None = None
-    latency_ms: float = 0.0
-    attempts: int = 1
     outcome: fastpath.FastOutcome | None = None
 
 
@@ -139,48 +134,34 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
     """Call LML for one batch, then check the response and build its COPY rows here, in
     the worker thread, so the main thread only lands."""
     call = _Call(batch=batch, cohort=cohort)
-    started = time.perf_counter()
-    with parent.start_child(op="http.client", name="lml.bulk_resolve_libraries") as span:
-        span.set_data("lml.batch_size", len(batch))
-        span.set_data("lml.cohort", cohort)
-        try:
-            call.result = client.bulk_resolve([c.as_input() for c in batch],
-                                              include_tracks=include_tracks)
-            call.attempts = call.result.attempts
-            stats = call.result.body.get("cache_stats") if isinstance(
-                call.result.body, dict) else None
-            if isinstance(stats, dict):
-                for key, value in stats.items():
-                    if isinstance(value, int | float):
-                        span.set_data(f"lml.cache.{key}", value)
-            span.set_status("ok")
-        except LMLError as exc:
-            call.error = exc
-            call.attempts = exc.attempts
-            span.set_status("permanent_error" if not exc.retryable else "unavailable")
-        call.latency_ms = (time.perf_counter() - started) * 1000
-        span.set_data("lml.latency_ms", round(call.latency_ms, 1))
-        span.set_data("lml.attempts", call.attempts)
+    with traced_call(parent, "lml.bulk_resolve_libraries", call,
+                     **{"lml.batch_size": len(batch), "lml.cohort": cohort}) as span:
+        call.result = client.bulk_resolve([c.as_input() for c in batch],
+                                          include_tracks=include_tracks)
+        stats = call.result.body.get("cache_stats") if isinstance(
+            call.result.body, dict) else None
+        if isinstance(stats, dict):
+            for key, value in stats.items():
+                if isinstance(value, int | float):
+                    span.set_data(f"lml.cache.{key}", value)
     if call.result is not None:
         call.outcome = fastpath.classify(batch, call.result.body, run_id)
     return call
 
 
 class _Runner:
-    def __init__(self, db: Database, client: LMLClient, options: ResolveOptions,
-                 stop: threading.Event, progress: Progress | None, writer: Writer) -> None:
-        self.db = db
+    def __init__(self, job: JobRun, client: LMLClient, options: ResolveOptions,
+                 progress: Progress | None) -> None:
+        self.job = job
         self.client = client
         self.options = options
-        self.stop = stop
         self.progress = progress or (lambda cohort, n: None)
         self.counters = RunCounters()
-        self.run_id: uuid.UUID | None = None
-        self.writer = writer
-        self.consecutive_failures = 0
+        self.failures = FailureStreak(options.max_consecutive_failures, "batches")
         self.pacer = Pacer(options.pacing())
         self._cohort = threading.local()  # which cohort a worker thread is calling for
         client.on_attempt = self._observe
+        job.counters = lambda: self.counters.as_dict()
 
     def _observe(self, status: int | None, latency_s: float, retry_after: float | None) -> None:
         self.pacer.observe(status, latency_s, kind=getattr(self._cohort, "name", ""),
@@ -189,17 +170,17 @@ class _Runner:
     def _call(self, batch: list[Candidate], cohort: str, txn: Any) -> _Call:
         self._cohort.name = cohort
         return _call_lml(self.client, batch, cohort, self.options.include_tracks, txn,
-                         self.run_id)
+                         self.job.run_id)
 
     # -- landing ---------------------------------------------------------------
     def _land(self, call: _Call, counters: dict[str, Any]) -> bool:
         """Land one batch (a dropped connection is retried once by the Writer; losing it
         twice stops the run). False: the database refused the batch (writer_error)."""
-        run_id = self.run_id
+        run_id = self.job.run_id
         assert run_id is not None
         try:
             rows = call.outcome.rows if call.outcome else []
-            self.writer.run(lambda conn: landing.land_batch(conn, run_id, rows, counters))
+            self.job.writer.run(lambda conn: landing.land_batch(conn, run_id, rows, counters))
             return True
         except DatabaseError:
             raise
@@ -230,8 +211,8 @@ class _Runner:
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", bucket)
                 sentry_sdk.capture_exception(call.error)
-            self._failed_call(str(call.error))
             self._checkpoint()
+            self.failures.failed(str(call.error))
             return
         outcome = call.outcome
         assert outcome is not None
@@ -240,7 +221,7 @@ class _Runner:
             if problem.step in REPORTED_STEPS:
                 self._report(problem, call.cohort)
         if outcome.landed:
-            self.consecutive_failures = 0
+            self.failures.succeeded()
         else:
             # Not one row of the batch was usable: the call failed, whatever its status.
             with sentry_sdk.new_scope() as scope:
@@ -250,9 +231,9 @@ class _Runner:
                     f"result ({'; '.join(str(p) for p in outcome.problems)[:300]})",
                     level="error")
             cohort_counters.add(outcome.counters)
-            self._failed_call(str(outcome.problems[0]) if outcome.problems
-                              else "no usable result")
             self._checkpoint()
+            self.failures.failed(str(outcome.problems[0]) if outcome.problems
+                                 else "no usable result")
             return
         if self.options.dry_run:
             cohort_counters.add(outcome.counters)
@@ -265,71 +246,36 @@ class _Runner:
         else:
             cohort_counters.add(outcome.counters.landing_failed(outcome.landed))
 
-    def _failed_call(self, reason: str) -> None:
-        self.consecutive_failures += 1
-        if self.consecutive_failures >= self.options.max_consecutive_failures:
-            raise LMLUnavailable(f"LML failed {self.consecutive_failures} batches in a row "
-                                 f"(last: {reason}); stopping")
-
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
         sends them (its alerts count these events)."""
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("step", problem.step)
             scope.set_tag("cohort", cohort)
-            scope.set_tag("run_id", str(self.run_id or "dry-run"))
+            scope.set_tag("run_id", str(self.job.run_id or "dry-run"))
             scope.fingerprint = ["library-identity", problem.step]
             sentry_sdk.capture_message(str(problem), level="error")
 
     def _checkpoint(self) -> None:
-        if self.options.dry_run or self.run_id is None:
-            return
-        run_id, counters = self.run_id, self.counters.as_dict()
-        self.writer.run(lambda conn: _in_transaction(conn, runs.save_counters, run_id, counters))
+        self.job.checkpoint(self.counters.as_dict())
 
     # -- the loop --------------------------------------------------------------
     def drain(self, read_conn: psycopg.Connection, cohort: str, txn: Any) -> None:
-        batch_size = self.options.batch_size_for(cohort)
-        in_flight: set[Future[_Call]] = set()
-        with ThreadPoolExecutor(max_workers=self.pacer.settings.max_concurrency,
-                                thread_name_prefix=f"lml-{cohort}") as pool:
-            try:
-                for batch in candidates.pages(read_conn, cohort, batch_size):
-                    in_flight = self._make_room(in_flight)
-                    if self.stop.is_set():
-                        break
-                    in_flight.add(pool.submit(self._call, batch, cohort, txn))
-                self._collect(in_flight, None)
-            except BaseException:
-                # Send nothing more. Calls already running finish with the pool but are not
-                # landed: their rows were never written, so the next run picks them up.
-                self.stop.set()
-                for future in in_flight:
-                    future.cancel()
-                raise
+        """Send the cohort's candidates page by page as the pacer allows, and land each
+        answered batch."""
+        pages = candidates.pages(read_conn, cohort, self.options.batch_size_for(cohort))
 
-    def _make_room(self, in_flight: set[Future[_Call]]) -> set[Future[_Call]]:
-        """Wait until the pacer allows one more call: fewer in flight than its limit and no
-        Retry-After in force. Calls that finish meanwhile are landed."""
-        while not self.stop.is_set():
-            pause = self.pacer.pause_remaining()
-            if pause <= 0 and len(in_flight) < self.pacer.limit:
-                break
-            if in_flight:
-                in_flight = self._collect(in_flight, FIRST_COMPLETED, timeout=pause or None)
-            else:
-                self.stop.wait(pause)
-        return in_flight
+        def next_call(_in_flight: int) -> Callable[[], _Call] | None:
+            batch = next(pages, None)
+            return None if batch is None else functools.partial(self._call, batch, cohort, txn)
 
-    def _collect(self, in_flight: set[Future[_Call]], how: str | None,
-                 timeout: float | None = None) -> set[Future[_Call]]:
-        done, pending = (wait(in_flight, timeout=timeout, return_when=how) if how
-                         else (in_flight, set()))
-        for future in done:
-            call = future.result()
+        def handle(call: _Call) -> None:
             self._handle(call)
             self.progress(call.cohort, len(call.batch))
-        return set(pending)
+
+        CallLoop(self.job.stop, workers=self.pacer.settings.max_concurrency,
+                 name=f"lml-{cohort}", limit=lambda: self.pacer.limit,
+                 pause=self.pacer.pause_remaining).run(next_call, handle)
 
 
 def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
@@ -339,64 +285,53 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
     """One resolve run. Raises RunLocked, LMLUnavailable, LMLAuthError, DatabaseError,
     InvariantViolation; the run record says how it ended in every case."""
     options.validate()
-    stop = stop or threading.Event()
-    started = time.perf_counter()
     dbt_before = dbt.time_spent()
     timings: dict[str, float] = {}
-    client.stop = stop
-    with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                     dry_run=options.dry_run) as job, contextlib.ExitStack() as tracing:
-        runner = _Runner(db, client, options, stop, progress, job.writer)
-        job.counters = lambda: runner.counters.as_dict()
+    with JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                dry_run=options.dry_run, stop=stop, client=client) as job, \
+            contextlib.ExitStack() as tracing:
+        runner = _Runner(job, client, options, progress)
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
-        source = None
+        compiled = None
         if prepare and options.dry_run:
-            source = candidates.compiled_candidates(db, options.dbt_vars())
+            compiled = candidates.compiled_candidates(db, options.dbt_vars())
         elif prepare:
             candidates.build_candidates(db, options.dbt_vars())
-        with db.connect(statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                        application_name="library-identity:reader") as read_conn:
+        with job.reader() as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
-                                         limit=options.limit, source=source,
+                                         limit=options.limit, compiled=compiled,
                                          cohorts=options.cohorts)
-            timings["candidates_s"] = time.perf_counter() - started
+            timings["candidates_s"] = job.seconds()
             if on_candidates:
                 on_candidates(counts)
-            runner.run_id = job.begin(options.mode, options.public())
+            job.begin(options.mode, options.public())
             load_started, load_cpu_started = time.perf_counter(), time.process_time()
             # The transaction stays open through the merge, whose counts it carries too.
-            txn = tracing.enter_context(sentry_sdk.start_transaction(
-                op="job.run", name=telemetry.sentry_names().resolve_transaction))
-            txn.set_tag("run_id", str(runner.run_id or "dry-run"))
-            txn.set_tag("mode", options.mode)
+            txn = tracing.enter_context(job.traced(
+                "job.run", telemetry.sentry_names().resolve_transaction,
+                lambda: _run_data(runner.counters, options.mode), mode=options.mode))
             txn.set_data("dry_run", int(options.dry_run))
-            try:
-                with _young_collections():
-                    for cohort in options.cohorts:
-                        if stop.is_set():
-                            break
-                        runner.drain(read_conn, cohort, txn)
-            finally:
-                for key, value in _run_data(runner.counters, options.mode).items():
-                    txn.set_data(key, value)
+            with _young_collections():
+                for cohort in options.cohorts:
+                    if job.stop.is_set():
+                        break
+                    runner.drain(read_conn, cohort, txn)
         timings["load_s"] = time.perf_counter() - load_started
         # CPU of this process (all threads) while loading: the loader's own cost, apart
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
-        runner.counters.check_invariant()
+        rejected = None if options.dry_run else rejected_rows(runner.counters)
+        job.settle(runner.counters, "failed" if rejected else "succeeded")
         if not options.dry_run and runner.counters.total.scanned:
             refresh_log_statistics(db)
-        rejected = None if options.dry_run else rejected_rows(runner.counters)
-        job.status = ("interrupted" if stop.is_set() else "failed" if rejected
-                      else "succeeded")
         if rejected:
             # The rows that were valid are landed; the run still fails its check.
             job.error = rejected
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", "rejected_rows")
                 sentry_sdk.capture_message(rejected, level="error")
-        result = ResolveResult(run_id=runner.run_id, status=job.status,
+        result = ResolveResult(run_id=job.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
                                error=rejected, pacing=runner.pacer.summary())
         log.info("lml_pace %s", runner.pacer.describe())
@@ -404,7 +339,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
             # Still under the lock, so two merges never interleave.
             merge_started = time.perf_counter()
             with txn.start_child(op="job.merge", name="merge") as merge_span:
-                result.merge = outcome = run_merge(db, options.dbt_vars(), runner.run_id,
+                result.merge = outcome = run_merge(db, options.dbt_vars(), job.run_id,
                                                    after_candidates=prepare)
                 merge_span.set_status("ok" if outcome.success else "internal_error")
             timings["merge_s"] = time.perf_counter() - merge_started
@@ -420,7 +355,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 job.status = result.status = "failed" if write_back_failed else "gate_failed"
                 job.error = "; ".join(outcome.failures)
         result.error = job.error
-        result.seconds = time.perf_counter() - started
+        result.seconds = job.seconds()
         # dbt's share of the run: everything it did, of which parsing the project.
         timings["dbt_s"], timings["dbt_parse_s"] = dbt.time_spent(since=dbt_before)
         return result
@@ -510,13 +445,8 @@ def refresh_log_statistics(db: Database) -> None:
             conn.execute(f"analyze {LOADER_SCHEMA}.raw_verdicts")
 
 
-def _in_transaction(conn: psycopg.Connection, work: Callable[..., T], *args: Any) -> T:
-    with conn.transaction():
-        return work(conn, *args)
-
-
 def merge_only(db: Database, options: ResolveOptions, *, full_rebuild: bool = False
                ) -> MergeOutcome:
     """Run the dbt merge and gates alone, under the resolve lock."""
-    with runs.JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
+    with JobRun(db, "resolve", statement_timeout_ms=STATEMENT_TIMEOUT_MS):
         return run_merge(db, options.dbt_vars(), full_rebuild=full_rebuild)
