@@ -51,6 +51,24 @@ def test_the_models_the_loader_reads_are_its_exposures() -> None:
     assert {s.model for s in SECTIONS} | {BANDS_MODEL} == set(dbt_names.REPORT_MODELS)
 
 
+def test_what_the_loader_reads_keeps_its_shape() -> None:
+    """Each model the loader reads has an enforced contract (names and types of every
+    column), and each seed it reads declares its column types."""
+    declared: dict[str, dict[str, Any]] = {}
+    for path in sorted((ROOT / "models").rglob("_*__models.yml")):
+        declared.update({m["name"]: m for m in _yaml(str(path.relative_to(ROOT)))["models"]})
+    seeds = {s["name"]: s for path in sorted((ROOT / "seeds").rglob("_*__seeds.yml"))
+             for s in _yaml(str(path.relative_to(ROOT)))["seeds"]}
+    for name in dbt_names.READ_MODELS:
+        if name in seeds:
+            types = seeds[name]["config"]["column_types"]
+            assert [c["name"] for c in seeds[name]["columns"]] == list(types), name
+            continue
+        model = declared[name]
+        assert model.get("config", {}).get("contract", {}).get("enforced") is True, name
+        assert all(c.get("data_type") for c in model["columns"]), name
+
+
 def test_dbt_gets_the_schema_the_loader_reads(monkeypatch: pytest.MonkeyPatch,
                                               server: Database) -> None:
     monkeypatch.delenv(dbt_names.SCHEMA_ENV, raising=False)
