@@ -1,5 +1,5 @@
-"""The batch loop of `resolve`: page candidates, call LML with bounded concurrency,
-sort each response, land what is trusted, count everything."""
+"""The `resolve` job: snapshot the candidates, page them to LML at the pacer's pace, sort
+each response, land what is trusted, count everything, then merge."""
 
 from __future__ import annotations
 
