@@ -18,6 +18,7 @@ entries as (
         verdicts.verdict_id,
         verdicts.run_id,
         verdicts.library_id,
+        verdicts.attempted_at,
         {{ provenance_entry_columns() }}
     from verdicts
     cross join lateral {{ verdict_entries('provenance') }}
@@ -28,25 +29,15 @@ entries as (
 first_check as (
 
     select
-        entries.verdict_id,
-        entries.run_id,
-        entries.library_id,
-        verdicts.attempted_at,
-        entries.entry_position,
-        entries.source,
-        entries.method,
-        entries.confidence,
-        entries.external_id,
+        *,
         case
-            when entries.external_id is null then 'null_external_id'
-            when entries.confidence is null then 'null_confidence'
-            when entries.confidence not between 0 and 1 then 'confidence_out_of_range'
-            when not {{ is_known_identity_source('entries.source') }} then 'unknown_source'
-            when not {{ is_known_identity_method('entries.method') }} then 'unknown_method'
+            when external_id is null then 'null_external_id'
+            when confidence is null then 'null_confidence'
+            when confidence not between 0 and 1 then 'confidence_out_of_range'
+            when not {{ is_known_identity_source('source') }} then 'unknown_source'
+            when not {{ is_known_identity_method('method') }} then 'unknown_method'
         end as invalid_reason
     from entries
-    inner join verdicts on entries.verdict_id = verdicts.verdict_id
-    where verdicts.kind = 'single_artist'
 
 ),
 
