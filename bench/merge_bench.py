@@ -32,19 +32,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 
-from loader import dbt_names, migrate  # noqa: E402
-from loader.db import Database, resolve_database  # noqa: E402
-from loader.lml.client import LMLClient  # noqa: E402
-from loader.resolve import candidates  # noqa: E402
-from loader.resolve.job import ResolveOptions, resolve  # noqa: E402
-from loader.seed import seed_library  # noqa: E402
+from library_identity import dbt_names, migrate  # noqa: E402
+from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.lml.client import LMLClient  # noqa: E402
+from library_identity.resolve import candidates  # noqa: E402
+from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
+from library_identity.seed import seed_library  # noqa: E402
 
 MERGE_IN_A_PROCESS = """
 import json, sys, time
 started = time.perf_counter()
-from loader.db import Database
-from loader.dbt import manifest
-from loader.resolve.merge import merge
+from library_identity.db import Database
+from library_identity.dbt import manifest
+from library_identity.resolve.merge import merge
 db = Database(conninfo=sys.argv[1], embedded=sys.argv[2] == "1")
 manifest(db, {})
 merging = time.perf_counter()

@@ -29,13 +29,13 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loader import migrate  # noqa: E402
-from loader.db import Database, resolve_database  # noqa: E402
-from loader.lml.client import LMLClient  # noqa: E402
-from loader.report import data  # noqa: E402
-from loader.resolve.job import ResolveOptions, resolve  # noqa: E402
-from loader.seed import seed_library  # noqa: E402
-from loader.standin.server import StandIn, StandInConfig  # noqa: E402
+from library_identity import migrate  # noqa: E402
+from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.lml.client import LMLClient  # noqa: E402
+from library_identity.report import data  # noqa: E402
+from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
+from library_identity.seed import seed_library  # noqa: E402
+from library_identity.standin.server import StandIn, StandInConfig  # noqa: E402
 
 KEY = "bench-key-report-0123456789"
 RUN_MODES = ("legacy", "full", "recheck")
@@ -138,7 +138,7 @@ def main() -> None:
     read_s = time.perf_counter() - started
     print(f"\nthe whole report in one snapshot (all queries above, in sequence): {read_s:.2f}s")
     if args.html:
-        from loader.report import page
+        from library_identity.report import page
 
         started = time.perf_counter()
         args.html.write_text(page.render(report), encoding="utf-8")

@@ -37,10 +37,10 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loader import dbt_names, migrate  # noqa: E402
-from loader.db import Database, resolve_database  # noqa: E402
-from loader.resolve import landing  # noqa: E402
-from loader.seed import seed_library  # noqa: E402
+from library_identity import dbt_names, migrate  # noqa: E402
+from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.resolve import landing  # noqa: E402
+from library_identity.seed import seed_library  # noqa: E402
 
 KEY = "bench-key-0123456789"
 PREFIX = "bench"  # database names; --db-prefix sets it
@@ -68,7 +68,7 @@ class StandInProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "loader", "lml-standin", "--port", str(self.port),
+            [sys.executable, "-m", "library_identity", "lml-standin", "--port", str(self.port),
              "--api-key", KEY, *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
@@ -92,7 +92,7 @@ def peak_rss_of(db: Database, lml_url: str, *args: str) -> tuple[dict[str, Any],
     """Run the CLI; returns (its JSON summary, wall seconds, its peak RSS in MB)."""
     env = {**os.environ, "DATABASE_URL": db.conninfo, "LML_URL": lml_url, "LML_API_KEY": KEY}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "library_identity", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Read output while it runs; then take this child's own rusage from wait4.
     assert proc.stdout is not None and proc.stderr is not None
@@ -274,7 +274,7 @@ def baseline(db: Database) -> None:
         conn.commit()
     env = {**os.environ, "DATABASE_URL": db.conninfo}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "loader", "resolve", "--merge-only"], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "library_identity", "resolve", "--merge-only"], cwd=ROOT,
                    env=env, check=False, capture_output=True)
     merge_s = time.perf_counter() - started
     landing = _landing_seconds(db, run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +17,15 @@ import sentry_sdk
 from psycopg import sql
 from sentry_sdk.transport import Transport
 
-from loader import migrate
-from loader.db import Database, resolve_database
-from loader.resolve import candidates
-from loader.resolve.job import ResolveOptions
-from loader.seed import seed_library
+from library_identity import migrate
+from library_identity.db import Database, resolve_database
+from library_identity.resolve import candidates
+from library_identity.resolve.job import ResolveOptions
+from library_identity.seed import seed_library
 
 ROOT = Path(__file__).resolve().parent.parent
+# The command line, as a subprocess of the interpreter running the tests.
+CLI = (sys.executable, "-m", "library_identity")
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +65,7 @@ STANDIN_KEY = "test-key-9f8e7d6c5b4a"
 @pytest.fixture
 def standin() -> Iterator[Any]:
     """The LML stand-in on loopback, with its default (fault-free) behaviour."""
-    from loader.standin.server import StandIn, StandInConfig
+    from library_identity.standin.server import StandIn, StandInConfig
 
     with StandIn(StandInConfig(api_key=STANDIN_KEY)) as server:
         yield server
@@ -153,7 +156,7 @@ SENTRY_TEST_DSN = "https://public-key-abc123@o1.ingest.example/42"
 
 @pytest.fixture
 def sentry_transport() -> Iterator[SentryCapture]:
-    from loader.telemetry import init_sentry
+    from library_identity.telemetry import init_sentry
 
     transport = SentryCapture()
     init_sentry(SENTRY_TEST_DSN, transport=transport)

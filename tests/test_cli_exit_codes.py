@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,11 +16,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import CLI
 from psycopg import sql
 
-from loader import migrate
-from loader.db import Database, start_embedded
-from loader.errors import (
+from library_identity import migrate
+from library_identity.db import Database, start_embedded
+from library_identity.errors import (
     EXIT_ALERT,
     EXIT_DB,
     EXIT_GATE,
@@ -31,8 +31,8 @@ from loader.errors import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from loader.seed import seed_library
-from loader.standin.server import StandIn, StandInConfig
+from library_identity.seed import seed_library
+from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Kq8v-exit-codes-key-77"
@@ -110,7 +110,7 @@ ELSEWHERE = {
 def run_cli(args: tuple[str, ...], env: dict[str, str], timeout: float = 300
             ) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"} | env
-    return subprocess.run([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+    return subprocess.run([*CLI, *args], cwd=ROOT, env=environ,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -190,7 +190,7 @@ def test_a_second_ctrl_c_exits_130(seeded: Database, standin: StandIn) -> None:
     standin.clear_log()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loader", *RESOLVE, "--batch-size", "20",
+            [*CLI, *RESOLVE, "--batch-size", "20",
              "--va-batch-size", "20"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env={**os.environ, "DATABASE_URL": seeded.conninfo,
                             "LML_URL": standin.url, "LML_API_KEY": KEY})
@@ -236,7 +236,7 @@ def test_postgres_stopped_during_the_merge_exits_6(own_server: tuple[Database, P
     env = {"DATABASE_URL": db.conninfo, "LML_URL": standin.url, "LML_API_KEY": KEY}
     landed = run_cli((*RESOLVE, "--no-merge"), env)
     assert landed.returncode == 0, landed.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "loader", "resolve", "--merge-only"],
+    proc = subprocess.Popen([*CLI, "resolve", "--merge-only"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **env})
     deadline = time.monotonic() + 120

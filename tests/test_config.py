@@ -1,4 +1,4 @@
-"""A job's settings are declared once (loader.config): the command line and the options'
+"""A job's settings are declared once (library_identity.config): the command line and the options'
 validate() refuse the same values with the same message, and the defaults agree."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from dataclasses import fields
 import pytest
 from click.testing import CliRunner
 
-from loader.cli import main
-from loader.config import flag_name, setting_of
-from loader.resolve.job import ResolveOptions
-from loader.rotation.backfill import BackfillOptions
-from loader.rotation.refresh import RefreshOptions
+from library_identity.cli import main
+from library_identity.config import flag_name, setting_of
+from library_identity.resolve.job import ResolveOptions
+from library_identity.rotation.backfill import BackfillOptions
+from library_identity.rotation.refresh import RefreshOptions
 
 COMMANDS = {ResolveOptions: ("resolve",), RefreshOptions: ("rotation", "refresh"),
             BackfillOptions: ("rotation", "backfill")}

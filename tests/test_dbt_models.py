@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from loader import dbt_names
-from loader.db import Database
-from loader.dbt import PROJECT_DIR, DbtOutcome, run_dbt
-from loader.resolve.merge import MergeOutcome
-from loader.resolve.merge import merge as write_back_merge
+from library_identity import dbt_names
+from library_identity.db import Database
+from library_identity.dbt import PROJECT_DIR, DbtOutcome, run_dbt
+from library_identity.resolve.merge import MergeOutcome
+from library_identity.resolve.merge import merge as write_back_merge
 
 CANDIDATES = ["run", "--selector", "candidates"]
 

@@ -11,15 +11,15 @@ from typing import Any, get_args
 import pytest
 import yaml
 
-from loader import dbt_names, migrate
-from loader.db import Database
-from loader.lml.client import LMLClient
-from loader.lml.contract import IdentityMethod, IdentitySource
-from loader.report.data import BANDS_MODEL, SECTIONS, load_report
-from loader.resolve.job import ResolveOptions, resolve
-from loader.rotation.refresh import RefreshOptions, refresh
-from loader.seed import seed_library
-from loader.standin.server import StandIn, StandInConfig
+from library_identity import dbt_names, migrate
+from library_identity.db import Database
+from library_identity.lml.client import LMLClient
+from library_identity.lml.contract import IdentityMethod, IdentitySource
+from library_identity.report.data import BANDS_MODEL, SECTIONS, load_report
+from library_identity.resolve.job import ResolveOptions, resolve
+from library_identity.rotation.refresh import RefreshOptions, refresh
+from library_identity.seed import seed_library
+from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = dbt_names.PROJECT_DIR
 KEY = "test-key-names-7a6b5c"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loader import dbt
-from loader.db import Database
+from library_identity import dbt
+from library_identity.db import Database
 
 OTHER_VALUES = {"candidate_mode": "recheck", "stale_days": 30, "unresolved_retry_days": 2,
                 "merge_full_rebuild": True}

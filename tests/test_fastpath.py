@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from loader import jsonfast
-from loader.lml.client import LMLClient
-from loader.resolve import fastpath, landing
-from loader.resolve.candidates import Candidate
-from loader.resolve.verdicts import _validate, classify_batch
-from loader.standin import StandIn, StandInConfig
-from loader.standin.verdicts import verdict
-from loader.synthetic import artist_name
+from library_identity import jsonfast
+from library_identity.lml.client import LMLClient
+from library_identity.resolve import fastpath, landing
+from library_identity.resolve.candidates import Candidate
+from library_identity.resolve.verdicts import _validate, classify_batch
+from library_identity.standin import StandIn, StandInConfig
+from library_identity.standin.verdicts import verdict
+from library_identity.synthetic import artist_name
 
 KEY = "fastpath-key"
 RUN_ID = uuid.uuid4()

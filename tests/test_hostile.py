@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,17 +16,17 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from conftest import SENTRY_TEST_DSN, SentryCapture
+from conftest import CLI, SENTRY_TEST_DSN, SentryCapture
 from hostile import HostileLML, Reply, bulk_rows
 
-from loader import dbt_names
-from loader.db import Database, jsonb_text
-from loader.errors import LMLUnavailable
-from loader.lml.client import LMLClient
-from loader.resolve import candidates
-from loader.resolve.job import ResolveOptions, ResolveResult, resolve
-from loader.rotation.backfill import BackfillOptions, backfill
-from loader.standin.server import StandIn, StandInConfig
+from library_identity import dbt_names
+from library_identity.db import Database, jsonb_text
+from library_identity.errors import LMLUnavailable
+from library_identity.lml.client import LMLClient
+from library_identity.resolve import candidates
+from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.rotation.backfill import BackfillOptions, backfill
+from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zq7Wv-hostile-key-5d1c9e"
@@ -76,7 +75,7 @@ def cli(db: Database | None, lml: HostileLML | None, *args: str,
         environ["DATABASE_URL"] = db.conninfo
     if lml is not None:
         environ["LML_URL"] = lml.url
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+    return subprocess.Popen([*CLI, *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -405,7 +404,7 @@ def embedded(data_dir: Path, *args: str, env: dict[str, str] | None = None
                if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
     environ |= {"LIBRARY_IDENTITY_DATA_DIR": str(data_dir), "TMPDIR": str(data_dir.parent),
                 "LML_API_KEY": KEY, "SENTRY_DSN": SENTRY_TEST_DSN, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+    return subprocess.Popen([*CLI, *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

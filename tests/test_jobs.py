@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from loader.errors import LMLUnavailable
-from loader.jobs.calls import CallLoop
-from loader.jobs.job import FailureStreak
+from library_identity.errors import LMLUnavailable
+from library_identity.jobs.calls import CallLoop
+from library_identity.jobs.job import FailureStreak
 
 
 def _source(n: int, work: Callable[[int], int]) -> Callable[[int], Callable[[], int] | None]:

@@ -15,16 +15,16 @@ def _layout_section() -> str:
 
 def test_every_loader_module_and_folder_is_in_the_layout_table() -> None:
     table = _layout_section()
-    rooms = [p for p in (ROOT / "loader").iterdir()
+    rooms = [p for p in (ROOT / "library_identity").iterdir()
              if p.name not in ("__init__.py", "__main__.py", "__pycache__")
              and (p.is_dir() or p.suffix == ".py")]
-    named = {f"`loader/{p.name}/`" if p.is_dir() else f"`loader/{p.name}`" for p in rooms}
+    named = {f"`library_identity/{p.name}{'/' if p.is_dir() else ''}`" for p in rooms}
     missing = sorted(name for name in named if name not in table)
     assert not missing, f"README's layout table does not name {missing}"
 
 
 def test_every_path_the_layout_table_names_exists() -> None:
-    paths = re.findall(r"`((?:loader|models|macros|tests|bench|scripts|migrations)"
+    paths = re.findall(r"`((?:library_identity|models|macros|tests|bench|scripts|migrations)"
                        r"/[^`]*)`", _layout_section())
     assert paths
     gone = sorted(p for p in paths if not any(ROOT.glob(p.rstrip("/"))))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from loader import migrate
-from loader.db import Database
+from library_identity import migrate
+from library_identity.db import Database
 
 STATION_TABLES = {"artists", "library", "library_identity", "library_identity_source",
                   "library_identity_history", "compilation_track_artist", "rotation",

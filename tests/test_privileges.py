@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import STANDIN_KEY
+from conftest import CLI, STANDIN_KEY
 from psycopg import sql
 
-from loader import dbt_names, migrate
-from loader.db import Database
-from loader.privileges import grants_sql, privileges
-from loader.seed import seed_library
-from loader.standin.server import StandIn
+from library_identity import dbt_names, migrate
+from library_identity.db import Database
+from library_identity.privileges import grants_sql, privileges
+from library_identity.seed import seed_library
+from library_identity.standin.server import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 3000
@@ -129,7 +128,7 @@ def cli(db: Database, standin: StandIn | None, *args: str) -> subprocess.Complet
     env.pop("LML_URL", None)
     if standin is not None:
         env["LML_URL"] = standin.url
-    return subprocess.run([sys.executable, "-m", "loader", *args], cwd=ROOT, env=env,
+    return subprocess.run([*CLI, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

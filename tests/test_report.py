@@ -14,7 +14,6 @@ import re
 import select
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -22,17 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CLI
 
-from loader import migrate
-from loader.db import Database
-from loader.lml.client import LMLClient
-from loader.report import data
-from loader.report.data import SECTIONS, csv_value
-from loader.report.page import fmt
-from loader.resolve.job import ResolveOptions, resolve
-from loader.seed import seed_library
-from loader.standin.server import StandIn, StandInConfig
-from loader.standin.verdicts import METHOD_BANDS
+from library_identity import migrate
+from library_identity.db import Database
+from library_identity.lml.client import LMLClient
+from library_identity.report import data
+from library_identity.report.data import SECTIONS, csv_value
+from library_identity.report.page import fmt
+from library_identity.resolve.job import ResolveOptions, resolve
+from library_identity.seed import seed_library
+from library_identity.standin.server import StandIn, StandInConfig
+from library_identity.standin.verdicts import METHOD_BANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-report-4c3b2a"
@@ -76,7 +76,7 @@ def sample(make_database: Callable[[], Database]) -> Database:
 
 def cli(db: Database, *args: str) -> str:
     env = {**os.environ, "DATABASE_URL": db.conninfo, "COLUMNS": "240"}
-    out = subprocess.run([sys.executable, "-m", "loader", "report", *args], cwd=ROOT, env=env,
+    out = subprocess.run([*CLI, "report", *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout

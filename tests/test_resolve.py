@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -17,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
+from conftest import CLI, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import dbt_names
-from loader.db import Database
-from loader.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
-from loader.jobs.lock import LOCK_KEYS
-from loader.lml.client import LMLClient
-from loader.resolve import candidates
-from loader.resolve.job import ResolveOptions, ResolveResult, resolve
-from loader.standin.server import StandIn, StandInConfig
-from loader.standin.verdicts import verdict
+from library_identity import dbt_names
+from library_identity.db import Database
+from library_identity.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
+from library_identity.jobs.lock import LOCK_KEYS
+from library_identity.lml.client import LMLClient
+from library_identity.resolve import candidates
+from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.standin.server import StandIn, StandInConfig
+from library_identity.standin.verdicts import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY
@@ -216,7 +215,7 @@ def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(
 def test_a_credit_confidence_out_of_range_keeps_the_compilation(
         db: Database, standin: StandIn, caplog: pytest.LogCaptureFixture) -> None:
     standin.config.track_confidence_rate = 1.0
-    with caplog.at_level(logging.WARNING, logger="loader.resolve.job"):
+    with caplog.at_level(logging.WARNING, logger="library_identity.resolve.job"):
         result = run(db, standin, merge=True)
     assert result.status == "succeeded", result.merge
     total = result.counters.total
@@ -382,7 +381,7 @@ def cli(db: Database, standin: StandIn | None, *args: str, key: str = KEY,
                **(env or {})}
     if standin is not None:
         environ["LML_URL"] = standin.url
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+    return subprocess.Popen([*CLI, *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -585,7 +584,7 @@ def test_sentry_project_naming(db: Database, standin: StandIn,
                                sentry_transport: SentryCapture) -> None:
     import sentry_sdk
 
-    from loader.telemetry import init_sentry
+    from library_identity.telemetry import init_sentry
 
     init_sentry(SENTRY_TEST_DSN, transport=sentry_transport, naming="library-identity")
     result = run(db, standin, limit=50)

@@ -8,7 +8,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,28 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STANDIN_KEY, SentryCapture
+from conftest import CLI, STANDIN_KEY, SentryCapture
 from psycopg import sql
 
-from loader import dbt_names, migrate
-from loader.db import Database
-from loader.errors import LMLUnavailable, RunLocked, StationLive
-from loader.jobs.lock import LOCK_KEYS
-from loader.lml.client import LMLClient
-from loader.lml.contract import CacheRefreshResultItem
-from loader.rotation.backfill import BackfillOptions, BackfillResult, backfill
-from loader.rotation.counters import RefreshCounters, tally
-from loader.rotation.models import build_models
-from loader.rotation.refresh import (
+from library_identity import dbt_names, migrate
+from library_identity.db import Database
+from library_identity.errors import LMLUnavailable, RunLocked, StationLive
+from library_identity.jobs.lock import LOCK_KEYS
+from library_identity.lml.client import LMLClient
+from library_identity.lml.contract import CacheRefreshResultItem
+from library_identity.rotation.backfill import BackfillOptions, BackfillResult, backfill
+from library_identity.rotation.counters import RefreshCounters, tally
+from library_identity.rotation.models import build_models
+from library_identity.rotation.refresh import (
     LML_REFRESH_BATCH_CAP,
     RefreshOptions,
     RefreshResult,
     refresh,
 )
-from loader.seed import release_identity_id, seed_library
-from loader.standin import refresh as standin_refresh
-from loader.standin import server as standin_server
-from loader.standin.server import StandIn
+from library_identity.seed import release_identity_id, seed_library
+from library_identity.standin import refresh as standin_refresh
+from library_identity.standin import server as standin_server
+from library_identity.standin.server import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY
@@ -127,7 +126,7 @@ def cli(db: Database, standin: StandIn | None, *args: str, url: str | None = Non
     environ = {**os.environ, "DATABASE_URL": db.conninfo, "LML_API_KEY": KEY, **(env or {})}
     if standin is not None or url:
         environ["LML_URL"] = url or standin.url  # type: ignore[union-attr]
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=ROOT, env=environ,
+    return subprocess.Popen([*CLI, *args], cwd=ROOT, env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -10,10 +10,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from loader import migrate, synthetic
-from loader.db import Database
-from loader.errors import SeedError
-from loader.seed import DEFAULT_ROWS, FUTURE_KILL, SeedSummary, active_rotation_count, seed_library
+from library_identity import migrate, synthetic
+from library_identity.db import Database
+from library_identity.errors import SeedError
+from library_identity.seed import (
+    DEFAULT_ROWS,
+    FUTURE_KILL,
+    SeedSummary,
+    active_rotation_count,
+    seed_library,
+)
 
 TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 

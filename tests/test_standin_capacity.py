@@ -5,17 +5,17 @@ budget, and a faster clock for tests."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import CLI
 
-from loader.standin import StandIn, StandInConfig
-from loader.standin.capacity import CapacitySettings
-from loader.standin.server import STATS_PATH
+from library_identity.standin import StandIn, StandInConfig
+from library_identity.standin.capacity import CapacitySettings
+from library_identity.standin.server import STATS_PATH
 
 KEY = "capacity-key"
 BULK = "/api/v1/identity/bulk-resolve-libraries"
@@ -100,7 +100,7 @@ def test_live_lookups_wait_when_bulk_traffic_drains_the_budget(serve: Any) -> No
 
 
 def test_cli_refuses_live_load_without_a_budget() -> None:
-    proc = subprocess.run([sys.executable, "-m", "loader", "lml-standin", "--port", "0",
+    proc = subprocess.run([*CLI, "lml-standin", "--port", "0",
                            "--live-per-minute", "10"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2

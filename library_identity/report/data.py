@@ -1,0 +1,229 @@
+"""The coverage report's numbers: dbt's report models (models/reports), read with plain SQL
+in one snapshot, so the terminal table, JSON, CSV and the HTML page all show the same
+figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors, sql
+
+from library_identity.db import Database
+from library_identity.dbt import run_dbt
+from library_identity.dbt_names import (
+    CONFIDENCE_BANDS,
+    REPORTS_RESOURCE_TYPES,
+    REPORTS_SELECTOR,
+    REPORTS_WITH_INPUTS_SELECTOR,
+    relation,
+)
+from library_identity.errors import DbtError, ReportModelsMissing
+
+REPORT_VERSION = 1
+# Station roles may default to a few seconds; a report on a large library needs longer.
+STATEMENT_TIMEOUT_MS = 120_000
+# The planner overestimates the report views' window functions over joins by orders of
+# magnitude, so Postgres would JIT-compile them: seconds of compiling for queries that
+# run in a fraction of one.
+SESSION_SETTINGS = {"jit": "off"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One report model as the report shows it."""
+
+    name: str  # JSON key and CSV section
+    model: str  # the dbt model in models/reports
+    keys: tuple[str, ...]  # columns that identify a row (none: a one-row section)
+    order_by: tuple[str, ...] = ()
+
+    def key_of(self, row: dict[str, Any]) -> str:
+        return "/".join(str(row[k]) for k in self.keys)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("library_coverage", "rpt_library_coverage", ("cohort",), ("cohort_order",)),
+    Section("library_merge_skipped", "rpt_library_merge_skipped", ("cohort", "reason"),
+            ("cohort_order", "reason")),
+    Section("identity_by_method", "rpt_identity_by_method", ("method", "confidence_band"),
+            ("method_order", "method", "band_order")),
+    Section("identity_by_source", "rpt_identity_by_source", ("source", "confidence_band"),
+            ("source_order", "source", "band_order")),
+    Section("identity_age", "rpt_identity_age", ("age_bucket",), ("bucket_order",)),
+    Section("run_history", "rpt_run_history", ("run_id",), ("run_number",)),
+    Section("run_churn", "rpt_run_churn", ("run_id",), ("run_number",)),
+    Section("rotation_coverage", "rpt_rotation_coverage", ()),
+    Section("merge_skips", "rpt_merge_skips", ("skip_level", "reason"),
+            ("skip_level", "reason")),
+    Section("station_anomalies", "rpt_station_anomalies", ("anomaly",), ("anomaly",)),
+)
+SECTION_NAMES = tuple(s.name for s in SECTIONS)
+BANDS_MODEL = CONFIDENCE_BANDS
+
+
+@dataclass
+class Report:
+    generated_at: datetime
+    sections: dict[str, list[dict[str, Any]]]
+    bands: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- accessors the renderers share ---------------------------------------------------
+    def coverage(self, cohort: str = "all") -> dict[str, Any]:
+        return next(r for r in self.sections["library_coverage"] if r["cohort"] == cohort)
+
+    def merge_skipped_reasons(self) -> list[tuple[str, dict[str, int]]]:
+        """(reason, {cohort: rows}) for merge-skipped rows, most rows first."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.sections["library_merge_skipped"]:
+            out.setdefault(row["reason"], {})[row["cohort"]] = int(row["library_rows"])
+        return sorted(out.items(), key=lambda item: (-item[1].get("all", 0), item[0]))
+
+    def rotation(self) -> dict[str, Any] | None:
+        rows = self.sections["rotation_coverage"]
+        return rows[0] if rows else None
+
+    def band_labels(self, *, present_in: str | None = None) -> list[str]:
+        """Band labels best first, "none" last (a stored confidence in no band, e.g. NULL);
+        with present_in, only the bands that section has rows in."""
+        labels = [*(b["confidence_band"] for b in self.bands), "none"]
+        if present_in is None:
+            return labels
+        present = {r["confidence_band"] for r in self.sections[present_in]}
+        return [b for b in labels if b in present]
+
+    def stale_identities(self) -> int:
+        return sum(int(r["stale_identities"]) for r in self.sections["identity_age"])
+
+    def totals_by(self, section: str, dimension: str, measure: str
+                  ) -> list[tuple[str, int, dict[str, int]]]:
+        """(value, total, {band: count}) per method or source, in the model's order."""
+        out: dict[str, tuple[int, dict[str, int]]] = {}
+        for row in self.sections[section]:
+            total, by_band = out.get(row[dimension], (0, {}))
+            by_band[row["confidence_band"]] = int(row[measure])
+            out[row[dimension]] = (total + int(row[measure]), by_band)
+        return [(name, total, by_band) for name, (total, by_band) in out.items()]
+
+    # -- machine formats -----------------------------------------------------------------
+    def as_dict(self) -> dict[str, Any]:
+        return {"report_version": REPORT_VERSION, "generated_at": self.generated_at,
+                **{name: self.sections[name] for name in SECTION_NAMES}}
+
+    def to_json(self, sections: Sequence[str] = SECTION_NAMES) -> str:
+        data = {k: v for k, v in self.as_dict().items()
+                if k not in SECTION_NAMES or k in sections}
+        return json.dumps(data, default=_json_default, indent=2)
+
+    def csv_rows(self, sections: Sequence[str] = SECTION_NAMES) -> Iterator[list[str]]:
+        """Long format, one value per line: section, key, metric, value."""
+        yield ["section", "key", "metric", "value"]
+        for section in SECTIONS:
+            if section.name not in sections:
+                continue
+            for row in self.sections[section.name]:
+                key = section.key_of(row)
+                for metric, value in row.items():
+                    if metric not in section.keys:
+                        yield [section.name, key, metric, csv_value(value)]
+
+    def to_csv(self, sections: Sequence[str] = SECTION_NAMES) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(self.csv_rows(sections))
+        return buffer.getvalue()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Database values as JSON-friendly Python: numeric → int or float, uuid → str."""
+    if isinstance(value, Decimal):
+        # Counts (sums) have no fractional digits; percentages keep theirs as floats.
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def refresh(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> None:
+    """(Re)build the report views and load the seed they read; on a database where the
+    merge never ran, with the views and tables they read (never the merge models, which
+    are not among them)."""
+    outcome = run_dbt(db, ["build", "--selector", REPORTS_SELECTOR, *REPORTS_RESOURCE_TYPES],
+                      dbt_vars)
+    if not outcome.success:
+        outcome = run_dbt(db, ["build", "--selector", REPORTS_WITH_INPUTS_SELECTOR,
+                               *REPORTS_RESOURCE_TYPES], dbt_vars)
+    if not outcome.success:
+        raise DbtError("dbt could not build the report models: " + "; ".join(outcome.failures))
+
+
+def select_model(conn: psycopg.Connection, model: str, order_by: Sequence[str] = ()
+                 ) -> list[dict[str, Any]]:
+    """All rows of one report model, as dicts of plain values."""
+    query = sql.SQL("select * from {}").format(relation(model))
+    if order_by:
+        query += sql.SQL(" order by {}").format(sql.SQL(", ").join(map(sql.Identifier,
+                                                                        order_by)))
+    cur = conn.execute(query)
+    names = [c.name for c in cur.description or ()]
+    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+
+def connect(db: Database, application_name: str = "library-identity:report"
+            ) -> psycopg.Connection:
+    """A session for reading the report models."""
+    return db.connect(application_name=application_name,
+                      statement_timeout_ms=STATEMENT_TIMEOUT_MS, settings=SESSION_SETTINGS)
+
+
+def read_report(db: Database) -> Report:
+    """Every report model in one repeatable-read snapshot (so now() and the log are the
+    same for all of them)."""
+    with connect(db) as conn:
+        conn.execute("set transaction isolation level repeatable read, read only")
+        try:
+            row = conn.execute("select now()").fetchone()
+            assert row is not None
+            sections = {s.name: select_model(conn, s.model, s.order_by) for s in SECTIONS}
+            bands = select_model(conn, BANDS_MODEL, ("band_order",))
+        except errors.UndefinedTable as exc:
+            raise ReportModelsMissing(str(exc).splitlines()[0]) from None
+    return Report(generated_at=row[0], sections=sections, bands=bands)
+
+
+def load_report(db: Database, *, refresh_models: bool = True,
+                dbt_vars: Mapping[str, Any] | None = None) -> Report:
+    """Build the report views (unless told not to) and read them; without a refresh, the
+    views are still built once if they are missing."""
+    if refresh_models:
+        refresh(db, dbt_vars)
+        return read_report(db)
+    try:
+        return read_report(db)
+    except ReportModelsMissing:
+        refresh(db, dbt_vars)
+        return read_report(db)

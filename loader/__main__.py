@@ -1,3 +1,0 @@
-from loader.cli import main
-
-main(prog_name="library-identity")
