@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 import pydantic_core  # noqa: E402
 
 from library_identity import dbt_names, jsonfast  # noqa: E402
+from library_identity.demo.standin.server import _dumps  # noqa: E402
+from library_identity.demo.standin.verdicts import verdict  # noqa: E402
 from library_identity.resolve import fastpath, landing  # noqa: E402
 from library_identity.resolve.candidates import Candidate  # noqa: E402
 from library_identity.resolve.job import _young_collections  # noqa: E402
 from library_identity.resolve.verdicts import classify_batch  # noqa: E402
-from library_identity.standin.server import _dumps  # noqa: E402
-from library_identity.standin.verdicts import verdict  # noqa: E402
 
 BATCH = {"va": 100, "non_va": 500}
 

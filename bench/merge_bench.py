@@ -34,10 +34,10 @@ from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 
 from library_identity import dbt_names, migrate  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.resolve import candidates  # noqa: E402
 from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
-from library_identity.seed import seed_library  # noqa: E402
 
 MERGE_IN_A_PROCESS = """
 import json, sys, time

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from library_identity import migrate  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.demo.seed import seed_library  # noqa: E402
+from library_identity.demo.standin.server import StandIn, StandInConfig  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.report import data  # noqa: E402
 from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
-from library_identity.seed import seed_library  # noqa: E402
-from library_identity.standin.server import StandIn, StandInConfig  # noqa: E402
 
 KEY = "bench-key-report-0123456789"
 RUN_MODES = ("legacy", "full", "recheck")

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from library_identity import dbt_names, migrate  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
+from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.resolve import landing  # noqa: E402
-from library_identity.seed import seed_library  # noqa: E402
 
 KEY = "bench-key-0123456789"
 PREFIX = "bench"  # database names; --db-prefix sets it

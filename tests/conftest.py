@@ -19,9 +19,9 @@ from sentry_sdk.transport import Transport
 
 from library_identity import migrate
 from library_identity.db import Database, resolve_database
+from library_identity.demo.seed import seed_library
 from library_identity.resolve import candidates
 from library_identity.resolve.job import ResolveOptions
-from library_identity.seed import seed_library
 
 ROOT = Path(__file__).resolve().parent.parent
 # The command line, as a subprocess of the interpreter running the tests.
@@ -65,7 +65,7 @@ STANDIN_KEY = "test-key-9f8e7d6c5b4a"
 @pytest.fixture
 def standin() -> Iterator[Any]:
     """The LML stand-in on loopback, with its default (fault-free) behaviour."""
-    from library_identity.standin.server import StandIn, StandInConfig
+    from library_identity.demo.standin.server import StandIn, StandInConfig
 
     with StandIn(StandInConfig(api_key=STANDIN_KEY)) as server:
         yield server

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from library_identity.standin.server import StandIn
+from library_identity.demo.standin.server import StandIn
 
 
 @dataclass

@@ -21,6 +21,8 @@ from psycopg import sql
 
 from library_identity import migrate
 from library_identity.db import Database, start_embedded
+from library_identity.demo.seed import seed_library
+from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import (
     EXIT_ALERT,
     EXIT_DB,
@@ -31,8 +33,6 @@ from library_identity.errors import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from library_identity.seed import seed_library
-from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Kq8v-exit-codes-key-77"

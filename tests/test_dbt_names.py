@@ -13,13 +13,13 @@ import yaml
 
 from library_identity import dbt_names, migrate
 from library_identity.db import Database
+from library_identity.demo.seed import seed_library
+from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import IdentityMethod, IdentitySource
 from library_identity.report.data import BANDS_MODEL, SECTIONS, load_report
 from library_identity.resolve.job import ResolveOptions, resolve
 from library_identity.rotation.refresh import RefreshOptions, refresh
-from library_identity.seed import seed_library
-from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = dbt_names.PROJECT_DIR
 KEY = "test-key-names-7a6b5c"

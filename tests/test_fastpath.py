@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from library_identity import jsonfast
+from library_identity.demo.standin import StandIn, StandInConfig
+from library_identity.demo.standin.verdicts import verdict
+from library_identity.demo.synthetic import artist_name
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import fastpath, landing
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.verdicts import _validate, classify_batch
-from library_identity.standin import StandIn, StandInConfig
-from library_identity.standin.verdicts import verdict
-from library_identity.synthetic import artist_name
 
 KEY = "fastpath-key"
 RUN_ID = uuid.uuid4()

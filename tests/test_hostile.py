@@ -21,12 +21,12 @@ from hostile import HostileLML, Reply, bulk_rows
 
 from library_identity import dbt_names
 from library_identity.db import Database, jsonb_text
+from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import LMLUnavailable
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
 from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
 from library_identity.rotation.backfill import BackfillOptions, backfill
-from library_identity.standin.server import StandIn, StandInConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zq7Wv-hostile-key-5d1c9e"

@@ -27,9 +27,9 @@ from psycopg import sql
 
 from library_identity import dbt_names, migrate
 from library_identity.db import Database
+from library_identity.demo.seed import seed_library
+from library_identity.demo.standin.server import StandIn
 from library_identity.privileges import grants_sql, privileges
-from library_identity.seed import seed_library
-from library_identity.standin.server import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 3000

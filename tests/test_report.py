@@ -25,14 +25,14 @@ from conftest import CLI
 
 from library_identity import migrate
 from library_identity.db import Database
+from library_identity.demo.seed import seed_library
+from library_identity.demo.standin.server import StandIn, StandInConfig
+from library_identity.demo.standin.verdicts import METHOD_BANDS
 from library_identity.lml.client import LMLClient
 from library_identity.report import data
 from library_identity.report.data import SECTIONS, csv_value
 from library_identity.report.page import fmt
 from library_identity.resolve.job import ResolveOptions, resolve
-from library_identity.seed import seed_library
-from library_identity.standin.server import StandIn, StandInConfig
-from library_identity.standin.verdicts import METHOD_BANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-report-4c3b2a"

@@ -20,13 +20,13 @@ from conftest import CLI, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
 
 from library_identity import dbt_names
 from library_identity.db import Database
+from library_identity.demo.standin.server import StandIn, StandInConfig
+from library_identity.demo.standin.verdicts import verdict
 from library_identity.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
 from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
-from library_identity.standin.server import StandIn, StandInConfig
-from library_identity.standin.verdicts import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY

@@ -22,6 +22,10 @@ from psycopg import sql
 
 from library_identity import dbt_names, migrate
 from library_identity.db import Database
+from library_identity.demo.seed import release_identity_id, seed_library
+from library_identity.demo.standin import refresh as standin_refresh
+from library_identity.demo.standin import server as standin_server
+from library_identity.demo.standin.server import StandIn
 from library_identity.errors import LMLUnavailable, RunLocked, StationLive
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
@@ -35,10 +39,6 @@ from library_identity.rotation.refresh import (
     RefreshResult,
     refresh,
 )
-from library_identity.seed import release_identity_id, seed_library
-from library_identity.standin import refresh as standin_refresh
-from library_identity.standin import server as standin_server
-from library_identity.standin.server import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY

@@ -10,16 +10,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from library_identity import migrate, synthetic
+from library_identity import migrate
 from library_identity.db import Database
-from library_identity.errors import SeedError
-from library_identity.seed import (
+from library_identity.demo import synthetic
+from library_identity.demo.seed import (
     DEFAULT_ROWS,
     FUTURE_KILL,
     SeedSummary,
     active_rotation_count,
     seed_library,
 )
+from library_identity.errors import SeedError
 
 TABLES = ("artists", "library", "compilation_track_artist", "rotation")
 

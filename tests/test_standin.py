@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from library_identity import synthetic
-from library_identity.standin import StandIn, StandInConfig
-from library_identity.standin.verdicts import METHOD_BANDS, SOURCES, canonical_name, verdict
+from library_identity.demo import synthetic
+from library_identity.demo.standin import StandIn, StandInConfig
+from library_identity.demo.standin.verdicts import METHOD_BANDS, SOURCES, canonical_name, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "standin-key"
@@ -332,7 +332,7 @@ def test_verdicts_are_deterministic_across_servers_and_processes(client: httpx.C
     first = bulk(client, inputs, include_tracks=True).content
     with StandIn() as other, httpx.Client(base_url=other.url, headers=AUTH) as c2:
         assert bulk(c2, inputs, include_tracks=True).content == first
-    script = ("import json, sys; from library_identity.standin.verdicts import verdict; "
+    script = ("import json, sys; from library_identity.demo.standin.verdicts import verdict; "
               "rows = json.load(sys.stdin); print(json.dumps([verdict(r['artist_name'], "
               "r['legacy_release_id'], True, library_id=r['library_id']) for r in rows], "
               "separators=(',', ':'), ensure_ascii=False))")
@@ -616,7 +616,7 @@ def test_stop_closes_the_server() -> None:
 
 
 def test_serve_prints_the_url_and_stops_on_sigterm() -> None:
-    script = ("from library_identity.standin import StandInConfig, serve; "
+    script = ("from library_identity.demo.standin import StandInConfig, serve; "
               "serve(StandInConfig(api_key=None), '127.0.0.1', 0)")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT)

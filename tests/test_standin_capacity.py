@@ -13,9 +13,9 @@ import httpx
 import pytest
 from conftest import CLI
 
-from library_identity.standin import StandIn, StandInConfig
-from library_identity.standin.capacity import CapacitySettings
-from library_identity.standin.server import STATS_PATH
+from library_identity.demo.standin import StandIn, StandInConfig
+from library_identity.demo.standin.capacity import CapacitySettings
+from library_identity.demo.standin.server import STATS_PATH
 
 KEY = "capacity-key"
 BULK = "/api/v1/identity/bulk-resolve-libraries"

@@ -22,7 +22,7 @@ def lml_for_demo(settings: Settings) -> Iterator[bool]:
     if settings.lml_url:
         yield False
         return
-    from library_identity.standin.server import StandIn, StandInConfig
+    from library_identity.demo.standin.server import StandIn, StandInConfig
 
     key = pysecrets.token_urlsafe(24)
     secrets.register(key)
@@ -55,7 +55,7 @@ def demo(settings: Settings, ctx: click.Context, rows: int, concurrency: int | N
     from library_identity.cli.report import report_command
     from library_identity.cli.resolve import resolve_command
     from library_identity.cli.rotation import backfill_command, refresh_command
-    from library_identity.seed import seed_library
+    from library_identity.demo.seed import seed_library
 
     db = settings.database()
     click.echo(f"database: {db.describe()}", err=True)

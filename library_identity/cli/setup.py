@@ -58,7 +58,7 @@ def migrate(settings: Settings, rollback_count: int | None, show_status: bool) -
 def seed(settings: Settings, rows: int, replace: bool) -> None:
     """Fill the station tables with a deterministic synthetic library (same N, same rows)."""
     from library_identity import migrate as migrations
-    from library_identity.seed import seed_library
+    from library_identity.demo.seed import seed_library
 
     db = settings.database()
     migrations.apply(db)
@@ -134,8 +134,8 @@ def lml_standin(host: str, port: int, api_key: str, latency_ms: float, error_rat
                 warm_share: float, time_scale: float) -> None:
     """Run the project's LML stand-in on loopback: the LML contract with deterministic,
     realistic verdicts and fault injection, for demos, tests and benchmarks."""
-    from library_identity.standin.capacity import CapacitySettings
-    from library_identity.standin.server import StandInConfig, serve
+    from library_identity.demo.standin.capacity import CapacitySettings
+    from library_identity.demo.standin.server import StandInConfig, serve
 
     secrets.register(api_key)
     config = StandInConfig(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from library_identity.synthetic import compilation_tracks, fold, is_va_name, stable_hash
+from library_identity.demo.synthetic import compilation_tracks, fold, is_va_name, stable_hash
 
 SOURCES = ("discogs", "musicbrainz", "wikidata", "spotify", "apple_music", "bandcamp")
 MAIN_KEYS = {

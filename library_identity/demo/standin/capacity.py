@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from library_identity.synthetic import fold, fraction, is_va_name
+from library_identity.demo.synthetic import fold, fraction, is_va_name
 
 WHEN_DRY = ("queue", "429")
 

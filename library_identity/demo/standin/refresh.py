@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from library_identity.synthetic import release_identity_id, stable_hash
+from library_identity.demo.synthetic import release_identity_id, stable_hash
 
 REFRESH_CAP = 50
 RELEASE_SOURCES = ("discogs_release", "discogs_master", "bandcamp", "apple_music_album")

@@ -6,6 +6,6 @@ deterministic verdicts and fault injection, so tests, benchmarks and the demo ru
 real HTTP server without the real service.
 """
 
-from library_identity.standin.server import RequestRecord, StandIn, StandInConfig, serve
+from library_identity.demo.standin.server import RequestRecord, StandIn, StandInConfig, serve
 
 __all__ = ["RequestRecord", "StandIn", "StandInConfig", "serve"]

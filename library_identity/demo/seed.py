@@ -1,9 +1,9 @@
 """A deterministic synthetic station library shaped like the real one.
 
 Every value is a pure function of the requested row count: names and track lists come from
-`library_identity.synthetic`, choices from `synthetic.fraction`/`stable_hash`, and timestamps from a
-fixed reference date. Ids are written explicitly (and the sequences set afterwards), so the
-same `rows` gives byte-identical tables whatever state the sequences were in.
+`library_identity.demo.synthetic`, choices from `synthetic.fraction`/`stable_hash`, and
+timestamps from a fixed reference date. Ids are written explicitly (and the sequences set
+afterwards), so the same `rows` gives byte-identical tables whatever state the sequences were in.
 
 Proportions follow the station's own library at the default 64,676 rows (its size, V/A
 share, compilation credits and active rotation) and scale with `rows`.
@@ -20,9 +20,10 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from library_identity import dbt_names, synthetic
+from library_identity import dbt_names
+from library_identity.demo import synthetic
+from library_identity.demo.synthetic import fraction, stable_hash
 from library_identity.errors import SeedError
-from library_identity.synthetic import fraction, stable_hash
 
 DEFAULT_ROWS = 64_676
 

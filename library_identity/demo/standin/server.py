@@ -24,16 +24,16 @@ from typing import Any
 import orjson
 
 from library_identity import __version__
-from library_identity.standin.capacity import Capacity, CapacitySettings, Dry
-from library_identity.standin.refresh import (
+from library_identity.demo.standin.capacity import Capacity, CapacitySettings, Dry
+from library_identity.demo.standin.refresh import (
     REFRESH_CAP,
     identity_id_for,
     identity_key,
     refresh_item,
     resolve_errors,
 )
-from library_identity.standin.verdicts import METHOD_BANDS, cache_stats, verdict
-from library_identity.synthetic import stable_hash
+from library_identity.demo.standin.verdicts import METHOD_BANDS, cache_stats, verdict
+from library_identity.demo.synthetic import stable_hash
 
 BULK_CAP = 1000
 BULK_PATH = "/api/v1/identity/bulk-resolve-libraries"
