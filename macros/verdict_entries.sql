@@ -13,11 +13,24 @@
     ) with ordinality as entry (entry_value, entry_index)
 {%- endmacro %}
 
-{#- A JSON number as double precision; anything else (a string, a boolean) is NULL. -#}
+{#- A JSON number as double precision; anything else (a string, a boolean) is NULL. The
+    cast goes through numeric, which holds any JSON number exactly, and is range-safe: a
+    number beyond double precision is +/-Infinity and one too small for it is 0, so it
+    falls outside 0..1 exactly when the loader's contract.is_confidence says so, and no
+    landed value can fail a merge. -#}
 {% macro entry_number(field) -%}
     case
         when jsonb_typeof(entry.entry_value -> '{{ field }}') = 'number'
-            then (entry.entry_value ->> '{{ field }}')::double precision
+            then {{ numeric_as_double("(entry.entry_value ->> '" ~ field ~ "')::numeric") }}
+    end
+{%- endmacro %}
+
+{% macro numeric_as_double(value) -%}
+    case
+        when abs({{ value }}) > 1e308
+            then sign({{ value }})::double precision * 'infinity'::double precision
+        when abs({{ value }}) < 1e-300 then 0::double precision
+        else ({{ value }})::double precision
     end
 {%- endmacro %}
 

@@ -11,7 +11,6 @@ client's `stop` event is set.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -380,12 +379,12 @@ def _message(content: bytes) -> str:
     a secret survives the cut."""
     text = content.decode("utf-8", "replace")
     try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        body = text
+        body = jsonfast.loads(text)
+    except ValueError:
+        body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        body = body["message"]
-    return secrets.scrub(str(body))[:MESSAGE_MAX_CHARS]
+        text = body["message"].encode("utf-8", "replace").decode()  # no lone surrogate
+    return secrets.scrub(text)[:MESSAGE_MAX_CHARS]
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

@@ -9,7 +9,7 @@ nulls, cache_stats: null, unknown extra keys).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired, get_args
+from typing import Annotated, Any, Literal, NotRequired, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from typing_extensions import TypedDict
@@ -27,6 +27,14 @@ RESULT_KINDS: tuple[str, ...] = get_args(ResultKind)
 Confidence = Annotated[StrictFloat, Field(ge=0, le=1)]
 BIGINT_MAX = 2**63 - 1
 INTEGER_MAX = 2**31 - 1
+
+
+def is_confidence(value: Any) -> bool:
+    """A JSON number in 0..1, never a boolean, compared exactly however large or small:
+    the rule the SQL that reads the log applies too (macros/verdict_entries.sql,
+    entry_number)."""
+    t = type(value)
+    return (t is float or t is int) and 0 <= value <= 1
 
 
 class _Model(BaseModel):

@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from library_identity.db import has_nul, jsonb_text
-from library_identity.jsonfast import dumps
-from library_identity.lml.contract import IDENTITY_METHODS, IDENTITY_SOURCES, RESULT_KINDS
+from library_identity.jsonfast import NotJSON, dumps
+from library_identity.lml.contract import (
+    IDENTITY_METHODS,
+    IDENTITY_SOURCES,
+    RESULT_KINDS,
+    is_confidence,
+)
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import Counters
 from library_identity.resolve.verdicts import (
     Problem,
     count_unanswered,
+    shown,
     tracks_usable,
     trusted_positions,
 )
@@ -46,18 +52,14 @@ class FastOutcome:
     landed: int = 0
 
 
-def _number(value: Any) -> bool:
-    """A JSON number in 0..1 (booleans are not numbers here)."""
-    t = type(value)
-    return (t is float or t is int) and 0 <= value <= 1
-
-
-def _optional_unit(value: Any) -> bool:
-    return value is None or 0 <= value <= 1
-
 
 def _optional_text(value: Any) -> bool:
     return value is None or type(value) is str
+
+
+def _known(value: Any, vocabulary: frozenset[str]) -> bool:
+    """A string of the vocabulary (an unhashable value is simply not one)."""
+    return type(value) is str and value in vocabulary
 
 
 def _provenance_error(entries: Any, where: str) -> str | None:
@@ -66,12 +68,12 @@ def _provenance_error(entries: Any, where: str) -> str | None:
     for i, p in enumerate(entries):
         if type(p) is not dict:
             return f"{where}.{i}: not an object"
-        if p.get("source") not in _SOURCES:
+        if not _known(p.get("source"), _SOURCES):
             return f"{where}.{i}.source: not a known source"
-        if p.get("method") not in _METHODS:
+        if not _known(p.get("method"), _METHODS):
             return f"{where}.{i}.method: not a known method"
         confidence = p.get("confidence")
-        if confidence is not None and not _number(confidence):
+        if confidence is not None and not is_confidence(confidence):
             return f"{where}.{i}.confidence: not a number in 0..1"
         if not _optional_text(p.get("external_id")):
             return f"{where}.{i}.external_id: not a string"
@@ -112,7 +114,7 @@ def _tracks_error(tracks: Any) -> str | None:
         if confidence is not None and type(confidence) not in (int, float):
             return f"tracks.{i}.confidence: not a number"
         method = t.get("method")
-        if method is not None and method not in _METHODS:
+        if method is not None and not _known(method, _METHODS):
             return f"tracks.{i}.method: not a known method"
         sources = t.get("sources")
         if sources is not None:
@@ -125,13 +127,13 @@ def _tracks_error(tracks: Any) -> str | None:
 def result_error(raw: dict[str, Any]) -> str | None:
     """Why one result breaks the contract, or None when it is valid."""
     kind = raw.get("kind")
-    if kind not in _KINDS:
+    if not _known(kind, _KINDS):
         return "kind: not a known result kind"
     method = raw.get("method")
-    if method is not None and method not in _METHODS:
+    if method is not None and not _known(method, _METHODS):
         return "method: not a known method"
     confidence = raw.get("confidence")
-    if confidence is not None and not _number(confidence):
+    if confidence is not None and not is_confidence(confidence):
         return "confidence: not a number in 0..1"
     attempted = raw.get("tracks_attempted")
     if attempted is not None and type(attempted) is not bool:
@@ -170,19 +172,26 @@ def classify(batch: list[Candidate], payload: Any, run_id: uuid.UUID | None) -> 
         if at is None:
             continue
         raw = results[at]
-        error = result_error(raw)
+        try:
+            error = result_error(raw)
+        except (TypeError, ValueError, RecursionError) as exc:  # a shape no check foresaw
+            error = f"not checkable ({type(exc).__name__})"
         if error:
             counters.skip("invalid_response")
             outcome.problems.append(Problem("invalid_response",
                                             f"library_id={library_id} error={error}"))
             continue
-        raw_json = dumps(raw)
+        try:
+            raw_json = dumps(raw)
+        except NotJSON as exc:
+            raw_json, error = "", str(exc)
         if has_nul(raw_json):
             # Postgres text and jsonb cannot store a NUL character anywhere.
+            error = "a NUL character in a string"
+        if error:
             counters.skip("invalid_response")
-            outcome.problems.append(Problem(
-                "invalid_response",
-                f"library_id={library_id} error=a NUL character in a string"))
+            outcome.problems.append(Problem("invalid_response",
+                                            f"library_id={library_id} error={error}"))
             continue
         if raw["kind"] == "compilation":
             _flag_track_confidences(library_id, raw.get("tracks"), outcome.problems)
@@ -197,12 +206,13 @@ def _flag_track_confidences(library_id: int, tracks: list[dict[str, Any]] | None
                             problems: list[Problem]) -> None:
     """A credit whose confidence is outside 0..1 keeps the compilation (the merge stores
     that credit's confidence as NULL); it is logged."""
-    bad = [t for t in tracks or () if not _optional_unit(t.get("confidence"))]
+    bad = [t for t in tracks or ()
+           if t.get("confidence") is not None and not is_confidence(t.get("confidence"))]
     if bad:
         problems.append(Problem(
             "compilation_confidence_out_of_range",
             f"library_id={library_id} credits={len(bad)} "
-            f"first_value={bad[0].get('confidence')!r}"))
+            f"first_value={shown(bad[0].get('confidence'))}"))
 
 
 def _count(counters: Counters, raw: dict[str, Any], usable: bool) -> bool | None:
@@ -244,5 +254,6 @@ def _copy_row(run_id: uuid.UUID, c: Candidate, raw: dict[str, Any], raw_json: st
 
 
 def _request_json(request: dict[str, Any]) -> str:
+    """The request as sent (a library row: valid text, so always encodable)."""
     text = dumps(request)
     return jsonb_text(request) if has_nul(text) else text

@@ -145,7 +145,15 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
                 if isinstance(value, int | float):
                     span.set_data(f"lml.cache.{key}", value)
     if call.result is not None:
-        call.outcome = fastpath.classify(batch, call.result.body, run_id)
+        try:
+            call.outcome = fastpath.classify(batch, call.result.body, run_id)
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            # The row checks catch what they know; anything else is the call's malformed
+            # answer, never the run's crash.
+            call.error = LMLMalformedResponse(
+                f"LML {BULK_RESOLVE_PATH} answered a body no check could sort "
+                f"({type(exc).__name__})", status=call.result.status,
+                attempts=call.result.attempts)
     return call
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from library_identity.db import has_nul
-from library_identity.lml.contract import INTEGER_MAX, BulkResolveResult
+from library_identity.jsonfast import NotJSON, dumps
+from library_identity.lml.contract import INTEGER_MAX, BulkResolveResult, is_confidence
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import Counters
 
@@ -65,7 +65,7 @@ def _validate_all(raws: list[Any]) -> list[BulkResolveResult | str]:
     fast), one by one only when something in it is wrong."""
     try:
         return [_check(r) for r in _RESULTS.validate_python(raws)]
-    except ValidationError:
+    except (ValidationError, ValueError, RecursionError):
         return [_validate(raw) for raw in raws]
 
 
@@ -76,14 +76,23 @@ def _validate(raw: Any) -> BulkResolveResult | str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         return f"{where}: {first.get('msg', 'invalid')}"
+    except (ValueError, RecursionError) as exc:
+        return f"not checkable ({type(exc).__name__})"
     return _check(result)
 
 
-def _landable(raw: Any) -> str | None:
-    """`raw` as JSON text when the landing table can hold it: Postgres text and jsonb
-    cannot store a NUL character anywhere (a value or a key)."""
-    text = pydantic_core.to_json(raw).decode()
-    return None if has_nul(text) else text
+def _landable(raw: Any) -> str:
+    """`raw` as JSON text, or NotJSON when the landing table cannot hold it: Postgres text
+    and jsonb cannot store a NUL character anywhere (a value or a key)."""
+    text = dumps(raw)
+    if has_nul(text):
+        raise NotJSON("a NUL character in a string")
+    return text
+
+
+def shown(value: Any) -> str:
+    """A value LML sent, as a log shows it: its repr, cut short."""
+    return repr(value)[:40]
 
 
 def _check(result: BulkResolveResult) -> BulkResolveResult | str:
@@ -115,9 +124,13 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
     trusted = [(c, results[chosen[c.library_id]]) for c in batch if c.library_id in chosen]
     checked_all = _validate_all([raw for _, raw in trusted])
     for (candidate, raw), checked in zip(trusted, checked_all, strict=True):
-        raw_json = None if isinstance(checked, str) else _landable(raw)
-        if raw_json is None:
-            reason = checked if isinstance(checked, str) else "a NUL character in a string"
+        reason, raw_json = checked if isinstance(checked, str) else None, ""
+        if reason is None:
+            try:
+                raw_json = _landable(raw)
+            except NotJSON as exc:
+                reason = str(exc)
+        if reason is not None:
             counters.skip("invalid_response")
             outcome.problems.append(Problem(
                 "invalid_response", f"library_id={candidate.library_id} error={reason}"))
@@ -159,9 +172,9 @@ def trusted_positions(batch: list[Candidate], results: list[Any],
         if type(library_id) is int and library_id in position:
             copies.setdefault(library_id, []).append(i)
         else:
-            shown = library_id if type(library_id) is int else repr(library_id)[:40]
             problems.append(Problem("lml_untrusted_library_id",
-                                    f"library_id={shown} position={i} reason=not_sent"))
+                                    f"library_id={shown(library_id)} position={i} "
+                                    "reason=not_sent"))
     chosen: dict[int, int] = {}
     for library_id, found in copies.items():
         chosen[library_id] = (position[library_id] if position[library_id] in found
@@ -176,16 +189,13 @@ def _flag_track_confidences(candidate: Candidate, result: BulkResolveResult,
                             problems: list[Problem]) -> None:
     """A credit whose confidence is outside 0..1 keeps the compilation; the merge stores
     that credit's link confidence as NULL. Logged, as the station does."""
-    bad = [t for t in result.tracks or () if not _confidence_in_range(t.get("confidence"))]
+    bad = [t for t in result.tracks or ()
+           if t.get("confidence") is not None and not is_confidence(t.get("confidence"))]
     if bad:
         problems.append(Problem(
             "compilation_confidence_out_of_range",
             f"library_id={candidate.library_id} credits={len(bad)} "
-            f"first_value={bad[0].get('confidence')!r}"))
-
-
-def _confidence_in_range(value: float | None) -> bool:
-    return value is None or 0 <= value <= 1
+            f"first_value={shown(bad[0].get('confidence'))}"))
 
 
 def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,

@@ -25,9 +25,9 @@ import sentry_sdk
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from library_identity import telemetry
+from library_identity import jsonfast, telemetry
 from library_identity.config import setting
-from library_identity.db import Database, jsonb_text
+from library_identity.db import Database, has_nul, jsonb_text
 from library_identity.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
@@ -198,7 +198,15 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
         except ValidationError as exc:
             problems.append(f"invalid_item: {exc.errors()[0].get('msg', 'invalid')}")
             continue
-        if "\x00" in item.status + (item.message or ""):
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"invalid_item: not checkable ({type(exc).__name__})")
+            continue
+        try:
+            landed = jsonfast.dumps(raw)  # what lands: it must fit text and jsonb columns
+        except jsonfast.NotJSON as exc:
+            problems.append(f"invalid_item: {exc}")
+            continue
+        if "\x00" in item.status + (item.message or "") or has_nul(landed):
             problems.append("invalid_item: a NUL character, which no text column can hold")
             continue
         if item.identity_id not in wanted or item.identity_id in answers:
