@@ -23,6 +23,7 @@ from library_identity.db import Database
 from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.demo.standin.verdicts import verdict
 from library_identity.errors import DatabaseError, LMLAuthError, LMLUnavailable, RunLocked
+from library_identity.jobs.diagnostics import LINES_PER_STEP
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
@@ -247,7 +248,14 @@ def test_a_credit_confidence_out_of_range_keeps_the_compilation(
             "where t ->> 'resolved_artist_name' is not null)") > 0
     events = [r.getMessage() for r in caplog.records
               if r.getMessage().startswith("compilation_confidence_out_of_range ")]
-    assert len(events) == spoiled_compilations
+    # One line each, up to the run's cap for the step; the rest are counted in one line.
+    logged = min(spoiled_compilations, LINES_PER_STEP)
+    assert len(events) == logged
+    suppressed = [r.getMessage() for r in caplog.records if r.getMessage().startswith(
+        "diagnostics_suppressed step=compilation_confidence_out_of_range ")]
+    assert suppressed == ([f"diagnostics_suppressed step=compilation_confidence_out_of_range "
+                           f"lines={spoiled_compilations - logged} events=0"]
+                          if spoiled_compilations > logged else [])
     # The spoiled credits that were linked carry no confidence; the others keep theirs.
     assert written[0] > 0 and written[1] == 0
     assert others > 0
@@ -273,6 +281,8 @@ def test_client_errors_are_not_retried(db: Database, standin: StandIn) -> None:
     standin.config.error_status = 400
     result = run(db, standin, lml=client(standin, max_attempts=4),
                  max_consecutive_failures=1000)
+    assert result.status == "failed"  # the run outcome rule: every call failed
+    assert result.shortfall is not None and result.shortfall.exit_code == 3
     bulk_calls = len(bulk_requests(standin))
     assert result.counters.total.lml_total_calls == bulk_calls
     assert bulk_calls == len([r for r in bulk_requests(standin) if r.status == 400])

@@ -231,13 +231,16 @@ def test_failed_batches_count_every_identity_once(
     counters.check_invariant()
     assert counters.identities_scanned == len(ids)
     assert counters.lml_total_calls == len(refresh_posts(standin))
-    if failed:
+    if failed:  # every identity's call failed: the run outcome rule fails the run
+        assert result.status == "failed" and result.shortfall is not None
+        assert result.shortfall.exit_code == 3
         assert counters.lml_error_batch == counters.lml_error == len(ids)
         assert counters.failed_batches == math.ceil(len(ids) / 50)
         assert scalar(db, "select count(*) from identity_loader.rotation_refresh_results") == 0
     else:
         assert counters.lml_total_calls == math.ceil(len(ids) / 50) + 1 + 2  # + retry batch
         assert counters.lml_error == expected(ids).lml_error and counters.failed_batches == 0
+        assert result.status == "succeeded"
 
 
 def test_limiter_keeps_the_observed_rate_within_the_limit(

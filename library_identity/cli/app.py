@@ -24,6 +24,7 @@ from library_identity.config import Setting, flag_name, setting_of
 from library_identity.db import DEFAULT_DATA_DIR, Database, resolve_database
 from library_identity.errors import (
     EXIT_DB,
+    EXIT_GATE,
     EXIT_USAGE,
     ConfigurationError,
     DatabaseError,
@@ -126,9 +127,13 @@ def fail(message: str, code: int) -> NoReturn:
 def job_failed(exc: BaseException) -> NoReturn:
     """Every job's failures, mapped to their exit codes in one place."""
     known = exit_code_of(exc)
-    if known is None:
+    if known is not None:
+        fail(known[1], known[0])
+    if log.isEnabledFor(logging.DEBUG):  # -v: the traceback is wanted
         raise exc
-    fail(known[1], known[0])
+    # A failure nobody foresaw still ends as one line; -v shows where it came from.
+    fail(f"unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the traceback)",
+         EXIT_GATE)
 
 
 class _Group(click.Group):

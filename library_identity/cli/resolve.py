@@ -265,6 +265,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if result.status == "failed":
-        fail(result.error or "the run failed", EXIT_GATE)
+        fail(result.error or "the run failed",
+             result.shortfall.exit_code if result.shortfall else EXIT_GATE)
     if result.status == "gate_failed":
         sys.exit(EXIT_GATE)

@@ -13,6 +13,7 @@ import click
 from library_identity.cli.app import (
     FiniteFloat,
     Settings,
+    fail,
     job_failed,
     main,
     option,
@@ -62,6 +63,8 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
         print_result(result)
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.shortfall is not None:  # the run outcome rule (jobs.outcome)
+        fail(result.shortfall.message, result.shortfall.exit_code)
 
 
 # -- backfill -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import sentry_sdk
 from library_identity import secrets
 from library_identity.db import Database, Writer
 from library_identity.errors import DatabaseError, InvariantViolation, LMLUnavailable
+from library_identity.jobs.diagnostics import Diagnostics
 from library_identity.jobs.lock import RunLock, acquire_lock
 from library_identity.jobs.records import finish_run, mark_abandoned, save_counters, start_run
 from library_identity.lml.client import LMLClient
@@ -57,6 +58,7 @@ class JobRun:
         self.status = "failed"
         self.error: str | None = None
         self.counters: Callable[[], dict[str, Any]] = dict
+        self.diagnostics = Diagnostics()
         self._lock: RunLock | None = None
 
     def __enter__(self) -> JobRun:
@@ -125,6 +127,7 @@ class JobRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
         try:
+            self.diagnostics.summarise(log)
             if exc is not None:
                 self._failed(exc)
         finally:

@@ -15,7 +15,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -178,7 +179,8 @@ class LMLClient:
         secrets.register(self.api_key)
         check_settings(self.base_url, self.api_key)
         self.base_url = normalise_base_url(self.base_url)
-        headers = {"Accept": "application/json", "User-Agent": "library-identity"}
+        headers = {"Accept": "application/json", "User-Agent": "library-identity",
+                   "Accept-Encoding": "gzip, deflate"}  # what _Inflater undoes
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
@@ -292,18 +294,26 @@ class LMLClient:
             _deadline.at = None
 
     def _read(self, response: httpx.Response, path: str) -> bytes:
+        """The body, decoded, up to max_body_bytes. Inflating is bounded too: no network
+        read is inflated past the cap, so a small compressed bomb costs at most the cap."""
+        limit = self.max_body_bytes
         declared = response.headers.get("Content-Length", "")
-        size, chunks = int(declared) if declared.isdigit() else 0, []
-        if size <= self.max_body_bytes:
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    break
-                chunks.append(chunk)
-        if size > self.max_body_bytes:
-            raise LMLError(f"LML {path} sent a body larger than {self.max_body_bytes:,} bytes "
-                           f"(HTTP {response.status_code}); refused")
+        too_large = LMLError(f"LML {path} sent a body larger than {limit:,} bytes "
+                             f"(HTTP {response.status_code}); refused")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        decoder = _Inflater(response.headers.get("Content-Encoding", ""), path, limit)
+        chunks: list[bytes] = []
+        try:
+            for raw in response.iter_raw():
+                chunks.extend(decoder.feed(raw))
+            chunks.append(decoder.flush())
+        except zlib.error:
+            raise LMLMalformedResponse(f"LML {path} sent a body that does not inflate "
+                                       f"(HTTP {response.status_code})",
+                                       status=response.status_code) from None
+        except _TooLarge:
+            raise too_large from None
         return b"".join(chunks)
 
     def _acquire(self) -> None:
@@ -358,6 +368,53 @@ class LMLClient:
     def _log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("lml_retry attempt=%s error=%s", state.attempt_number, exc)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Inflater:
+    """A body's Content-Encoding undone a bounded piece at a time: identity, gzip or deflate
+    (zlib-wrapped or raw, as servers differ), the encodings this client accepts. No piece
+    takes the body past `limit` + 1 bytes: past `limit` it raises _TooLarge."""
+
+    def __init__(self, encoding: str, path: str, limit: int) -> None:
+        self.encoding = encoding.strip().lower()
+        self.limit, self.size = limit, 0
+        self._sniff = self.encoding == "deflate"
+        if self.encoding in ("", "identity"):
+            self._inflater = None
+        elif self.encoding in ("gzip", "x-gzip"):
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS)
+        else:
+            raise LMLError(f"LML {path} sent a body in an encoding this client does not "
+                           f"accept ({encoding[:40]!r}); refused")
+
+    def _count(self, piece: bytes) -> bytes:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise _TooLarge
+        return piece
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflater is None:
+            yield self._count(data)
+            return
+        if self._sniff and data:
+            self._sniff = False
+            try:
+                zlib.decompressobj(zlib.MAX_WBITS).decompress(data[:2])
+            except zlib.error:  # no zlib header: raw deflate
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        while data:
+            yield self._count(self._inflater.decompress(data, self.limit - self.size + 1))
+            data = self._inflater.unconsumed_tail
+
+    def flush(self) -> bytes:
+        return b"" if self._inflater is None else self._count(self._inflater.flush())
 
 
 def _status_error(status: int, headers: httpx.Headers, content: bytes, path: str,

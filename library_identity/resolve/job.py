@@ -29,6 +29,7 @@ from library_identity.errors import (
 )
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
+from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, LMLClient
 from library_identity.lml.gate import check_health, require_route
 from library_identity.lml.pacing import Pacer, PacingSettings
@@ -42,9 +43,6 @@ from library_identity.resolve.verdicts import REPORTED_STEPS, Problem
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
-# A run where more than this share of the scanned rows could not be landed
-# (invalid_response, writer_error) fails, even though the rows it landed are kept.
-MAX_REJECTED_SHARE = 0.5
 
 
 @dataclass
@@ -117,6 +115,7 @@ class ResolveResult:
     timings: dict[str, float] = field(default_factory=dict)
     merge: MergeOutcome | None = None
     pacing: dict[str, Any] = field(default_factory=dict)
+    shortfall: Shortfall | None = None  # why the run outcome rule failed the run
 
 
 Progress = Callable[[str, int], None]
@@ -214,19 +213,22 @@ class _Runner:
             bucket = ("invalid_response" if isinstance(call.error, LMLMalformedResponse)
                       else "lml_error")
             cohort_counters.skip(bucket, len(call.batch))
-            log.warning("%s cohort=%s rows=%d error=%s", bucket, call.cohort, len(call.batch),
-                        call.error)
-            with sentry_sdk.new_scope() as scope:
-                scope.set_tag("step", bucket)
-                sentry_sdk.capture_exception(call.error)
+            diagnostics = self.job.diagnostics
+            diagnostics.log(log, bucket, "%s cohort=%s rows=%d error=%s", bucket, call.cohort,
+                            len(call.batch), call.error)
+            if diagnostics.may_send(bucket):
+                with sentry_sdk.new_scope() as scope:
+                    scope.set_tag("step", bucket)
+                    sentry_sdk.capture_exception(call.error)
             self._checkpoint()
             self.failures.failed(str(call.error))
             return
         outcome = call.outcome
         assert outcome is not None
+        diagnostics = self.job.diagnostics
         for problem in outcome.problems:
-            log.warning("%s cohort=%s", problem, call.cohort)
-            if problem.step in REPORTED_STEPS:
+            diagnostics.log(log, problem.step, "%s cohort=%s", problem, call.cohort)
+            if problem.step in REPORTED_STEPS and diagnostics.may_send(problem.step):
                 self._report(problem, call.cohort)
         if outcome.landed:
             self.failures.succeeded()
@@ -234,10 +236,11 @@ class _Runner:
             # Not one row of the batch was usable: the call failed, whatever its status.
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", "invalid_response")
-                sentry_sdk.capture_message(
-                    f"LML answered a batch of {len(call.batch)} rows without one usable "
-                    f"result ({'; '.join(str(p) for p in outcome.problems)[:300]})",
-                    level="error")
+                if diagnostics.may_send("invalid_response"):
+                    sentry_sdk.capture_message(
+                        f"LML answered a batch of {len(call.batch)} rows without one usable "
+                        f"result ({'; '.join(str(p) for p in outcome.problems[:5])[:300]})",
+                        level="error")
             cohort_counters.add(outcome.counters)
             self._checkpoint()
             self.failures.failed(str(outcome.problems[0]) if outcome.problems
@@ -329,19 +332,21 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         # CPU of this process (all threads) while loading: the loader's own cost, apart
         # from the time it spends waiting for LML and the database.
         timings["load_cpu_s"] = time.process_time() - load_cpu_started
-        rejected = None if options.dry_run else rejected_rows(runner.counters)
-        job.settle(runner.counters, "failed" if rejected else "succeeded")
+        short = None if options.dry_run else run_shortfall(runner.counters)
+        job.settle(runner.counters, "failed" if short else "succeeded")
         if not options.dry_run and runner.counters.total.scanned:
             refresh_log_statistics(db)
-        if rejected:
-            # The rows that were valid are landed; the run still fails its check.
-            job.error = rejected
+        rejected = short.message if short else None
+        if short:
+            # What was valid is landed; the run still fails the outcome rule.
+            job.error = short.message
             with sentry_sdk.new_scope() as scope:
-                scope.set_tag("step", "rejected_rows")
-                sentry_sdk.capture_message(rejected, level="error")
+                scope.set_tag("step", "lml_error" if short.lml_failed else "rejected_rows")
+                sentry_sdk.capture_message(short.message, level="error")
         result = ResolveResult(run_id=job.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
-                               error=rejected, pacing=runner.pacer.summary())
+                               error=rejected, pacing=runner.pacer.summary(),
+                               shortfall=short)
         log.info("lml_pace %s", runner.pacer.describe())
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.
@@ -369,15 +374,18 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         return result
 
 
-def rejected_rows(counters: RunCounters) -> str | None:
-    """Why the run fails when most of its rows could not be landed, else None."""
+# The answers that could not be used: the run outcome rule counts them against the run.
+UNUSABLE = ("invalid_response", "writer_error", "lml_untrusted_library_id",
+            "lml_cardinality_mismatch")
+
+
+def run_shortfall(counters: RunCounters) -> Shortfall | None:
+    """The run outcome rule (jobs.outcome) applied to a resolve run's rows."""
     total = counters.total
-    rejected = total.rows_skipped["invalid_response"] + total.rows_skipped["writer_error"]
-    if not (total.scanned and rejected > MAX_REJECTED_SHARE * total.scanned):
-        return None
-    return (f"{rejected:,} of {total.scanned:,} scanned rows could not be landed "
-            f"(invalid_response {total.rows_skipped['invalid_response']:,}, writer_error "
-            f"{total.rows_skipped['writer_error']:,}); the rows that were valid are landed")
+    skipped = total.rows_skipped
+    detail = ", ".join(f"{k} {skipped[k]:,}" for k in UNUSABLE if skipped[k])
+    return shortfall(total.scanned, skipped["lml_error"],
+                     sum(skipped[k] for k in UNUSABLE), detail=detail)
 
 
 def require_database(db: Database, outcome: MergeOutcome, step: str) -> None:

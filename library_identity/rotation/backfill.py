@@ -40,6 +40,7 @@ from library_identity.errors import (
 )
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
+from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.jobs.records import save_counters
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import ReleaseIdentityResolveResponse
@@ -106,6 +107,7 @@ class BackfillResult:
     candidates: int = 0
     dry_run: bool = False
     seconds: float = 0.0
+    shortfall: Shortfall | None = None  # why the run outcome rule failed the run
 
 
 def read_candidates(conn: psycopg.Connection, limit: int | None) -> list[Row]:
@@ -239,8 +241,10 @@ class _Runner:
 
     def _lml_failed(self, call: _Call) -> None:
         reason = str(call.error) if call.error else "invalid response"
-        log.warning("lml_error rotation_id=%s error=%s", call.row.rotation_id, reason)
-        if call.error is not None:
+        diagnostics = self.job.diagnostics
+        diagnostics.log(log, "lml_error", "lml_error rotation_id=%s error=%s",
+                        call.row.rotation_id, reason)
+        if call.error is not None and diagnostics.may_send("lml_error"):
             with sentry_sdk.new_scope() as scope:
                 scope.set_tag("step", "lml_error")
                 sentry_sdk.capture_exception(call.error)
@@ -282,10 +286,15 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
                 lambda: runner.counters.flat(names.backfill_prefix)))
             txn.set_data("dry_run", int(options.dry_run))
             runner.run(rows, txn)
-        job.settle(runner.counters)
+        c = runner.counters
+        short = None if options.dry_run else shortfall(
+            c.scanned, c.lml_error - c.invalid_response, c.invalid_response,
+            detail="invalid_response")
+        job.settle(c, "failed" if short else "succeeded")
+        job.error = short.message if short else None
         return BackfillResult(run_id=job.run_id, status=job.status, counters=runner.counters,
                               candidates=len(rows), dry_run=options.dry_run,
-                              seconds=job.seconds())
+                              seconds=job.seconds(), shortfall=short)
 
 
 def _on_air_log(db: Database) -> psycopg.Connection:

@@ -28,9 +28,15 @@ from pydantic import ValidationError
 from library_identity import jsonfast, telemetry
 from library_identity.config import setting
 from library_identity.db import Database, has_nul, jsonb_text
-from library_identity.errors import DatabaseError, LMLAuthError, LMLError, LMLInterrupted
+from library_identity.errors import (
+    DatabaseError,
+    LMLAuthError,
+    LMLError,
+    LMLInterrupted,
+)
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
+from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.jobs.records import save_counters
 from library_identity.lml.client import REFRESH_PATH, LMLClient
 from library_identity.lml.contract import CacheRefreshResultItem
@@ -117,6 +123,7 @@ class RefreshResult:
     seconds: float = 0.0
     batches: list[list[int]] = field(default_factory=list)  # a dry run's would-be batches
     dry_run: bool = False
+    shortfall: Shortfall | None = None  # why the run outcome rule failed the run
 
 
 Progress = Callable[[int, int], None]  # (identities settled so far, identities in the run)
@@ -270,7 +277,8 @@ class _Runner:
             return
         self.failures.succeeded()
         for problem in problems:
-            log.warning("%s batch_size=%d", problem, len(batch.ids))
+            self.job.diagnostics.log(log, problem.split(":", 1)[0], "%s batch_size=%d", problem,
+                                     len(batch.ids))
         settled = copy.deepcopy(self.counters)
         rows: list[tuple[Any, ...]] = []
         for identity_id in batch.ids:
@@ -305,13 +313,16 @@ class _Runner:
         self.counters.failed_batches += 1
         if isinstance(exc, LMLAuthError):
             raise exc
-        log.warning("lml_error attempt=%d ids=%d error=%s", batch.attempt, len(batch.ids), reason)
-        with sentry_sdk.new_scope() as scope:
-            scope.set_tag("step", "lml_error")
-            if exc is not None:
-                sentry_sdk.capture_exception(exc)
-            else:
-                sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
+        diagnostics = self.job.diagnostics
+        diagnostics.log(log, "lml_error", "lml_error attempt=%d ids=%d error=%s", batch.attempt,
+                        len(batch.ids), reason)
+        if diagnostics.may_send("lml_error"):
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("step", "lml_error")
+                if exc is not None:
+                    sentry_sdk.capture_exception(exc)
+                else:
+                    sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
         self._checkpoint()
         self.progress(self.counters.identities_scanned, self.total)
         self.failures.failed(reason)
@@ -386,11 +397,16 @@ def refresh(db: Database, client: LMLClient | None, options: RefreshOptions, *,
             alert = _alert(runner.counters, options.not_found_alert_pct)
             if alert.fired:
                 _raise_alert(alert, txn)
-        job.settle(runner.counters, "alert" if alert.fired else "succeeded")
+        c = runner.counters
+        short = None if options.dry_run else shortfall(c.identities_scanned, c.lml_error, 0,
+                                                       noun="identities")
+        job.settle(c, "failed" if short else "alert" if alert.fired else "succeeded")
+        job.error = short.message if short else None
         batch_size = options.batch_size
         return RefreshResult(
             run_id=job.run_id, status=job.status, counters=runner.counters,
             identities=len(ids), alert=alert, seconds=job.seconds(), dry_run=options.dry_run,
+            shortfall=short,
             batches=[ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
             if options.dry_run else [])
 
