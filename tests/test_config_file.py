@@ -1,7 +1,7 @@
 """The config file: what it may hold derives from the command line's options, a flag beats
 the environment, which beats the file, which beats the default; a bad file stops every
 command with exit 2 and one `error:` line naming the file and the key. Secrets come from
-the environment or an owner-only secrets file."""
+the environment or an owner-only secrets file. The demo refuses a configured target."""
 
 from __future__ import annotations
 
@@ -291,3 +291,60 @@ def test_the_example_parses_and_names_every_setting(tmp_path: Path) -> None:
     assert keys <= every_key(main)
     missing = sorted(every_key(main) - keys)
     assert not missing, f"add these settings to {EXAMPLE.relative_to(ROOT)}: {missing}"
+
+
+# -- the demo -------------------------------------------------------------------------------
+def _user_relations(db: Database) -> tuple[list[str], int]:
+    with db.connect() as conn:
+        schemas = [row[0] for row in conn.execute(
+            "select nspname from pg_namespace where nspname not like 'pg\\_%' "
+            "and nspname not in ('information_schema', 'public') order by 1")]
+        relations = conn.execute(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname not like 'pg\\_%' and n.nspname <> 'information_schema'"
+        ).fetchone()
+    return schemas, int(relations[0]) if relations else 0
+
+
+def test_the_demo_refuses_a_configured_database_and_leaves_it_empty(
+        empty_db: Database, tmp_path: Path) -> None:
+    proc = _run(tmp_path, "demo", "--rows", "50", DATABASE_URL=empty_db.conninfo)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error(proc.stderr)
+    assert "DATABASE_URL is set (by the environment)" in line
+    assert "--use-configured" in line
+    assert "env -u DATABASE_URL library-identity demo" in line
+    assert _user_relations(empty_db) == ([], 0)
+
+
+def test_the_demo_refuses_an_lml_from_the_config_file(tmp_path: Path) -> None:
+    config = _write(tmp_path / "config.toml", 'lml_url = "https://lml.example"\n')
+    result = _invoke(tmp_path, "--config", str(config), "demo")
+    assert result.exit_code == 2
+    line = _one_error(result.output)
+    assert f"LML_URL is set (by the config file {config})" in line
+    assert "library-identity --config /dev/null demo" in line
+
+
+def test_scripts_demo_refuses_an_exported_database_before_installing(tmp_path: Path) -> None:
+    proc = subprocess.run([str(ROOT / "scripts" / "demo")], capture_output=True, text=True,
+                          env=_env(tmp_path, DATABASE_URL="postgresql://u@h/station"),
+                          timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "exports DATABASE_URL or LML_URL" in proc.stderr
+    assert "env -u DATABASE_URL -u LML_URL scripts/demo" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_with_use_configured_names_the_database_before_writing(
+        empty_db: Database, tmp_path: Path) -> None:
+    proc = _run(tmp_path, "demo", "--use-configured", "--rows", "300", "--html",
+                str(tmp_path / "report.html"), DATABASE_URL=empty_db.conninfo)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    named = lines.index(f"demo: writes to the database {empty_db.describe()}")
+    assert lines[named + 1].startswith("demo: calls LML at http://127.0.0.1:")
+    seeded = next(i for i, line in enumerate(lines) if line.startswith("seeded "))
+    assert named < seeded
+    with empty_db.connect() as conn:
+        assert conn.execute("select count(*) from wxyc_schema.library").fetchone() == (300,)
