@@ -131,6 +131,33 @@ def test_flag_beats_environment_beats_file_beats_default(tmp_path: Path) -> None
                                      "--database", "x")) == "x"
 
 
+def test_a_commands_own_setting_takes_the_same_order(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """[rotation.backfill] quiet_pause against BACKFILL_QUIET_PAUSE_SECONDS and the flag."""
+    from click.core import ParameterSource
+
+    config = _write(tmp_path / "c.toml", "[rotation.backfill]\nquiet_pause = 5\n")
+    monkeypatch.delenv("BACKFILL_QUIET_PAUSE_SECONDS", raising=False)
+
+    def quiet_pause(*flags: str) -> tuple[float, ParameterSource | None]:
+        root = main.make_context("library-identity", ["--config", str(config), "rotation",
+                                                      "backfill", *flags])
+        rotation = main.commands["rotation"]  # type: ignore[attr-defined]
+        group = rotation.make_context("rotation", ["backfill", *flags], parent=root)
+        backfill = rotation.commands["backfill"].make_context("backfill", list(flags),
+                                                              parent=group)
+        return (backfill.params["quiet_pause_s"],
+                backfill.get_parameter_source("quiet_pause_s"))
+
+    assert quiet_pause() == (5.0, ParameterSource.DEFAULT_MAP)
+    monkeypatch.setenv("BACKFILL_QUIET_PAUSE_SECONDS", "7")
+    assert quiet_pause() == (7.0, ParameterSource.ENVIRONMENT)
+    assert quiet_pause("--quiet-pause", "9") == (9.0, ParameterSource.COMMANDLINE)
+    _write(config, "")
+    monkeypatch.delenv("BACKFILL_QUIET_PAUSE_SECONDS")
+    assert quiet_pause() == (30.0, ParameterSource.DEFAULT)
+
+
 def test_the_default_location_is_read_only_when_it_exists(tmp_path: Path) -> None:
     assert _granted_database(_invoke(tmp_path, "grants", "r")) == "postgres"
     _write(tmp_path / "xdg" / "library-identity" / "config.toml",
