@@ -132,8 +132,8 @@ def load(ctx: click.Context, path: Path | None) -> dict[str, Any]:
                 _table(found, command_path)[_option_in(root, command_path, key).name] = converted
         elif key in globals_:
             option = globals_[key]
-            if key in SECRET_KEYS and not (key == "database_url" and isinstance(value, str)
-                                           and not _password(value)):
+            if key in _NEVER_IN_CONFIG or (key == "database_url" and isinstance(value, str)
+                                           and _password(value)):
                 what = "holds a password" if key == "database_url" else "is a secret"
                 raise _error(path, key, f"{what}: set it in the environment "
                                         f"({_envvar(option)}) or in the secrets file "
@@ -166,7 +166,7 @@ def load_secrets(ctx: click.Context, path: Path, sources: dict[str, str],
         raise ConfigurationError(
             f"{path}: the secrets file must be readable by its owner only, and its mode "
             f"{stat.filemode(mode)} lets the group or others in; run `chmod 600 {path}`")
-    data = _read(path, secret=True)
+    data = _read(path)
     for value in data.values():
         if isinstance(value, str):
             secrets.register(value, _password(value))
@@ -198,7 +198,7 @@ def describe_source(ctx: click.Context, name: str) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------
-def _read(path: Path, *, secret: bool = False) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -210,8 +210,7 @@ def _read(path: Path, *, secret: bool = False) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message names the line and column, never a value.
-        detail = "" if secret else f": {exc}"
-        raise ConfigurationError(f"{path}: not valid TOML{detail}") from None
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _command_table(ctx: click.Context, path: Path, where: tuple[str, ...],
