@@ -131,6 +131,14 @@ def test_flag_beats_environment_beats_file_beats_default(tmp_path: Path) -> None
                                      "--database", "x")) == "x"
 
 
+def test_the_dbt_schema_from_the_file_reaches_dbt_and_the_grants(tmp_path: Path) -> None:
+    # A subprocess: the setting is handed on through the process's environment.
+    config = _write(tmp_path / "c.toml", 'dbt_schema = "station_identity"\n')
+    proc = _run(tmp_path, "--config", str(config), "grants", "r")
+    assert proc.returncode == 0, proc.stderr
+    assert "create schema if not exists station_identity authorization r;" in proc.stdout
+
+
 def test_a_commands_own_setting_takes_the_same_order(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """[rotation.backfill] quiet_pause against BACKFILL_QUIET_PAUSE_SECONDS and the flag."""
