@@ -24,6 +24,10 @@ from library_identity.resolve import candidates
 from library_identity.resolve.job import ResolveOptions
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every command the tests run reads no config file (a developer's own would leak in); a
+# test that wants one names it.
+os.environ["LIBRARY_IDENTITY_CONFIG"] = os.devnull
+os.environ.pop("LIBRARY_IDENTITY_SECRETS_FILE", None)
 # The command line, as a subprocess of the interpreter running the tests.
 CLI = (sys.executable, "-m", "library_identity")
 

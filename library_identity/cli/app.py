@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -19,7 +20,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from library_identity import secrets, telemetry
+from library_identity import dbt_names, secrets, telemetry
+from library_identity.cli import config_file
 from library_identity.config import Setting, flag_name, setting_of
 from library_identity.db import DEFAULT_DATA_DIR, Database, resolve_database
 from library_identity.errors import (
@@ -149,6 +151,15 @@ class _Group(click.Group):
             job_failed(exc)
 
 
+def _read_config(ctx: click.Context, _param: click.Parameter, given: str | None) -> None:
+    """Eager, so the file's values are in place before the group's other options are read
+    (click takes a value from the command line, then the environment, then default_map)."""
+    try:
+        ctx.default_map = config_file.load(ctx, config_file.locate(given))
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
 def _terminate(_signum: int, _frame: Any) -> None:
     # SIGTERM ends a command like Ctrl-C does, so its clean-up (the embedded server
     # included) runs; jobs replace this with graceful_stop while they run.
@@ -180,6 +191,11 @@ def graceful_stop() -> Iterator[threading.Event]:
 
 @click.group(cls=_Group,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", envvar=config_file.CONFIG_ENV, metavar="PATH", is_eager=True,
+              expose_value=False, callback=_read_config,
+              help="TOML file of settings (env LIBRARY_IDENTITY_CONFIG; default "
+                   "$XDG_CONFIG_HOME/library-identity/config.toml, read when it exists). A "
+                   "flag beats an environment variable, which beats the file.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
               help="Postgres to use (env DATABASE_URL). Unset: an embedded Postgres whose data "
                    "lives in --data-dir; it stops when the last command using it exits.")
@@ -206,6 +222,9 @@ def graceful_stop() -> Iterator[threading.Event]:
               default=telemetry.DEFAULT_SENTRY_NAMING, show_default=True,
               help="Transaction names and counter keys in Sentry: the station's jobs' own "
                    "(their alerts keep working) or this project's (env SENTRY_NAMING).")
+@click.option("--dbt-schema", envvar=dbt_names.SCHEMA_ENV, metavar="NAME",
+              help=f"Schema dbt builds the project's models in (env {dbt_names.SCHEMA_ENV}; "
+                   f"default {dbt_names.DEFAULT_SCHEMA}).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="LOG_FORMAT", show_default=True, help="Log lines on stderr (env LOG_FORMAT).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -214,8 +233,7 @@ def graceful_stop() -> Iterator[threading.Event]:
 def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_dir: Path,
          lml_url: str | None, lml_api_key: str | None, sentry_dsn: str | None,
          sentry_environment: str, sentry_traces_sample_rate: float, sentry_naming: str,
-         log_format: str,
-         verbose: bool) -> None:
+         dbt_schema: str | None, log_format: str, verbose: bool) -> None:
     """Keep the station's library linked to Discogs, MusicBrainz, Wikidata, Spotify,
     Apple Music and Bandcamp identities through LML.
 
@@ -225,6 +243,9 @@ def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_d
     130 interrupted.
     """
     secrets.register(lml_api_key, sentry_dsn)
+    if dbt_schema:
+        # dbt's profile and dbt_names.schema() read the variable.
+        os.environ[dbt_names.SCHEMA_ENV] = dbt_schema
     telemetry.setup_logging(logging.DEBUG if verbose else logging.INFO, log_format == "json")
     signal.signal(signal.SIGTERM, _terminate)
     ctx.obj = Settings(database_url=database_url or None, data_dir=data_dir,
