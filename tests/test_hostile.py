@@ -447,6 +447,41 @@ def test_refresh_takes_only_a_json_integer_for_an_identity_id(
                       "identity_loader.rotation_refresh_results") == active - len(coerced)
 
 
+
+# -- 15. library rows with a negative or zero id -----------------------------------------
+def test_rows_with_negative_and_zero_ids_are_sent_in_every_partition(
+        db: Database, upstream: StandIn) -> None:
+    low = [-2**31, -7, -3, -1, 0]
+    with db.connect() as conn:  # copies of the first rows, under ids no serial hands out
+        conn.execute(
+            "insert into wxyc_schema.library (id, artist_id, album_title, artist_name, "
+            "code_number) select (%s::int[])[row_number() over (order by id)], artist_id, "
+            "album_title, artist_name, code_number from wxyc_schema.library "
+            "where artist_name is not null order by id limit %s", (low, len(low)))
+    candidates.build_candidates(db, ResolveOptions().dbt_vars())
+
+    with db.connect() as conn:  # every candidate is in exactly one partition
+        counts = candidates.snapshot(conn, partition=None, limit=None)
+        ids = sorted(r[0] for r in conn.execute(
+            "select library_id from pg_temp.run_candidates").fetchall())
+        assert set(low) <= set(ids) and sum(counts.values()) == len(ids)
+        parts: list[int] = []
+        for index in range(3):
+            candidates.snapshot(conn, partition=candidates.Partition(index, 3), limit=None)
+            parts += [r[0] for r in conn.execute(
+                "select library_id from pg_temp.run_candidates").fetchall()]
+        assert sorted(parts) == ids
+
+    with hostile(upstream, None) as lml:
+        result = run(db, client(lml), batch_size=50, va_batch_size=7)
+    sent = sorted(i["library_id"] for s in lml.requests_to(BULK) if bulk_rows(s.request)
+                  for i in s.request["inputs"])
+    assert sent == ids
+    assert result.counters.total.scanned == len(ids)
+    assert scalar(db, "select array_agg(library_id order by library_id) from "
+                      "identity_loader.raw_verdicts where library_id <= 0") == low
+
+
 # -- 8 and the embedded server's lifecycle ------------------------------------------------
 def postgres_processes(pgdata: Path) -> list[int]:
     found = []

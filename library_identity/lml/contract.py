@@ -3,7 +3,7 @@
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
 confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's
 staging models apply, except a per-track credit's, which the merge stores as NULL; ids
-within the columns that hold them) and lenient where LML is known to deviate (explicit
+JSON integers within the columns that hold them) and lenient where LML is known to deviate (explicit
 nulls, cache_stats: null, unknown extra keys).
 """
 
