@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -130,10 +131,10 @@ class Report:
             if section.name not in sections:
                 continue
             for row in self.sections[section.name]:
-                key = section.key_of(row)
+                key = spreadsheet_safe(section.key_of(row))
                 for metric, value in row.items():
                     if metric not in section.keys:
-                        yield [section.name, key, metric, csv_value(value)]
+                        yield [section.name, key, metric, csv_cell(value)]
 
     def to_csv(self, sections: Sequence[str] = SECTION_NAMES) -> str:
         buffer = io.StringIO()
@@ -155,6 +156,28 @@ def csv_value(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection rule); a number's
+# own minus sign is not one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text as a CSV cell no spreadsheet evaluates: a leading `'` before a formula."""
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV report cell: csv_value's text, made spreadsheet-safe unless the
+    value is a number."""
+    text = csv_value(value)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return text
+    return spreadsheet_safe(text)
 
 
 def _plain(value: Any) -> Any:
