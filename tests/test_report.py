@@ -573,3 +573,23 @@ def test_stored_names_never_reach_a_spreadsheet_as_formulas(
     assert data.csv_cell(FORMULA) == "'" + FORMULA
     assert [data.csv_cell(v) for v in (-3, -0.25, "-3", "-1+2", "\tx", "\rx", "+1e3")] == [
         "-3", "-0.25", "-3", "'-1+2", "'\tx", "'\rx", "+1e3"]
+
+
+def test_concurrent_reports_wait_for_each_other_and_all_succeed(
+        make_database: Callable[[], Database]) -> None:
+    # Both build the views at once on a database where they were never built, then both
+    # rebuild them at once where they exist (a rebuild drops what reads a replaced view).
+    for fresh in range(2):
+        db = make_database()
+        migrate.apply(db)
+        with db.connect() as conn:
+            seed_library(conn, 200)
+        env = {**os.environ, "DATABASE_URL": db.conninfo}
+        for _ in range(1 + fresh):
+            procs = [subprocess.Popen([*CLI, "report", "--format", "csv"], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=600) for p in procs]
+            for proc, (out, err) in zip(procs, outs, strict=True):
+                assert proc.returncode == 0, err[-2000:]
+                assert out.startswith("section,key,metric,value\n") and "Traceback" not in err

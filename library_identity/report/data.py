@@ -4,6 +4,7 @@ figures."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -27,7 +28,8 @@ from library_identity.dbt_names import (
     REPORTS_WITH_INPUTS_SELECTOR,
     relation,
 )
-from library_identity.errors import DbtError, ReportModelsMissing
+from library_identity.errors import DatabaseError, DbtError, ReportModelsMissing
+from library_identity.jobs.lock import REPORT_VIEWS_LOCK_KEY
 
 REPORT_VERSION = 1
 # Station roles may default to a few seconds; a report on a large library needs longer.
@@ -36,6 +38,9 @@ STATEMENT_TIMEOUT_MS = 120_000
 # magnitude, so Postgres would JIT-compile them: seconds of compiling for queries that
 # run in a fraction of one.
 SESSION_SETTINGS = {"jit": "off"}
+# How long a report waits for another report's build of the views (a few seconds each, a
+# minute or so where the merge never built what they read).
+VIEWS_LOCK_WAIT_MS = 600_000
 
 
 @dataclass(frozen=True)
@@ -238,15 +243,47 @@ def read_report(db: Database) -> Report:
     return Report(generated_at=row[0], sections=sections, bands=bands)
 
 
+@contextlib.contextmanager
+def views_lock(db: Database, *, shared: bool) -> Iterator[None]:
+    """Hold the report views' advisory lock (shared to read them, exclusive to build
+    them) on a session of its own, waiting up to VIEWS_LOCK_WAIT_MS for it."""
+    conn = db.connect(autocommit=True, application_name="library-identity:report-lock",
+                      statement_timeout_ms=VIEWS_LOCK_WAIT_MS)
+    try:
+        take = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+        try:
+            conn.execute(f"select {take}(%s)", (REPORT_VIEWS_LOCK_KEY,))
+        except errors.QueryCanceled:
+            raise DatabaseError(
+                f"another report kept the report views locked for {VIEWS_LOCK_WAIT_MS // 1000}"
+                " s (building or reading them); run the report again later") from None
+        yield
+    finally:
+        conn.close()  # ending the session releases the lock
+
+
 def load_report(db: Database, *, refresh_models: bool = True,
                 dbt_vars: Mapping[str, Any] | None = None) -> Report:
     """Build the report views (unless told not to) and read them; without a refresh, the
-    views are still built once if they are missing."""
-    if refresh_models:
+    views are still built if they are missing. Concurrent reports wait for each other's
+    build instead of racing dbt over the same views."""
+    if not refresh_models:
+        try:
+            with views_lock(db, shared=True):
+                return read_report(db)
+        except ReportModelsMissing:
+            pass
+    with views_lock(db, shared=False):
         refresh(db, dbt_vars)
-        return read_report(db)
-    try:
-        return read_report(db)
-    except ReportModelsMissing:
-        refresh(db, dbt_vars)
-        return read_report(db)
+        try:
+            return read_report(db)
+        except ReportModelsMissing:
+            # Another dbt build (a resolve's, say) replaced a view the reports read, which
+            # drops them; build them once more.
+            refresh(db, dbt_vars)
+            try:
+                return read_report(db)
+            except ReportModelsMissing as exc:
+                raise DatabaseError(f"the report views were dropped while being read ({exc}): "
+                                    "another dbt build is replacing the views they read; run "
+                                    "the report again") from None
