@@ -27,6 +27,8 @@ from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
 from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
 from library_identity.rotation.backfill import BackfillOptions, backfill
+from library_identity.rotation.options import ACTIVE_ROTATION
+from library_identity.rotation.refresh import RefreshOptions, refresh
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zq7Wv-hostile-key-5d1c9e"
@@ -372,6 +374,112 @@ def test_backfill_counts_an_identity_beyond_int32_and_goes_on(
     assert counters.resolved == counters.scanned - len(huge) > 0
     assert scalar(db, "select count(*) from wxyc_schema.rotation where discogs_release_id::text "
                       "= any(%s) and lml_identity_id is not null", huge) == 0
+
+
+
+# -- 14. an identity id that is not a JSON integer ----------------------------------------
+def coerced_id(identity_id: int, which: int) -> Any:
+    """`true`, "7" or 7.0: each a value a lax parser would take for an integer."""
+    return (True, str(identity_id), float(identity_id))[which % 3]
+
+
+def test_backfill_takes_only_a_json_integer_for_an_identity_id(
+        db: Database, upstream: StandIn) -> None:
+    coerced: list[str] = []
+    with db.connect() as conn:  # thirty active rows waiting for their identity
+        conn.execute(
+            "insert into wxyc_schema.rotation (album_id, rotation_bin, artist_name, album_title, "
+            "discogs_release_id) select id, (enum_range(null::public.freq_enum))[1], "
+            "artist_name, album_title, 6000000 + id from wxyc_schema.library "
+            "where artist_name is not null order by id limit 30")
+
+    def lax(path: str, request: Any, reply: Reply) -> Reply | None:
+        if (path.endswith("identity/resolve") and reply.status == 200
+                and int(request["external_id"]) % 2 == 0):
+            body = reply.json()
+            body["identity_id"] = coerced_id(body["identity_id"], len(coerced))
+            coerced.append(request["external_id"])
+            return Reply.of(200, body)
+        return None
+
+    with hostile(upstream, lax) as lml, client(lml, requests_per_minute=60_000) as c:
+        result = backfill(db, c, BackfillOptions(requests_per_minute=60_000))
+    counters = result.counters
+    counters.check_invariant()
+    assert len(coerced) >= 6  # each of the three forms at least twice
+    assert counters.invalid_response == counters.lml_error == len(coerced)
+    assert counters.resolved == counters.scanned - len(coerced) > 0
+    assert scalar(db, "select count(*) from wxyc_schema.rotation where discogs_release_id::text "
+                      "= any(%s) and lml_identity_id is not null", coerced) == 0
+
+
+def test_refresh_takes_only_a_json_integer_for_an_identity_id(
+        db: Database, upstream: StandIn) -> None:
+    ids = [1, *range(100, 112)]  # 1: what `true` would read as
+    with db.connect() as conn:
+        conn.execute("insert into wxyc_schema.rotation (rotation_bin, lml_identity_id) "
+                     "select (enum_range(null::public.freq_enum))[1], unnest(%s::int[])", (ids,))
+    coerced = [1, 101, 102, 104]
+
+    def lax(path: str, request: Any, reply: Reply) -> Reply | None:
+        if not (path.endswith("refresh-for-identities") and reply.status == 200):
+            return None
+        body = reply.json()
+        for item in body["results"]:
+            if item["identity_id"] in coerced:
+                item["identity_id"] = coerced_id(item["identity_id"], coerced.index(
+                    item["identity_id"]))
+        return Reply.of(200, body)
+
+    with hostile(upstream, lax) as lml, client(lml, requests_per_minute=60_000) as c:
+        result = refresh(db, c, RefreshOptions(requests_per_minute=60_000, retry_delay_s=0))
+    counters = result.counters
+    counters.check_invariant()
+    active = scalar(db, "select count(distinct lml_identity_id) from wxyc_schema.rotation "
+                        f"where {ACTIVE_ROTATION}")
+    assert counters.identities_scanned == active >= len(ids)
+    # No valid answer, on the first send nor on the retry: each ends in lml_error and
+    # nothing lands for it.
+    assert counters.lml_error >= len(coerced)
+    assert scalar(db, "select count(*) from identity_loader.rotation_refresh_results "
+                      "where identity_id = any(%s)", coerced) == 0
+    assert scalar(db, "select count(distinct identity_id) from "
+                      "identity_loader.rotation_refresh_results") == active - len(coerced)
+
+
+
+# -- 15. library rows with a negative or zero id -----------------------------------------
+def test_rows_with_negative_and_zero_ids_are_sent_in_every_partition(
+        db: Database, upstream: StandIn) -> None:
+    low = [-2**31, -7, -3, -1, 0]
+    with db.connect() as conn:  # copies of the first rows, under ids no serial hands out
+        conn.execute(
+            "insert into wxyc_schema.library (id, artist_id, album_title, artist_name, "
+            "code_number) select (%s::int[])[row_number() over (order by id)], artist_id, "
+            "album_title, artist_name, code_number from wxyc_schema.library "
+            "where artist_name is not null order by id limit %s", (low, len(low)))
+    candidates.build_candidates(db, ResolveOptions().dbt_vars())
+
+    with db.connect() as conn:  # every candidate is in exactly one partition
+        counts = candidates.snapshot(conn, partition=None, limit=None)
+        ids = sorted(r[0] for r in conn.execute(
+            "select library_id from pg_temp.run_candidates").fetchall())
+        assert set(low) <= set(ids) and sum(counts.values()) == len(ids)
+        parts: list[int] = []
+        for index in range(3):
+            candidates.snapshot(conn, partition=candidates.Partition(index, 3), limit=None)
+            parts += [r[0] for r in conn.execute(
+                "select library_id from pg_temp.run_candidates").fetchall()]
+        assert sorted(parts) == ids
+
+    with hostile(upstream, None) as lml:
+        result = run(db, client(lml), batch_size=50, va_batch_size=7)
+    sent = sorted(i["library_id"] for s in lml.requests_to(BULK) if bulk_rows(s.request)
+                  for i in s.request["inputs"])
+    assert sent == ids
+    assert result.counters.total.scanned == len(ids)
+    assert scalar(db, "select array_agg(library_id order by library_id) from "
+                      "identity_loader.raw_verdicts where library_id <= 0") == low
 
 
 # -- 8 and the embedded server's lifecycle ------------------------------------------------

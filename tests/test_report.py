@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import fcntl
+import io
 import json
 import os
 import re
@@ -537,3 +539,57 @@ def test_stored_hostile_names_stay_text_on_the_page(
     assert probe["scripts"] == 0 and probe["images"] == 0 and probe["pwned"] is None, probe
     # The names are still shown, as text.
     assert any(HOSTILE in label for label in probe["labels"]), probe["labels"]
+
+
+FORMULA = '=HYPERLINK("http://x","y")'
+
+
+def test_stored_names_never_reach_a_spreadsheet_as_formulas(
+        sample: Database, clone_database: Callable[[Database], Database]) -> None:
+    db = clone_database(sample)
+    with db.connect() as conn:  # the most common method and source take formula names
+        conn.execute("update wxyc_schema.library_identity set method = %s", (FORMULA,))
+        conn.execute("update wxyc_schema.library_identity_source set source = %s "
+                     "where source = (select source from wxyc_schema.library_identity_source "
+                     "group by source order by count(*) desc limit 1)", ("@SUM(1+1)",))
+    as_json = json.loads(cli(db, "--format", "json"))
+    values = flat(as_json)
+    lines = list(csv.reader(io.StringIO(cli(db, "--no-refresh", "--format", "csv"))))
+    assert lines[0] == ["section", "key", "metric", "value"]
+    starts = ("=", "+", "-", "@", "\t", "\r")
+    keys = set()
+    for section, key, metric, value in lines[1:]:
+        keys.add(key)
+        assert not key.startswith(starts), key
+        raw = values[".".join(p for p in (section, key.removeprefix("'"), metric) if p)]
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            assert value == csv_value(raw)  # a number, negative or not, stays a number
+        else:
+            assert not value.startswith(starts), value
+            assert value.removeprefix("'") == csv_value(raw)
+    assert any(k.startswith(f"'{FORMULA}/") for k in keys), keys
+    assert any(k.startswith("'@SUM(1+1)/") for k in keys), keys
+    # The rule itself: a formula gets its quote; a negative number or its text does not.
+    assert data.csv_cell(FORMULA) == "'" + FORMULA
+    assert [data.csv_cell(v) for v in (-3, -0.25, "-3", "-1+2", "\tx", "\rx", "+1e3")] == [
+        "-3", "-0.25", "-3", "'-1+2", "'\tx", "'\rx", "+1e3"]
+
+
+def test_concurrent_reports_wait_for_each_other_and_all_succeed(
+        make_database: Callable[[], Database]) -> None:
+    # Both build the views at once on a database where they were never built, then both
+    # rebuild them at once where they exist (a rebuild drops what reads a replaced view).
+    for fresh in range(2):
+        db = make_database()
+        migrate.apply(db)
+        with db.connect() as conn:
+            seed_library(conn, 200)
+        env = {**os.environ, "DATABASE_URL": db.conninfo}
+        for _ in range(1 + fresh):
+            procs = [subprocess.Popen([*CLI, "report", "--format", "csv"], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=600) for p in procs]
+            for proc, (out, err) in zip(procs, outs, strict=True):
+                assert proc.returncode == 0, err[-2000:]
+                assert out.startswith("section,key,metric,value\n") and "Traceback" not in err

@@ -3,7 +3,7 @@
 Models are strict where a wrong value would land bad data (kinds, sources, methods,
 confidence: a JSON number in 0..1, never a boolean or a string, the same rule dbt's
 staging models apply, except a per-track credit's, which the merge stores as NULL; ids
-within the columns that hold them) and lenient where LML is known to deviate (explicit
+JSON integers within the columns that hold them) and lenient where LML is known to deviate (explicit
 nulls, cache_stats: null, unknown extra keys).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from typing_extensions import TypedDict
 
 IdentitySource = Literal["discogs", "musicbrainz", "wikidata", "spotify", "apple_music",
@@ -108,14 +108,17 @@ class CacheRefreshSourceResult(_Model):
 
 
 class CacheRefreshResultItem(_Model):
-    identity_id: int
+    # Matched against the ids sent and landed as the answer for that id: `true`, "7" or
+    # 7.0 is no identity id.
+    identity_id: StrictInt
     status: str
     sources: dict[str, CacheRefreshSourceResult | None] | None = None
     message: str | None = None
 
 
 class ReleaseIdentityResolveResponse(_Model):
-    # Lands in the station's rotation.lml_identity_id, an integer column.
-    identity_id: Annotated[int, Field(ge=1, le=INTEGER_MAX)]
+    # Lands in the station's rotation.lml_identity_id, an integer column: a JSON integer
+    # in its range, never `true`, "7" or 7.0 coerced into one.
+    identity_id: Annotated[StrictInt, Field(ge=1, le=INTEGER_MAX)]
     kind: str
-    minted: bool
+    minted: StrictBool

@@ -4,9 +4,11 @@ figures."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -26,7 +28,8 @@ from library_identity.dbt_names import (
     REPORTS_WITH_INPUTS_SELECTOR,
     relation,
 )
-from library_identity.errors import DbtError, ReportModelsMissing
+from library_identity.errors import DatabaseError, DbtError, ReportModelsMissing
+from library_identity.jobs.lock import REPORT_VIEWS_LOCK_KEY
 
 REPORT_VERSION = 1
 # Station roles may default to a few seconds; a report on a large library needs longer.
@@ -35,6 +38,9 @@ STATEMENT_TIMEOUT_MS = 120_000
 # magnitude, so Postgres would JIT-compile them: seconds of compiling for queries that
 # run in a fraction of one.
 SESSION_SETTINGS = {"jit": "off"}
+# How long a report waits for another report's build of the views (a few seconds each, a
+# minute or so where the merge never built what they read).
+VIEWS_LOCK_WAIT_MS = 600_000
 
 
 @dataclass(frozen=True)
@@ -130,10 +136,10 @@ class Report:
             if section.name not in sections:
                 continue
             for row in self.sections[section.name]:
-                key = section.key_of(row)
+                key = spreadsheet_safe(section.key_of(row))
                 for metric, value in row.items():
                     if metric not in section.keys:
-                        yield [section.name, key, metric, csv_value(value)]
+                        yield [section.name, key, metric, csv_cell(value)]
 
     def to_csv(self, sections: Sequence[str] = SECTION_NAMES) -> str:
         buffer = io.StringIO()
@@ -155,6 +161,28 @@ def csv_value(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection rule); a number's
+# own minus sign is not one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text as a CSV cell no spreadsheet evaluates: a leading `'` before a formula."""
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV report cell: csv_value's text, made spreadsheet-safe unless the
+    value is a number."""
+    text = csv_value(value)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return text
+    return spreadsheet_safe(text)
 
 
 def _plain(value: Any) -> Any:
@@ -215,15 +243,47 @@ def read_report(db: Database) -> Report:
     return Report(generated_at=row[0], sections=sections, bands=bands)
 
 
+@contextlib.contextmanager
+def views_lock(db: Database, *, shared: bool) -> Iterator[None]:
+    """Hold the report views' advisory lock (shared to read them, exclusive to build
+    them) on a session of its own, waiting up to VIEWS_LOCK_WAIT_MS for it."""
+    conn = db.connect(autocommit=True, application_name="library-identity:report-lock",
+                      statement_timeout_ms=VIEWS_LOCK_WAIT_MS)
+    try:
+        take = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+        try:
+            conn.execute(f"select {take}(%s)", (REPORT_VIEWS_LOCK_KEY,))
+        except errors.QueryCanceled:
+            raise DatabaseError(
+                f"another report kept the report views locked for {VIEWS_LOCK_WAIT_MS // 1000}"
+                " s (building or reading them); run the report again later") from None
+        yield
+    finally:
+        conn.close()  # ending the session releases the lock
+
+
 def load_report(db: Database, *, refresh_models: bool = True,
                 dbt_vars: Mapping[str, Any] | None = None) -> Report:
     """Build the report views (unless told not to) and read them; without a refresh, the
-    views are still built once if they are missing."""
-    if refresh_models:
+    views are still built if they are missing. Concurrent reports wait for each other's
+    build instead of racing dbt over the same views."""
+    if not refresh_models:
+        try:
+            with views_lock(db, shared=True):
+                return read_report(db)
+        except ReportModelsMissing:
+            pass
+    with views_lock(db, shared=False):
         refresh(db, dbt_vars)
-        return read_report(db)
-    try:
-        return read_report(db)
-    except ReportModelsMissing:
-        refresh(db, dbt_vars)
-        return read_report(db)
+        try:
+            return read_report(db)
+        except ReportModelsMissing:
+            # Another dbt build (a resolve's, say) replaced a view the reports read, which
+            # drops them; build them once more.
+            refresh(db, dbt_vars)
+            try:
+                return read_report(db)
+            except ReportModelsMissing as exc:
+                raise DatabaseError(f"the report views were dropped while being read ({exc}): "
+                                    "another dbt build is replacing the views they read; run "
+                                    "the report again") from None

@@ -92,8 +92,10 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: in
     where = sql.SQL("artist_name is not null and cohort = any(%s)")
     params: list[Any] = [list(cohorts)]
     if partition and partition.count > 1:
-        where = sql.SQL("{} and library_id %% %s = %s").format(where)
-        params += [partition.count, partition.index]
+        # The non-negative remainder: Postgres's % keeps the sign of a negative id, which
+        # would put that row in no partition.
+        where = sql.SQL("{} and (library_id %% %s + %s) %% %s = %s").format(where)
+        params += [partition.count, partition.count, partition.count, partition.index]
     limit_sql = sql.SQL("")
     if limit is not None:
         # --limit keeps the V/A cohort first, like the run order.
@@ -114,16 +116,19 @@ def snapshot(conn: psycopg.Connection, *, partition: Partition | None, limit: in
     return {cohort: count for cohort, count in rows}
 
 
+_PAGE_SQL = ("select library_id, artist_name, album_title, legacy_release_id, cohort "
+             "from pg_temp.run_candidates where cohort = %s{} order by library_id limit %s")
+# The first page has no lower bound: any id is a candidate, negative and zero included.
+_FIRST_PAGE_SQL = _PAGE_SQL.format("")
+_NEXT_PAGE_SQL = _PAGE_SQL.format(" and library_id > %s")
+
+
 def pages(conn: psycopg.Connection, cohort: str, batch_size: int) -> Iterator[list[Candidate]]:
     """Pages of the snapshot for one cohort, by library_id cursor."""
-    cursor = -1
+    rows = conn.execute(_FIRST_PAGE_SQL, (cohort, batch_size)).fetchall()
     while True:
-        rows = conn.execute(
-            "select library_id, artist_name, album_title, legacy_release_id, cohort "
-            "from pg_temp.run_candidates where cohort = %s and library_id > %s "
-            "order by library_id limit %s", (cohort, cursor, batch_size)).fetchall()
         conn.commit()
         if not rows:
             return
-        cursor = rows[-1][0]
         yield [Candidate(*row) for row in rows]
+        rows = conn.execute(_NEXT_PAGE_SQL, (cohort, rows[-1][0], batch_size)).fetchall()
