@@ -84,14 +84,14 @@ class Outage:
             while True:
                 wait_s = max(pause, retry_after)
                 left = deadline - self.clock()
+                if left <= 0:
+                    raise LMLUnavailable(
+                        f"LML did not come back within the {self.budget_s:g} s outage budget "
+                        f"(--lml-outage-budget); stopping (last error: {error})")
                 if retry_after > left:
                     raise LMLUnavailable(
                         f"LML is down and asked to be called again in {retry_after:g} s, "
                         f"past what is left of the {self.budget_s:g} s outage budget "
-                        f"(--lml-outage-budget); stopping (last error: {error})")
-                if left <= 0:
-                    raise LMLUnavailable(
-                        f"LML did not come back within the {self.budget_s:g} s outage budget "
                         f"(--lml-outage-budget); stopping (last error: {error})")
                 if self.stop.wait(min(wait_s, left)):
                     return  # asked to stop: the job ends without sending again
