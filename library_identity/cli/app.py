@@ -139,7 +139,8 @@ def fail(message: str, code: int, saved: str | None = None) -> NoReturn:
     line = " ".join(part.strip() for part in secrets.scrub(message).splitlines() if part.strip())
     after = aftermath(code, command_line(), saved)
     if after:
-        line = f"{line.rstrip('. ')}. {after}"
+        line = line.rstrip()
+        line = f"{line}{'' if line.endswith(('.', '?', '!')) else '.'} {after}"
     click.echo(f"error: {telemetry.printable(line, keep_lines=False)}", err=True)
     sys.exit(code)
 
