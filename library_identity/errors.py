@@ -144,7 +144,8 @@ def aftermath(code: int, command: str, saved: str | None = None) -> str | None:
         return None
     again = f"run `{command}` again"
     then = {
-        EXIT_INTERRUPTED: f"{again}: it carries on with the rows not landed yet",
+        EXIT_INTERRUPTED: f"{again}: it carries on with what was not landed yet" if saved
+        else again,
         EXIT_LML: f"once LML answers (`library-identity doctor` checks it), {again}",
         EXIT_DB: f"`library-identity doctor` says what the database lacks; {again} once it "
                  "passes",

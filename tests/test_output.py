@@ -221,4 +221,4 @@ def test_ctrl_c_says_which_run_kept_what(
     last = last_error(subprocess.CompletedProcess([], proc.returncode, out, err))
     assert last.endswith(f"Saved: run {row[0]} is recorded as interrupted, with everything "
                          "it landed. Next: run `library-identity resolve` again: it carries "
-                         "on with the rows not landed yet.")
+                         "on with what was not landed yet.")

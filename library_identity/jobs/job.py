@@ -42,7 +42,7 @@ def run_saved(run_id: uuid.UUID | None, status: str, *, recorded: bool = True,
     if dry_run:
         return "nothing (a dry run writes nothing)"
     if run_id is None:
-        return "nothing was written (the run had not started)"
+        return "nothing was written"
     if not recorded:
         return (f"everything run {run_id} committed before the database went away (its "
                 "record still says running; the next run marks it interrupted)")
