@@ -21,9 +21,16 @@ from library_identity import migrate
 from library_identity.db import Database
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.refresh import refresh_item
-from library_identity.demo.standin.server import BULK_PATH, REFRESH_PATH, StandIn, StandInConfig
+from library_identity.demo.standin.server import (
+    BULK_PATH,
+    REFRESH_PATH,
+    RESOLVE_PATH,
+    StandIn,
+    StandInConfig,
+)
 from library_identity.errors import EXIT_LML, EXIT_OK
 from library_identity.lml.client import LMLClient
+from library_identity.rotation.backfill import BackfillOptions, backfill
 from library_identity.rotation.refresh import RefreshOptions, refresh
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +70,9 @@ class Restartable:
     def calls(self, path: str) -> int:
         if self.server is None:
             return 0
-        return len([r for r in self.server.requests if r.path == path and r.batch_size])
+        # Bulk and refresh calls with something in them: not the start-up's empty probes.
+        return len([r for r in self.server.requests
+                    if r.path == path and (r.batch_size or path == RESOLVE_PATH)])
 
 
 @pytest.fixture
@@ -220,3 +229,44 @@ def test_a_refresh_waits_through_an_lml_restart(
     assert result.status == "succeeded"
     assert counters.identities_scanned == len(rows)
     assert counters.lml_error == 0 and counters.failed_batches == 0
+
+
+def test_a_backfill_waits_through_an_lml_restart(
+        seeded: Database, clone_database: Callable[[Database], Database],
+        lml: Restartable, caplog: pytest.LogCaptureFixture) -> None:
+    db = clone_database(seeded)
+    with db.connect() as conn:  # every rotation row with a release id waits for its identity
+        conn.execute("update wxyc_schema.rotation set lml_identity_id = null, kill_date = null "
+                     "where discogs_release_id is not null")
+        rows = conn.execute("select count(*) from wxyc_schema.rotation "
+                            "where discogs_release_id is not null").fetchone()
+    assert rows is not None and rows[0] > 1
+    restarted = threading.Event()
+
+    def restart_mid_run() -> None:
+        deadline = time.monotonic() + 120
+        while lml.calls(RESOLVE_PATH) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        lml.stop()
+        time.sleep(5)
+        lml.start()
+        restarted.set()
+
+    options = BackfillOptions(requests_per_minute=600, quiet_lookback_s=0,
+                              lml_outage_budget_s=60)
+    helper = threading.Thread(target=restart_mid_run)
+    with LMLClient(base_url=lml.url, api_key=STANDIN_KEY, max_attempts=2,
+                   requests_per_minute=600, timeout_s=options.timeout_s) as client:
+        helper.start()
+        result = backfill(db, client, options)
+    helper.join()
+    assert restarted.is_set()
+    assert "lml_outage" in caplog.text and "lml_back" in caplog.text
+    counters = result.counters
+    assert result.status == "succeeded"
+    assert counters.scanned == rows[0] and counters.lml_error == 0
+    with db.connect() as conn:
+        left = conn.execute("select count(*) from wxyc_schema.rotation where "
+                            "discogs_release_id is not null and lml_identity_id is null"
+                            ).fetchone()
+    assert left is not None and left[0] == counters.unresolved

@@ -5,6 +5,7 @@ id; and the last line of a failure says what was saved and what to run next."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
 import re
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CLI, STANDIN_KEY
 
-from library_identity import migrate
+from library_identity import migrate, telemetry
 from library_identity.db import Database
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.server import StandIn
@@ -222,3 +223,17 @@ def test_ctrl_c_says_which_run_kept_what(
     assert last.endswith(f"Saved: run {row[0]} is recorded as interrupted, with everything "
                          "it landed. Next: run `library-identity resolve` again: it carries "
                          "on with what was not landed yet.")
+
+
+def test_log_lines_carry_the_run_and_show_control_characters() -> None:
+    record = logging.LogRecord("library_identity.resolve", logging.WARNING, __file__, 1,
+                               "lml_error error=%s", ("LML said \x1b[2Jbye\x07",), None)
+    telemetry.set_run("resolve", "5b95b05e")
+    try:
+        text = telemetry.ScrubbingFormatter(fmt_json=False).format(record)
+        entry = json.loads(telemetry.ScrubbingFormatter(fmt_json=True).format(record))
+    finally:
+        telemetry.set_run(None, None)
+    assert text.endswith("lml_error error=LML said \\x1b[2Jbye\\x07 job=resolve run_id=5b95b05e")
+    assert entry["job"] == "resolve" and entry["run_id"] == "5b95b05e"
+    assert "run_id" not in telemetry.ScrubbingFormatter(fmt_json=False).format(record)
