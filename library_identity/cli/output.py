@@ -2,7 +2,7 @@
 
 On a terminal a table fits the window, and a value too wide for its column folds onto
 the next line rather than being cut. Anywhere else (a pipe, a file, a scheduler's log) a
-table is printed at its full width in plain ASCII, without escape sequences, so a log
+table is printed at its full width as plain text, without escape sequences, so a log
 keeps every value whole. Text from the data (stored names, LML's messages) never reaches
 the terminal raw: control characters, escape sequences among them, are shown as `\\xNN`.
 """
