@@ -128,6 +128,34 @@ _DBT_DATABASE_FAILURES = (
 )
 
 
+def note_saved(exc: BaseException, saved: str) -> None:
+    """Say on a failure what its run kept, for the last line of the failure (`aftermath`)."""
+    exc.saved = saved  # type: ignore[attr-defined]
+
+
+def saved_by(exc: BaseException) -> str | None:
+    return getattr(exc, "saved", None)
+
+
+def aftermath(code: int, command: str, saved: str | None = None) -> str | None:
+    """What a failure's last line adds for the failures a scheduler meets (stopped, LML or
+    the database down, the lock busy): what was kept, and what to run next."""
+    if code not in (EXIT_INTERRUPTED, EXIT_LML, EXIT_DB, EXIT_LOCKED):
+        return None
+    again = f"run `{command}` again"
+    then = {
+        EXIT_INTERRUPTED: f"{again}: it carries on with what was not landed yet" if saved
+        else again,
+        EXIT_LML: f"once LML answers (`library-identity doctor` checks it), {again}",
+        EXIT_DB: f"`library-identity doctor` says what the database lacks; {again} once it "
+                 "passes",
+        EXIT_LOCKED: f"nothing: the run in progress carries on; {again} after it, if needed",
+    }[code]
+    kept = saved or ("nothing: this run did not start" if code == EXIT_LOCKED
+                     else "nothing was written")
+    return f"Saved: {kept}. Next: {then}."
+
+
 def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and message for a failure the loader knows, None for a bug."""
     message = str(exc)

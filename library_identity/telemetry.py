@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,29 @@ import sentry_sdk
 
 from library_identity import __version__, secrets
 
+# C0 and C1 control characters and DEL: an escape sequence starts with one of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_lines: bool = True) -> str:
+    """`text` with every control character shown as `\\xNN`, so text from the data (a
+    stored name, a message from LML) cannot move the cursor, recolour or clear a terminal,
+    or fake a log line. Line breaks and tabs stay unless `keep_lines` is False."""
+    pattern = _CONTROL_BUT_LINES if keep_lines else _CONTROL
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# The job run this process is in, if any: its log lines carry its id.
+_run: dict[str, str] = {}
+
+
+def set_run(job: str | None, run_id: str | None) -> None:
+    """Tag every log line from now on with the job and its run id (None: untag)."""
+    _run.clear()
+    if job and run_id:
+        _run.update(job=job, run_id=run_id)
+
 
 class ScrubbingFormatter(logging.Formatter):
     def __init__(self, fmt_json: bool) -> None:
@@ -19,15 +43,18 @@ class ScrubbingFormatter(logging.Formatter):
         self.fmt_json = fmt_json
 
     def format(self, record: logging.LogRecord) -> str:
+        run = dict(_run)
         if self.fmt_json:
             entry = {"time": self.formatTime(record), "level": record.levelname,
-                     "logger": record.name, "message": record.getMessage()}
+                     "logger": record.name, "message": record.getMessage(), **run}
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
-            text = json.dumps(entry, ensure_ascii=False)
-        else:
-            text = super().format(record)
-        return secrets.scrub(text)
+            return secrets.scrub(json.dumps(entry, ensure_ascii=False))
+        text = super().format(record)
+        if run and f"run_id={run['run_id']}" not in text:
+            first, sep, rest = text.partition("\n")  # after the message, before a traceback
+            text = f"{first} job={run['job']} run_id={run['run_id']}{sep}{rest}"
+        return printable(secrets.scrub(text))
 
 
 def setup_logging(level: int = logging.INFO, fmt_json: bool = False) -> None:

@@ -283,9 +283,9 @@ def test_csv_and_terminal_tables_agree_with_json(sample: Database,
     coverage = {r["cohort"]: r for r in as_json["library_coverage"]}
 
     def cells(label: str) -> list[str]:
-        line = next(line for line in text.splitlines() if re.match(rf"│ {re.escape(label)} +│",
+        line = next(line for line in text.splitlines() if re.match(rf"\| {re.escape(label)} +\|",
                                                                     line))
-        return [c.strip() for c in line.strip("│ ").split("│")][1:]
+        return [c.strip() for c in line.strip("| ").split("|")][1:]
 
     for column, label in (("library_rows", "library rows"), ("resolved", "resolved"),
                           ("compilation", "compilation"), ("unresolved", "unresolved"),
@@ -300,8 +300,8 @@ def test_csv_and_terminal_tables_agree_with_json(sample: Database,
                                  for c in ("va", "non_va", "all")], reason
     latest = as_json["run_history"][-1]
     line = next(line for line in text.splitlines()
-                if re.match(rf"│ #{latest['run_number']} +│ +full +│ +\d", line))
-    assert [c.strip() for c in line.strip("│ ").split("│")][2:] == [
+                if re.match(rf"\| #{latest['run_number']} +\| +full +\| +\d", line))
+    assert [c.strip() for c in line.strip("| ").split("|")][2:] == [
         fmt(latest[counter]) for counter in COMPILATION_COUNTERS]
     for method in {r["method"] for r in as_json["identity_by_method"]}:
         total = sum(r["identities"] for r in as_json["identity_by_method"]

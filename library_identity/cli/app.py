@@ -30,7 +30,9 @@ from library_identity.errors import (
     EXIT_USAGE,
     ConfigurationError,
     DatabaseError,
+    aftermath,
     exit_code_of,
+    saved_by,
 )
 from library_identity.lml.client import LMLClient
 from library_identity.preflight import require_database_ready
@@ -119,10 +121,30 @@ class FiniteFloat(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """One `error:` line on stderr (a multi-line message is joined), then exit."""
+PROG = "library-identity"
+# The jobs' outage budget (--lml-outage-budget) from the environment.
+OUTAGE_BUDGET_ENV = "LML_OUTAGE_BUDGET_SECONDS"
+_COMMAND_KEY = "library_identity.command"
+
+
+def command_line() -> str:
+    """The command being run, without its options (e.g. `library-identity rotation
+    refresh`): what a failure tells the user to run again."""
+    ctx = click.get_current_context(silent=True)
+    words = ctx.meta.get(_COMMAND_KEY, []) if ctx is not None else []
+    return " ".join((PROG, *words))
+
+
+def fail(message: str, code: int, saved: str | None = None) -> NoReturn:
+    """One `error:` line on stderr (a multi-line message is joined), then exit. For the
+    failures a scheduler meets (exit 3, 4, 6, 130) the line ends with what was saved and
+    what to run next."""
     line = " ".join(part.strip() for part in secrets.scrub(message).splitlines() if part.strip())
-    click.echo(f"error: {line}", err=True)
+    after = aftermath(code, command_line(), saved)
+    if after:
+        line = line.rstrip()
+        line = f"{line}{'' if line.endswith(('.', '?', '!')) else '.'} {after}"
+    click.echo(f"error: {telemetry.printable(line, keep_lines=False)}", err=True)
     sys.exit(code)
 
 
@@ -130,7 +152,7 @@ def job_failed(exc: BaseException) -> NoReturn:
     """Every job's failures, mapped to their exit codes in one place."""
     known = exit_code_of(exc)
     if known is not None:
-        fail(known[1], known[0])
+        fail(known[1], known[0], saved_by(exc))
     if log.isEnabledFor(logging.DEBUG):  # -v: the traceback is wanted
         raise exc
     # A failure nobody foresaw still ends as one line; -v shows where it came from.
@@ -141,6 +163,13 @@ def job_failed(exc: BaseException) -> NoReturn:
 class _Group(click.Group):
     """The command group: a failure the loader knows ends as one `error:` line and its
     exit code, wherever it was raised (a second Ctrl-C included)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:  # the meta dict is shared by the nested contexts
+            ctx.meta.setdefault(_COMMAND_KEY, []).append(command.name)
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -187,6 +216,9 @@ def graceful_stop() -> Iterator[threading.Event]:
             # Once stopping, the command is on its way out with exit 130: a further
             # signal must not cut its clean-up short or change its exit code.
             signal.signal(sig, signal.SIG_IGN if stop.is_set() else old)
+
+
+_Group.group_class = _Group  # subgroups (rotation) name their commands the same way
 
 
 @click.group(cls=_Group,

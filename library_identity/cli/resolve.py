@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from library_identity.cli.app import (
+    OUTAGE_BUDGET_ENV,
     FiniteFloat,
     Settings,
     fail,
@@ -24,12 +25,14 @@ from library_identity.cli.app import (
 )
 from library_identity.cli.output import print_table
 from library_identity.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from library_identity.jobs.job import run_saved
 from library_identity.preflight import require_database_ready
 from library_identity.resolve import job as resolve_job
 from library_identity.resolve.candidates import COHORTS, MODES, Partition
 from library_identity.resolve.counters import SKIP_BUCKETS, dry_run_report
 from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
 from library_identity.resolve.merge import MergeOutcome
+from library_identity.telemetry import printable
 
 log = logging.getLogger("library_identity.resolve")
 
@@ -79,6 +82,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "candidates": result.candidates,
         "pacing": result.pacing,
+        "lml_outage": result.outage,
         "counters": result.counters.as_dict(),
         "merge": None if result.merge is None else merge_summary(result.merge),
     }
@@ -110,8 +114,15 @@ def print_summary(result: ResolveResult) -> None:
     print_table(title, ("counter", "va", "non_va", "total"), rows)
     if result.pacing:
         click.echo(f"LML pace: {pace_line(result.pacing)}")
+    if result.outage.get("lml_outages"):
+        click.echo(outage_line(result.outage))
     if result.merge is not None:
         print_merge(result.merge)
+
+
+def outage_line(outage: dict[str, float]) -> str:
+    return (f"LML outages waited out: {outage['lml_outages']:g} "
+            f"({outage['lml_outage_wait_s']:g} s in all)")
 
 
 def merge_summary(outcome: MergeOutcome) -> dict[str, Any]:
@@ -130,7 +141,7 @@ def print_merge(outcome: MergeOutcome) -> None:
     state = "passed" if outcome.success else "FAILED (no station table changed)"
     click.echo(f"merge and gates: {state}")
     for line in outcome.failures + outcome.warnings:
-        click.echo(f"  {line}")
+        click.echo(f"  {printable(line)}")
 
 
 def report_merge(outcome: MergeOutcome, as_json: bool) -> None:
@@ -197,6 +208,7 @@ def pace_line(pacing: dict[str, Any]) -> str:
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per call for transient failures (429, 502-504, network).")
 @option(ResolveOptions, "max_consecutive_failures")
+@option(ResolveOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
 @option(ResolveOptions, "limit")
 @click.option("--partition", metavar="I/N", help="Only rows with library_id % N = I.")
 @click.option("--cohort", "cohorts", type=click.Choice(COHORTS), multiple=True,
@@ -213,7 +225,8 @@ def pace_line(pacing: dict[str, Any]) -> str:
 def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_size: int,
                     concurrency: int | None, min_concurrency: int, max_concurrency: int,
                     requests_per_minute: float | None, timeout_s: float,
-                    max_attempts: int, max_consecutive_failures: int, limit: int | None,
+                    max_attempts: int, max_consecutive_failures: int,
+                    lml_outage_budget_s: float, limit: int | None,
                     partition: str | None, stale_days: int, unresolved_retry_days: int,
                     dry_run: bool, as_json: bool, no_merge: bool, merge_only: bool,
                     progress: bool, cohorts: tuple[str, ...]) -> None:
@@ -231,6 +244,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
             partition=Partition.parse(partition) if partition else None, dry_run=dry_run,
             stale_days=stale_days, unresolved_retry_days=unresolved_retry_days,
             max_consecutive_failures=max_consecutive_failures,
+            lml_outage_budget_s=lml_outage_budget_s,
             cohorts=tuple(c for c in COHORTS if c in cohorts) if cohorts else COHORTS)
         options.validate()
     except ValueError as exc:
@@ -263,9 +277,11 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     else:
         print_summary(result)
     if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+        fail("interrupted: stopped on a signal after landing the batches in flight",
+             EXIT_INTERRUPTED, run_saved(result.run_id, result.status, dry_run=dry_run))
     if result.status == "failed":
         fail(result.error or "the run failed",
-             result.shortfall.exit_code if result.shortfall else EXIT_GATE)
+             result.shortfall.exit_code if result.shortfall else EXIT_GATE,
+             run_saved(result.run_id, result.status, dry_run=dry_run))
     if result.status == "gate_failed":
         sys.exit(EXIT_GATE)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from library_identity.cli.app import (
+    OUTAGE_BUDGET_ENV,
     FiniteFloat,
     Settings,
     fail,
@@ -28,6 +29,7 @@ from library_identity.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
 )
+from library_identity.jobs.job import run_saved
 from library_identity.rotation.backfill import (
     BackfillOptions,
     BackfillResult,
@@ -62,9 +64,11 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
     else:
         print_result(result)
     if result.status == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+        fail("interrupted: stopped on a signal after landing the calls in flight",
+             EXIT_INTERRUPTED, run_saved(result.run_id, result.status, dry_run=result.dry_run))
     if result.shortfall is not None:  # the run outcome rule (jobs.outcome)
-        fail(result.shortfall.message, result.shortfall.exit_code)
+        fail(result.shortfall.message, result.shortfall.exit_code,
+             run_saved(result.run_id, result.status, dry_run=result.dry_run))
 
 
 # -- backfill -----------------------------------------------------------------------------
@@ -73,6 +77,7 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
 @option(BackfillOptions, "requests_per_minute")
 @option(BackfillOptions, "timeout_s")
 @option(BackfillOptions, "max_attempts")
+@option(BackfillOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
 @option(BackfillOptions, "limit")
 @option(BackfillOptions, "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
         show_envvar=True)
@@ -85,9 +90,9 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
 def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
-                     timeout_s: float, max_attempts: int, limit: int | None,
-                     quiet_lookback_s: float, quiet_pause_s: float, quiet_max_wait_s: float,
-                     dry_run: bool, as_json: bool) -> None:
+                     timeout_s: float, max_attempts: int, lml_outage_budget_s: float,
+                     limit: int | None, quiet_lookback_s: float, quiet_pause_s: float,
+                     quiet_max_wait_s: float, dry_run: bool, as_json: bool) -> None:
     """Fill rotation.lml_identity_id for active rows with a Discogs release id.
 
     Asks LML's identity/resolve (source discogs_release) for each such row and writes the
@@ -98,8 +103,9 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
     """
     options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
-                              dry_run=dry_run, quiet_lookback_s=quiet_lookback_s,
-                              quiet_pause_s=quiet_pause_s, quiet_max_wait_s=quiet_max_wait_s)
+                              lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run,
+                              quiet_lookback_s=quiet_lookback_s, quiet_pause_s=quiet_pause_s,
+                              quiet_max_wait_s=quiet_max_wait_s)
     result = run_job(settings, options, backfill, lml_needed=True)
     _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
           _print_backfill)
@@ -130,6 +136,7 @@ def _print_backfill(result: BackfillResult) -> None:
 @option(RefreshOptions, "max_attempts")
 @option(RefreshOptions, "retry_delay_s")
 @option(RefreshOptions, "max_consecutive_failures")
+@option(RefreshOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
 @option(RefreshOptions, "not_found_alert_pct")
 @click.option("--dry-run", is_flag=True,
               help="Print one JSON report of the ids and batches a run would send; call "
@@ -139,7 +146,8 @@ def _print_backfill(result: BackfillResult) -> None:
 def refresh_command(settings: Settings, batch_size: int, concurrency: int,
                     requests_per_minute: float, timeout_s: float, max_attempts: int,
                     retry_delay_s: float, max_consecutive_failures: int,
-                    not_found_alert_pct: float, dry_run: bool, as_json: bool) -> None:
+                    lml_outage_budget_s: float, not_found_alert_pct: float, dry_run: bool,
+                    as_json: bool) -> None:
     """Warm LML's cache for every release identity in the active rotation.
 
     Checks LML first (/health, and that the refresh route exists), then sends the distinct
@@ -152,7 +160,7 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         requests_per_minute=requests_per_minute, timeout_s=timeout_s,
         not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
         max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
-        dry_run=dry_run)
+        lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run)
     # A dry run sends nothing, so it needs no LML settings.
     result = run_job(settings, options, refresh, lml_needed=not dry_run)
     _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,

@@ -24,6 +24,7 @@ class Call:
     error: LMLError | None = None
     attempts: int = 1
     latency_ms: float = 0.0
+    started_at: float = 0.0  # time.monotonic() when it was sent (see lml.outage)
 
 
 @contextlib.contextmanager
@@ -33,6 +34,7 @@ def traced_call(parent: Any, name: str, call: Call, **data: Any) -> Iterator[Any
     thread decides what a failed call means). Attempts and latency are recorded however
     the call ends."""
     started = time.perf_counter()
+    call.started_at = time.monotonic()
     with parent.start_child(op="http.client", name=name) as span:
         for key, value in data.items():
             span.set_data(key, value)

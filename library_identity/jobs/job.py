@@ -14,9 +14,15 @@ from typing import Any, Protocol
 import psycopg
 import sentry_sdk
 
-from library_identity import secrets
+from library_identity import secrets, telemetry
 from library_identity.db import Database, Writer
-from library_identity.errors import DatabaseError, InvariantViolation, LMLUnavailable
+from library_identity.errors import (
+    DatabaseError,
+    InvariantViolation,
+    LMLUnavailable,
+    RunLocked,
+    note_saved,
+)
 from library_identity.jobs.diagnostics import Diagnostics
 from library_identity.jobs.lock import RunLock, acquire_lock
 from library_identity.jobs.records import finish_run, mark_abandoned, save_counters, start_run
@@ -29,6 +35,19 @@ class Counters(Protocol):
     def check_invariant(self) -> None: ...
 
     def as_dict(self) -> dict[str, Any]: ...
+
+
+def run_saved(run_id: uuid.UUID | None, status: str, *, recorded: bool = True,
+              dry_run: bool = False) -> str:
+    """What a run that ended early kept, as a failure's last line says it."""
+    if dry_run:
+        return "nothing (a dry run writes nothing)"
+    if run_id is None:
+        return "nothing was written"
+    if not recorded:
+        return (f"everything run {run_id} committed before the database went away (its "
+                "record still says running; the next run marks it interrupted)")
+    return f"run {run_id} is recorded as {status}, with everything it landed"
 
 
 class JobRun:
@@ -55,6 +74,9 @@ class JobRun:
         self.started = time.perf_counter()
         self.writer = Writer(db, statement_timeout_ms=statement_timeout_ms)
         self.run_id: uuid.UUID | None = None
+        # The id the run record gets; the job's log lines carry it from the lock on.
+        self.planned_id = uuid.uuid4()
+        self.recorded = False  # the end of the run is on its record
         self.status = "failed"
         self.error: str | None = None
         self.counters: Callable[[], dict[str, Any]] = dict
@@ -62,9 +84,14 @@ class JobRun:
         self._lock: RunLock | None = None
 
     def __enter__(self) -> JobRun:
-        self._lock = acquire_lock(
-            self.db.connect(autocommit=True, application_name="library-identity:lock"),
-            self.job)
+        try:
+            self._lock = acquire_lock(
+                self.db.connect(autocommit=True, application_name="library-identity:lock"),
+                self.job)
+        except RunLocked as exc:
+            note_saved(exc, "nothing: this run did not start")
+            raise
+        telemetry.set_run(self.job, "dry-run" if self.dry_run else str(self.planned_id))
         return self
 
     def begin(self, mode: str | None, options: dict[str, Any]) -> uuid.UUID | None:
@@ -77,7 +104,7 @@ class JobRun:
 
         def start(conn: psycopg.Connection) -> uuid.UUID:
             with conn.transaction():
-                return start_run(conn, self.job, mode, options)
+                return start_run(conn, self.job, mode, options, self.planned_id)
 
         self.run_id = self.writer.run(start)
         return self.run_id
@@ -135,12 +162,23 @@ class JobRun:
             self.writer.close()
             if self._lock is not None:
                 self._lock.release()
+            telemetry.set_run(None, None)
+        replaced: BaseException | None = None
         if isinstance(exc, psycopg.OperationalError):
-            raise DatabaseError("lost the database connection during the run; what was "
-                                "committed is safe, re-run to continue") from None
-        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-            raise DatabaseError(f"the database user lacks a privilege the {self.job} job "
-                                f"needs: {secrets.scrub(str(exc)).splitlines()[0]}") from None
+            replaced = DatabaseError("lost the database connection during the run; what was "
+                                     "committed is safe, re-run to continue")
+        elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            replaced = DatabaseError(f"the database user lacks a privilege the {self.job} job "
+                                     f"needs: {secrets.scrub(str(exc)).splitlines()[0]}")
+        if exc is not None:
+            note_saved(replaced or exc, self.saved())
+        if replaced is not None:
+            raise replaced from None
+
+    def saved(self) -> str:
+        """What this run kept, for the last line of its failure."""
+        return run_saved(self.run_id, self.status, recorded=self.recorded,
+                         dry_run=self.dry_run)
 
     def _failed(self, exc: BaseException) -> None:
         self.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -165,6 +203,7 @@ class JobRun:
 
         try:
             self.writer.run(finish)
+            self.recorded = True
         except (psycopg.Error, DatabaseError) as exc:
             log.error("could not record the end of run %s: %s", run_id, type(exc).__name__)
 

@@ -35,8 +35,8 @@ def shortfall(asked: int, failed: int, unusable: int, *, noun: str = "rows",
     if not asked:
         return None
     if failed > MOSTLY * asked:
-        return Shortfall(f"LML failed the calls for {failed:,} of {asked:,} {noun}; what was "
-                         "landed is kept, re-run when LML is serving", lml_failed=True)
+        return Shortfall(f"LML failed the calls for {failed:,} of {asked:,} {noun}",
+                         lml_failed=True)
     if unusable > MOSTLY * asked:
         return Shortfall(f"{unusable:,} of {asked:,} {noun} could not be landed"
                          f"{f' ({detail})' if detail else ''}; the rows that were valid are "

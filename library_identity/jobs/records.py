@@ -24,8 +24,8 @@ def mark_abandoned(conn: psycopg.Connection, job: str) -> int:
 
 
 def start_run(conn: psycopg.Connection, job: str, mode: str | None,
-              options: dict[str, Any]) -> uuid.UUID:
-    run_id = uuid.uuid4()
+              options: dict[str, Any], run_id: uuid.UUID | None = None) -> uuid.UUID:
+    run_id = run_id or uuid.uuid4()
     conn.execute(
         "insert into identity_loader.runs (run_id, job, mode, options) values (%s, %s, %s, %s)",
         (run_id, job, mode, Jsonb(options)))

@@ -4,6 +4,9 @@ Retryable: connection errors and timeouts, 429 (honouring Retry-After), 502/503/
 Never retried: any other status (401/403/413/422 are permanent for the request), a
 Retry-After longer than RETRY_AFTER_MAX_S, or a body over MAX_BODY_BYTES.
 
+A call that failed the way a stopped or restarting LML fails (`is_outage`) is for the job
+to wait out (library_identity.lml.outage), asking `healthy()` when LML is back.
+
 Each request has a deadline (the timeout) from connecting to the last byte of the body,
 however slowly the server sends it. Waits (backoff, rate limit) end early when the
 client's `stop` event is set.
@@ -44,6 +47,9 @@ HEALTH_PATH = "/health"
 
 LML_BULK_RESOLVE_CAP = 1000
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# What a proxy or LML itself answers while LML restarts or is down (429 is LML saying it is
+# busy, not gone).
+OUTAGE_STATUSES = frozenset({502, 503, 504})
 # A server asking for a longer pause fails the call instead of stalling the run.
 RETRY_AFTER_MAX_S = 120.0
 # A full bulk-resolve batch with per-track credits stays far below this; a larger body is
@@ -223,6 +229,16 @@ class LMLClient:
     def health(self, *, timeout_s: float = 10.0) -> CallResult:
         return self._call("GET", HEALTH_PATH, None, timeout_s=timeout_s, retry=False,
                           accept_statuses=frozenset({200, 503}))
+
+    def healthy(self, *, timeout_s: float = 10.0) -> tuple[bool, float | None]:
+        """GET /health once: whether LML answered 200, and the Retry-After it sent. Any
+        failure to answer is False; a stop request is the caller's to notice."""
+        try:
+            self._acquire()
+            status, headers, _ = self._send("GET", HEALTH_PATH, None, timeout_s)
+        except (httpx.HTTPError, LMLError):
+            return False, None
+        return status == 200, _retry_after(headers)
 
     def probe(self, path: str, body: Any, *, timeout_s: float = 10.0) -> int:
         """POST once, without retries, and return the status (for capability gates)."""
@@ -415,6 +431,17 @@ class _Inflater:
 
     def flush(self) -> bytes:
         return b"" if self._inflater is None else self._count(self._inflater.flush())
+
+
+def is_outage(error: LMLError) -> bool:
+    """Whether a failed call failed the way a stopped or restarting LML makes calls fail:
+    refused or dropped connections, timeouts, 502/503/504. (A body over the cap, a stop
+    request and other statuses are not.)"""
+    if isinstance(error, LMLInterrupted | LMLAuthError | LMLMalformedResponse):
+        return False
+    if error.status is None:
+        return error.retryable  # a network error or a timeout; not a body over the cap
+    return error.status in OUTAGE_STATUSES
 
 
 def _status_error(status: int, headers: httpx.Headers, content: bytes, path: str,

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, LMLClient
 from library_identity.lml.gate import check_health, require_route
+from library_identity.lml.outage import DEFAULT_BUDGET_S, Outage
 from library_identity.lml.pacing import Pacer, PacingSettings
 from library_identity.resolve import candidates, fastpath, landing
 from library_identity.resolve.candidates import Candidate
@@ -72,6 +74,10 @@ class ResolveOptions:
     include_tracks: bool = True
     max_consecutive_failures: int = setting(
         5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
+    lml_outage_budget_s: float = setting(
+        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
+                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
+                          "the batches landed are kept. 0 stops at once.", min=0)
     cohorts: tuple[str, ...] = candidates.COHORTS
 
     def validate(self) -> None:
@@ -116,6 +122,7 @@ class ResolveResult:
     merge: MergeOutcome | None = None
     pacing: dict[str, Any] = field(default_factory=dict)
     shortfall: Shortfall | None = None  # why the run outcome rule failed the run
+    outage: dict[str, float] = field(default_factory=dict)  # LML outages waited out
 
 
 Progress = Callable[[str, int], None]
@@ -165,6 +172,7 @@ class _Runner:
         self.progress = progress or (lambda cohort, n: None)
         self.counters = RunCounters()
         self.failures = FailureStreak(options.max_consecutive_failures, "batches")
+        self.outage = Outage(client, options.lml_outage_budget_s, job.stop)
         self.pacer = Pacer(options.pacing())
         self._cohort = threading.local()  # which cohort a worker thread is calling for
         client.on_attempt = self._observe
@@ -199,16 +207,21 @@ class _Runner:
                 sentry_sdk.capture_exception(exc)
             return False
 
-    def _handle(self, call: _Call) -> None:
+    def _handle(self, call: _Call) -> bool:
+        """Count and land one finished call; False when its batch is to be sent again
+        (LML was down; see library_identity.lml.outage)."""
         cohort_counters = self.counters.cohorts[call.cohort]
         cohort_counters.lml_total_calls += call.attempts
         cohort_counters.lml_total_latency_ms += call.latency_ms
         if isinstance(call.error, LMLInterrupted):
-            return  # stopped before an answer: its rows stay candidates for the next run
+            return True  # stopped before an answer: its rows stay candidates for the next run
         if call.error is not None:
             if isinstance(call.error, LMLAuthError):
                 cohort_counters.skip("lml_error", len(call.batch))
                 raise call.error
+            if self.outage.rides_out(call.error, call.started_at,
+                                     (call.cohort, call.batch[0].library_id)):
+                return False
             # A 200 whose body is not JSON broke the contract; anything else is LML failing.
             bucket = ("invalid_response" if isinstance(call.error, LMLMalformedResponse)
                       else "lml_error")
@@ -222,7 +235,7 @@ class _Runner:
                     sentry_sdk.capture_exception(call.error)
             self._checkpoint()
             self.failures.failed(str(call.error))
-            return
+            return True
         outcome = call.outcome
         assert outcome is not None
         diagnostics = self.job.diagnostics
@@ -245,10 +258,10 @@ class _Runner:
             self._checkpoint()
             self.failures.failed(str(outcome.problems[0]) if outcome.problems
                                  else "no usable result")
-            return
+            return True
         if self.options.dry_run:
             cohort_counters.add(outcome.counters)
-            return
+            return True
         # The counters commit with the batch, so they must already include it.
         landed = copy.deepcopy(self.counters)
         landed.cohorts[call.cohort].add(outcome.counters)
@@ -256,6 +269,7 @@ class _Runner:
             self.counters = landed
         else:
             cohort_counters.add(outcome.counters.landing_failed(outcome.landed))
+        return True
 
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
@@ -275,14 +289,17 @@ class _Runner:
         """Send the cohort's candidates page by page as the pacer allows, and land each
         answered batch."""
         pages = candidates.pages(read_conn, cohort, self.options.batch_size_for(cohort))
+        again: deque[list[Candidate]] = deque()  # failed while LML was down: first in line
 
         def next_call(_in_flight: int) -> Callable[[], _Call] | None:
-            batch = next(pages, None)
+            batch = again.popleft() if again else next(pages, None)
             return None if batch is None else functools.partial(self._call, batch, cohort, txn)
 
         def handle(call: _Call) -> None:
-            self._handle(call)
-            self.progress(call.cohort, len(call.batch))
+            if self._handle(call):
+                self.progress(call.cohort, len(call.batch))
+            else:
+                again.append(call.batch)
 
         CallLoop(self.job.stop, workers=self.pacer.settings.max_concurrency,
                  name=f"lml-{cohort}", limit=lambda: self.pacer.limit,
@@ -346,7 +363,7 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         result = ResolveResult(run_id=job.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
                                error=rejected, pacing=runner.pacer.summary(),
-                               shortfall=short)
+                               shortfall=short, outage=runner.outage.summary())
         log.info("lml_pace %s", runner.pacer.describe())
         if merge and job.status == "succeeded" and not options.dry_run:
             # Still under the lock, so two merges never interleave.

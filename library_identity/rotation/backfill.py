@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ from library_identity.jobs.records import save_counters
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import ReleaseIdentityResolveResponse
 from library_identity.lml.gate import check_health
+from library_identity.lml.outage import Outage
 from library_identity.rotation.counters import BackfillCounters
 from library_identity.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, RotationOptions
 
@@ -151,6 +153,7 @@ class _Runner:
         self.counters = BackfillCounters()
         self.failures = FailureStreak(options.max_consecutive_failures,
                                       "identity/resolve calls")
+        self.outage = Outage(client, options.lml_outage_budget_s, job.stop)
         self.on_air: psycopg.Connection | None = None  # for the quiet period's looks
         job.counters = lambda: self.counters.as_dict()
 
@@ -185,12 +188,17 @@ class _Runner:
             waited += pause
         return True
 
-    def handle(self, call: _Call) -> None:
+    def handle(self, call: _Call) -> bool:
+        """Count and write one answered row; False when it is to be sent again (LML was
+        down; see library_identity.lml.outage)."""
         c = self.counters
         c.lml_total_calls += call.attempts
         c.lml_total_latency_ms += call.latency_ms
         if isinstance(call.error, LMLInterrupted):
-            return  # stopped before an answer: the row stays a candidate
+            return True  # stopped before an answer: the row stays a candidate
+        if call.error is not None and self.outage.rides_out(call.error, call.started_at,
+                                                            call.row.rotation_id):
+            return False
         if call.invalid:
             c.invalid_response += 1
         if isinstance(call.error, LMLAuthError):
@@ -202,13 +210,13 @@ class _Runner:
                 self._lml_failed(call)
             else:
                 self.failures.succeeded()
-            return
+            return True
         self.failures.succeeded()
         if self.options.dry_run:
             c.count("resolved")
             if call.minted:
                 c.minted += 1
-            return
+            return True
         assert call.identity_id is not None and self.job.run_id is not None
         run_id, identity_id, row = self.job.run_id, call.identity_id, call.row
 
@@ -234,6 +242,7 @@ class _Runner:
         if outcome == "raced":
             log.info("raced rotation_id=%s: the row changed while LML answered; kept the "
                      "other writer's values", row.rotation_id)
+        return True
 
     def _count(self, outcome: str) -> None:
         self.counters.count(outcome)
@@ -252,16 +261,21 @@ class _Runner:
 
     def run(self, rows: list[Row], txn: Any) -> None:
         pending = iter(rows)
+        again: deque[Row] = deque()  # failed while LML was down: first in line
 
         def next_call(_in_flight: int) -> Callable[[], _Call] | None:
-            row = next(pending, None)
+            row = again.popleft() if again else next(pending, None)
             if row is None or not self.wait_for_quiet():
                 return None
             return functools.partial(_resolve, self.client, row, self.options.timeout_s, txn)
 
+        def handle(call: _Call) -> None:
+            if not self.handle(call):
+                again.append(call.row)
+
         concurrency = self.options.concurrency
         CallLoop(self.job.stop, workers=concurrency, name="lml-backfill",
-                 limit=lambda: concurrency).run(next_call, self.handle)
+                 limit=lambda: concurrency).run(next_call, handle)
 
 
 def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from library_identity.config import check_ranges, setting
+from library_identity.lml.outage import DEFAULT_BUDGET_S
 
 # The station's rotation jobs run with 60 s; its roles' default of 5 s is too short.
 STATEMENT_TIMEOUT_MS = 60_000
@@ -29,6 +30,10 @@ class RotationOptions:
         4, "Attempts per call for transient failures (429, 502-504, network).", min=1)
     max_consecutive_failures: int = setting(
         5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
+    lml_outage_budget_s: float = setting(
+        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
+                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
+                          "what was landed is kept. 0 stops at once.", min=0)
 
     def validate(self) -> None:
         check_ranges(self)

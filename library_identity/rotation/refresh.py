@@ -41,6 +41,7 @@ from library_identity.jobs.records import save_counters
 from library_identity.lml.client import REFRESH_PATH, LMLClient
 from library_identity.lml.contract import CacheRefreshResultItem
 from library_identity.lml.gate import check_health, require_route
+from library_identity.lml.outage import Outage
 from library_identity.rotation.counters import RefreshCounters, Tally, tally
 from library_identity.rotation.models import (
     build_models,
@@ -142,8 +143,12 @@ class _Queue:
     def __init__(self, ids: list[int], batch_size: int, retry_delay_s: float) -> None:
         self.fresh = deque(ids)
         self.retries: deque[tuple[float, int]] = deque()
+        self.again: deque[_Batch] = deque()  # failed while LML was down: first in line
         self.batch_size = batch_size
         self.retry_delay_s = retry_delay_s
+
+    def send_again(self, batch: _Batch) -> None:
+        self.again.append(_Batch(ids=batch.ids, attempt=batch.attempt))
 
     def retry_later(self, identity_id: int) -> None:
         self.retries.append((time.monotonic() + self.retry_delay_s, identity_id))
@@ -153,6 +158,8 @@ class _Queue:
             self.retry_later(identity_id)
 
     def next_batch(self, in_flight: int) -> _Batch | None:
+        if self.again:
+            return self.again.popleft()
         if self.fresh:
             n = min(self.batch_size, len(self.fresh))
             return _Batch(ids=[self.fresh.popleft() for _ in range(n)], attempt=1)
@@ -174,7 +181,9 @@ class _Queue:
 
     def drain_retries(self) -> list[int]:
         ids = [identity_id for _, identity_id in self.retries]
+        ids += [identity_id for batch in self.again for identity_id in batch.ids]
         self.retries.clear()
+        self.again.clear()
         return ids
 
 
@@ -234,6 +243,8 @@ class _Runner:
         self.progress = progress or (lambda done, total: None)
         self.counters = RefreshCounters()
         self.failures = FailureStreak(options.max_consecutive_failures, "refresh batches")
+        self.outage = Outage(client, options.lml_outage_budget_s, job.stop) \
+            if client is not None else None
         self.unknown_statuses: set[str] = set()
         self.total = 0
         job.counters = lambda: self.counters.as_dict()
@@ -268,6 +279,10 @@ class _Runner:
             queue.retry_later_all(batch.ids)  # never answered: settled as unretried below
             return
         if batch.error is not None:
+            if self.outage is not None and self.outage.rides_out(
+                    batch.error, batch.started_at, (batch.attempt, batch.ids[0])):
+                queue.send_again(batch)  # LML was down: sent again now it is back
+                return
             self._failed(batch, str(batch.error), batch.error)
             return
         assert batch.result is not None
