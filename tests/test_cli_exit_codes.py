@@ -96,6 +96,12 @@ CASES: list[tuple[str, tuple[str, ...], dict[str, str], str, int, str]] = [
     ("coverage, not migrated", ("rotation", "coverage"), {}, "empty", EXIT_DB,
      "run `library-identity migrate`"),
     ("resolve, read-only user", RESOLVE, {}, "read_only", EXIT_DB, "permission denied"),
+    ("migrate, read-only user", ("migrate",), {}, "read_only", EXIT_DB,
+     "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
+    ("migrate --rollback, read-only user", ("migrate", "--rollback", "1"), {}, "read_only",
+     EXIT_DB, "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
+    ("seed, read-only user", ("seed", "--rows", "10"), {}, "read_only", EXIT_DB,
+     "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
 ]
 # Codes whose cases need a whole run to reach; each is checked by the test named here.
 ELSEWHERE = {
