@@ -194,22 +194,82 @@ def _runtime_dir(data_dir: Path) -> Path:
     return path
 
 
-_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+# libpq checks these values only when it connects, where a wrong one reads like an
+# unreachable database; they are settings, checked with the rest (each option may also come
+# from its PG* environment variable, as libpq reads it).
+_INTEGER_OPTIONS = {"port": "PGPORT", "connect_timeout": "PGCONNECT_TIMEOUT",
+                    "keepalives": "", "keepalives_idle": "", "keepalives_interval": "",
+                    "keepalives_count": "", "tcp_user_timeout": ""}
+_TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+_CHOICE_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sslmode": ("PGSSLMODE", ("disable", "allow", "prefer", "require", "verify-ca",
+                              "verify-full")),
+    "gssencmode": ("PGGSSENCMODE", ("disable", "prefer", "require")),
+    "channel_binding": ("PGCHANNELBINDING", ("disable", "prefer", "require")),
+    "target_session_attrs": ("PGTARGETSESSIONATTRS", ("any", "read-write", "read-only",
+                                                      "primary", "standby", "prefer-standby")),
+    "load_balance_hosts": ("PGLOADBALANCEHOSTS", ("disable", "random")),
+    "sslnegotiation": ("PGSSLNEGOTIATION", ("postgres", "direct")),
+    "ssl_min_protocol_version": ("PGSSLMINPROTOCOLVERSION", _TLS_VERSIONS),
+    "ssl_max_protocol_version": ("PGSSLMAXPROTOCOLVERSION", _TLS_VERSIONS),
+    "sslcompression": ("PGSSLCOMPRESSION", ("0", "1")),
+    "sslsni": ("PGSSLSNI", ("0", "1")),
+}
+
+
+def database_params(database_url: str) -> dict[str, str]:
+    """DATABASE_URL's connection parameters, or a ConfigurationError that never shows the
+    password: the string parses, and each value libpq would refuse only when connecting
+    (sslmode, port, connect_timeout, ...) is one it accepts."""
+    # Registered before parsing, so even a URL that cannot be parsed never shows it.
+    password = secrets.url_password(database_url)
+    secrets.register(password)
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(database_url).items()}
+    except psycopg.Error as exc:
+        reason = secrets.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        if not reason or database_url in reason or (password and password in reason):
+            reason = "it cannot be parsed"
+        hint = "" if "query parameter" in reason else (
+            "; characters such as % @ : / in the password must be percent-encoded, e.g. "
+            "%25 for %")
+        raise ConfigurationError(f"DATABASE_URL is not a valid Postgres connection string "
+                                 f"({reason}{hint})") from None
+    secrets.register(params.get("password"))
+    for name, env in _INTEGER_OPTIONS.items():
+        value, where = _option(params, name, env)
+        if value is None:
+            continue
+        if name == "port":  # one port a host; an empty one means the default
+            ports = [part.strip() for part in value.split(",")]
+            if not all(re.fullmatch(r"[0-9]{1,5}", p) and 0 < int(p) < 65536
+                       for p in ports if p):
+                raise ConfigurationError(f"{where}: port must be a number from 1 to 65535, "
+                                         f"got {value!r}")
+        elif not re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
+            raise ConfigurationError(f"{where}: {name} must be a whole number, got {value!r}")
+    for name, (env, choices) in _CHOICE_OPTIONS.items():
+        value, where = _option(params, name, env)
+        if value is not None and value not in choices:
+            raise ConfigurationError(f"{where}: {name} must be one of {', '.join(choices)}, "
+                                     f"got {value!r}")
+    return params
+
+
+def _option(params: Mapping[str, str], name: str, env: str) -> tuple[str | None, str]:
+    """An option's value and where it was set, as libpq finds it (None when unset)."""
+    if name in params:
+        return params[name], "DATABASE_URL"
+    if env and os.environ.get(env):
+        return os.environ[env], env
+    return None, ""
 
 
 def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
                      keep_server: bool = False) -> Database:
+    dbt_names.schema()  # a schema name dbt cannot use is a setting error, found first
     if database_url:
-        # Registered before parsing, so even a URL that cannot be parsed never shows it.
-        match = _URL_PASSWORD.search(database_url)
-        secrets.register(match.group(1) if match else None)
-        try:
-            params = conninfo_to_dict(database_url)
-        except psycopg.Error:
-            raise ConfigurationError(
-                "DATABASE_URL is not a valid Postgres connection string (characters such as "
-                "% @ : / in the password must be percent-encoded, e.g. %25 for %)") from None
-        secrets.register(params.get("password"))  # type: ignore[arg-type]
+        database_params(database_url)
         return Database(conninfo=database_url, embedded=False)
     return start_embedded(data_dir, keep=keep_server)
 

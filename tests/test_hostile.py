@@ -441,3 +441,20 @@ def test_embedded_server_environment_logging_and_lifecycle(data_dir: Path) -> No
     assert "Traceback" not in err
     wait_until(lambda: not postgres_processes(pgdata), timeout=20)
     assert_no_secret(out, err)
+
+
+# -- credentials in LML_URL ----------------------------------------------------------------
+URL_PASSWORD = "Hx9q-url-password-31"
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["reachable", "unreachable"])
+def test_doctor_masks_the_password_of_lml_url(reachable: bool, migrated_db: Database,
+                                              upstream: StandIn) -> None:
+    base = upstream.url if reachable else "http://127.0.0.1:9"
+    url = base.replace("http://", f"http://lmluser:{URL_PASSWORD}@")
+    proc = cli(migrated_db, None, "doctor", env={"LML_URL": url})
+    out, err = proc.communicate(timeout=120)
+    assert "LML" in out, out + err
+    assert URL_PASSWORD[:4] not in out + err
+    assert "http://lmluser:***@127.0.0.1" in out
+

@@ -219,7 +219,7 @@ def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_d
     stale-reference alert; 6 database unavailable, or not ready for the role (see doctor);
     130 interrupted.
     """
-    secrets.register(lml_api_key, sentry_dsn)
+    secrets.register(lml_api_key, sentry_dsn, secrets.url_password(lml_url))
     telemetry.setup_logging(logging.DEBUG if verbose else logging.INFO, log_format == "json")
     signal.signal(signal.SIGTERM, _terminate)
     ctx.obj = Settings(database_url=database_url or None, data_dir=data_dir,
