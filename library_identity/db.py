@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -129,16 +131,31 @@ def _server_environ() -> Iterator[None]:
 def _server_users(run_dir: Path) -> Iterator[list[int]]:
     """The live processes using the embedded server, under an inter-process lock; the
     caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
-    with open(run_dir / "users.lock", "a") as lock:
+    with os.fdopen(_open_run_file(run_dir / "users.lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = run_dir / "users.json"
         try:
-            pids = [p for p in json.loads(path.read_text()) if isinstance(p, int)]
+            with os.fdopen(_open_run_file(path, os.O_RDONLY), encoding="utf-8") as handle:
+                pids = [p for p in json.load(handle) if isinstance(p, int)]
         except (OSError, ValueError, TypeError):
             pids = []
         users = [p for p in pids if _alive(p)]
         yield users
-        path.write_text(json.dumps(users))
+        with os.fdopen(_open_run_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w",
+                       encoding="utf-8") as handle:
+            handle.write(json.dumps(users))
+
+
+def _open_run_file(path: Path, flags: int) -> int:
+    """A file of the run folder, opened never through a symbolic link: whoever planted one
+    would have us write over its target."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DatabaseError(f"{path} is a symbolic link; the embedded server does not "
+                                "follow links in its run folder (remove it)") from None
+        raise
 
 
 def _alive(pid: int) -> bool:
@@ -188,9 +205,19 @@ def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
 
 
 def _runtime_dir(data_dir: Path) -> Path:
-    # pgserver keeps a lock file in the runtime dir; give it one of its own.
+    """The embedded server's run folder (pgserver keeps a lock file there; so do we, with
+    the processes using the server): this user's own, closed to everyone else."""
     path = data_dir / "run"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise DatabaseError(f"{path} is not a folder (a symbolic link?); the embedded server "
+                            "needs a run folder of its own (remove it)")
+    if info.st_uid != os.getuid():
+        raise DatabaseError(f"{path} belongs to another user (uid {info.st_uid}); the "
+                            "embedded server's run folder must be this user's own")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
     return path
 
 
