@@ -290,3 +290,35 @@ def test_postgres_stopped_during_the_merge_exits_6(own_server: tuple[Database, P
     assert proc.returncode == EXIT_DB, err
     assert_one_clean_error(subprocess.CompletedProcess([], proc.returncode, out, err),
                            "database")
+
+
+def dbt_waiting(db: Database) -> bool:
+    with db.connect(autocommit=True) as conn:  # a fresh statistics snapshot each time
+        row = conn.execute("select count(*) from pg_stat_activity where datname = "
+                           "current_database() and application_name like 'dbt%' "
+                           "and wait_event_type = 'Lock'").fetchone()
+    return bool(row and row[0])
+
+
+def test_a_second_ctrl_c_during_the_candidate_build_exits_130(seeded: Database,
+                                                               standin: StandIn) -> None:
+    """dbt runs in-process and hands back every exception as its result's: a second Ctrl-C
+    while it builds the candidates stops the command (exit 130), not a dbt failure."""
+    with seeded.connect() as blocker:
+        # The build waits on this lock: both signals reach the process while dbt runs.
+        blocker.execute("lock table wxyc_schema.library in access exclusive mode")
+        proc = subprocess.Popen(
+            [*CLI, *RESOLVE], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "DATABASE_URL": seeded.conninfo,
+                            "LML_URL": standin.url, "LML_API_KEY": KEY})
+        deadline = time.monotonic() + 180
+        while not dbt_waiting(seeded):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # the lock is still held: dbt did not finish
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert_one_clean_error(subprocess.CompletedProcess([], proc.returncode, out, err),
+                           "interrupted")

@@ -125,6 +125,11 @@ def fail(message: str, code: int) -> NoReturn:
 
 def job_failed(exc: BaseException) -> NoReturn:
     """Every job's failures, mapped to their exit codes in one place."""
+    if isinstance(exc, KeyboardInterrupt):
+        # On its way out with exit 130: a further signal must not cut the clean-up short
+        # (the embedded server's included) or end the process with a traceback.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     known = exit_code_of(exc)
     if known is None:
         raise exc
