@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -128,16 +130,31 @@ def _server_environ() -> Iterator[None]:
 def _server_users(run_dir: Path) -> Iterator[list[int]]:
     """The live processes using the embedded server, under an inter-process lock; the
     caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
-    with open(run_dir / "users.lock", "a") as lock:
+    with os.fdopen(_open_run_file(run_dir / "users.lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = run_dir / "users.json"
         try:
-            pids = [p for p in json.loads(path.read_text()) if isinstance(p, int)]
+            with os.fdopen(_open_run_file(path, os.O_RDONLY), encoding="utf-8") as handle:
+                pids = [p for p in json.load(handle) if isinstance(p, int)]
         except (OSError, ValueError, TypeError):
             pids = []
         users = [p for p in pids if _alive(p)]
         yield users
-        path.write_text(json.dumps(users))
+        with os.fdopen(_open_run_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w",
+                       encoding="utf-8") as handle:
+            handle.write(json.dumps(users))
+
+
+def _open_run_file(path: Path, flags: int) -> int:
+    """A file of the run folder, opened never through a symbolic link: whoever planted one
+    would have us write over its target."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DatabaseError(f"{path} is a symbolic link; the embedded server does not "
+                                "follow links in its run folder (remove it)") from None
+        raise
 
 
 def _alive(pid: int) -> bool:
@@ -187,28 +204,98 @@ def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
 
 
 def _runtime_dir(data_dir: Path) -> Path:
-    # pgserver keeps a lock file in the runtime dir; give it one of its own.
+    """The embedded server's run folder (pgserver keeps a lock file there; so do we, with
+    the processes using the server): this user's own, closed to everyone else."""
     path = data_dir / "run"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise DatabaseError(f"{path} is not a folder (a symbolic link?); the embedded server "
+                            "needs a run folder of its own (remove it)")
+    if info.st_uid != os.getuid():
+        raise DatabaseError(f"{path} belongs to another user (uid {info.st_uid}); the "
+                            "embedded server's run folder must be this user's own")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
     return path
 
 
-_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+# libpq checks these values only when it connects, where a wrong one reads like an
+# unreachable database; they are settings, checked with the rest (each option may also come
+# from its PG* environment variable, as libpq reads it).
+_INTEGER_OPTIONS = {"port": "PGPORT", "connect_timeout": "PGCONNECT_TIMEOUT",
+                    "keepalives": "", "keepalives_idle": "", "keepalives_interval": "",
+                    "keepalives_count": "", "tcp_user_timeout": ""}
+_TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+_CHOICE_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sslmode": ("PGSSLMODE", ("disable", "allow", "prefer", "require", "verify-ca",
+                              "verify-full")),
+    "gssencmode": ("PGGSSENCMODE", ("disable", "prefer", "require")),
+    "channel_binding": ("PGCHANNELBINDING", ("disable", "prefer", "require")),
+    "target_session_attrs": ("PGTARGETSESSIONATTRS", ("any", "read-write", "read-only",
+                                                      "primary", "standby", "prefer-standby")),
+    "load_balance_hosts": ("PGLOADBALANCEHOSTS", ("disable", "random")),
+    "sslnegotiation": ("PGSSLNEGOTIATION", ("postgres", "direct")),
+    "ssl_min_protocol_version": ("PGSSLMINPROTOCOLVERSION", _TLS_VERSIONS),
+    "ssl_max_protocol_version": ("PGSSLMAXPROTOCOLVERSION", _TLS_VERSIONS),
+    "sslcompression": ("PGSSLCOMPRESSION", ("0", "1")),
+    "sslsni": ("PGSSLSNI", ("0", "1")),
+}
+
+
+def database_params(database_url: str) -> dict[str, str]:
+    """DATABASE_URL's connection parameters, or a ConfigurationError that never shows the
+    password: the string parses, and each value libpq would refuse only when connecting
+    (sslmode, port, connect_timeout, ...) is one it accepts."""
+    # Registered before parsing, so even a URL that cannot be parsed never shows it.
+    password = secrets.url_password(database_url)
+    secrets.register(password)
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(database_url).items()}
+    except psycopg.Error as exc:
+        reason = secrets.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        if not reason or database_url in reason or (password and password in reason):
+            reason = "it cannot be parsed"
+        hint = "" if "query parameter" in reason else (
+            "; characters such as % @ : / in the password must be percent-encoded, e.g. "
+            "%25 for %")
+        raise ConfigurationError(f"DATABASE_URL is not a valid Postgres connection string "
+                                 f"({reason}{hint})") from None
+    secrets.register(params.get("password"))
+    for name, env in _INTEGER_OPTIONS.items():
+        value, where = _option(params, name, env)
+        if value is None:
+            continue
+        if name == "port":  # one port a host; an empty one means the default
+            ports = [part.strip() for part in value.split(",")]
+            if not all(re.fullmatch(r"[0-9]{1,5}", p) and 0 < int(p) < 65536
+                       for p in ports if p):
+                raise ConfigurationError(f"{where}: port must be a number from 1 to 65535, "
+                                         f"got {value!r}")
+        elif not re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
+            raise ConfigurationError(f"{where}: {name} must be a whole number, got {value!r}")
+    for name, (env, choices) in _CHOICE_OPTIONS.items():
+        value, where = _option(params, name, env)
+        if value is not None and value not in choices:
+            raise ConfigurationError(f"{where}: {name} must be one of {', '.join(choices)}, "
+                                     f"got {value!r}")
+    return params
+
+
+def _option(params: Mapping[str, str], name: str, env: str) -> tuple[str | None, str]:
+    """An option's value and where it was set, as libpq finds it (None when unset)."""
+    if name in params:
+        return params[name], "DATABASE_URL"
+    if env and os.environ.get(env):
+        return os.environ[env], env
+    return None, ""
 
 
 def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
                      keep_server: bool = False) -> Database:
+    dbt_names.schema()  # a schema name dbt cannot use is a setting error, found first
     if database_url:
-        # Registered before parsing, so even a URL that cannot be parsed never shows it.
-        match = _URL_PASSWORD.search(database_url)
-        secrets.register(match.group(1) if match else None)
-        try:
-            params = conninfo_to_dict(database_url)
-        except psycopg.Error:
-            raise ConfigurationError(
-                "DATABASE_URL is not a valid Postgres connection string (characters such as "
-                "% @ : / in the password must be percent-encoded, e.g. %25 for %)") from None
-        secrets.register(params.get("password"))  # type: ignore[arg-type]
+        database_params(database_url)
         return Database(conninfo=database_url, embedded=False)
     return start_embedded(data_dir, keep=keep_server)
 

@@ -68,6 +68,16 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def _invoke(runner: Any, args: list[str]) -> Any:
+    """dbtRunner.invoke, which returns every exception as its result's, a Ctrl-C included:
+    that one is raised again, so a second Ctrl-C (or SIGTERM) stops the command at once
+    (exit 130) instead of reading as a dbt failure with an empty message."""
+    result = runner.invoke(args)
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise KeyboardInterrupt
+    return result
+
+
 def _project_args(dbt_vars: Mapping[str, Any] | None) -> list[str]:
     args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if dbt_vars:
@@ -99,8 +109,8 @@ def manifest(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> tuple[A
         with _environ(env):
             # No manifest.json: the parse lives in this process (and in dbt's own
             # partial-parse file, written either way); writing it costs about 0.5 s.
-            result = dbtRunner().invoke(["--log-level", "none", "parse", "--no-write-json",
-                                         *_project_args(wanted)])
+            result = _invoke(dbtRunner(), ["--log-level", "none", "parse", "--no-write-json",
+                                           *_project_args(wanted)])
         if not result.success or result.result is None:
             raise DbtError(f"dbt could not parse the project: {result.exception or 'failed'}")
         parsed = _Parsed(key, result.result, time.perf_counter() - started)
@@ -140,7 +150,7 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
         reuse = reuse_parse and bool(args) and args[0] in _MANIFEST_COMMANDS
         parsed, parse_seconds = manifest(db, dbt_vars) if reuse else (None, 0.0)
         with _environ(db.dbt_env()):
-            result = dbtRunner(manifest=parsed, callbacks=[collect_errors]).invoke(cli_args)
+            result = _invoke(dbtRunner(manifest=parsed, callbacks=[collect_errors]), cli_args)
     failures: list[str] = []
     warnings: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
@@ -180,7 +190,7 @@ def compile_models(db: Database, models: Sequence[str],
     with _lock:
         parsed, parse_seconds = manifest(db, dbt_vars)
         with _environ(db.dbt_env()):
-            result = dbtRunner(manifest=parsed).invoke(cli_args)
+            result = _invoke(dbtRunner(manifest=parsed), cli_args)
         _spent[0] += time.perf_counter() - started
         _spent[1] += parse_seconds
     compiled = {getattr(r.node, "name", None): getattr(r.node, "compiled_code", None)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
 from psycopg import sql
+
+from library_identity.errors import ConfigurationError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -71,8 +74,15 @@ PASSED_VARS = (CANDIDATE_MODE_VAR, STALE_DAYS_VAR, UNRESOLVED_RETRY_DAYS_VAR, FU
 
 def schema() -> str:
     """The schema dbt builds the project's models in, read when it is needed (a test or
-    a command may set the variable after import)."""
-    return os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
+    a command may set the variable after import). profiles.yml hands it to dbt as it is,
+    where SQL reads it unquoted: only a plain lower-case name means the same schema to
+    dbt and to the loader (ConfigurationError otherwise)."""
+    name = os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ConfigurationError(
+            f"{SCHEMA_ENV} must be a plain lower-case schema name (letters a-z, digits and _, "
+            f"not starting with a digit, at most 63 characters), got {name!r}")
+    return name
 
 
 def relation(model: str) -> sql.Identifier:

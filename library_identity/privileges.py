@@ -12,17 +12,63 @@ from dataclasses import dataclass
 
 from library_identity import dbt_names
 from library_identity.db import LOADER_SCHEMA, STATION_SCHEMA
+from library_identity.errors import ConfigurationError
 
 # The serial sequence behind library_identity_history.history_id, under Postgres's default
 # name; doctor checks the real one (pg_get_serial_sequence) and names it when it differs.
 HISTORY_SEQUENCE = f"{STATION_SCHEMA}.library_identity_history_history_id_seq"
 
 
+# Postgres's key words that cannot stand as a plain name everywhere (pg_get_keywords()
+# with catcode <> 'U', PostgreSQL 14 to 17): a name that is one is quoted.
+_KEY_WORDS_TEXT = """
+    all analyse analyze and any array as asc asymmetric authorization between bigint binary
+    bit boolean both case cast char character check coalesce collate collation column
+    concurrently constraint create cross current_catalog current_date current_role
+    current_schema current_time current_timestamp current_user dec decimal default
+    deferrable desc distinct do else end except exists extract false fetch float for
+    foreign freeze from full grant greatest group grouping having ilike in initially inner
+    inout int integer intersect interval into is isnull join json json_array json_arrayagg
+    json_exists json_object json_objectagg json_query json_scalar json_serialize json_table
+    json_value lateral leading least left like limit localtime localtimestamp merge_action
+    national natural nchar none normalize not notnull null nullif numeric offset on only
+    or order out outer overlaps overlay placing position precision primary real references
+    returning right row select session_user setof similar smallint some substring
+    symmetric system_user table tablesample then time timestamp to trailing treat trim true
+    union unique user using values varchar variadic verbose when where window with
+    xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi
+    xmlroot xmlserialize xmltable
+"""
+_KEY_WORDS = frozenset(_KEY_WORDS_TEXT.split())
+NAME_MAX_BYTES = 63  # Postgres cuts a longer name short (NAMEDATALEN - 1)
+
+
 def quote_ident(name: str) -> str:
-    """An SQL identifier, quoted unless it is a plain lower-case name."""
-    if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+    """The one quoting rule for every identifier the tool prints: a plain lower-case name
+    that is no key word as it is, anything else in double quotes (quotes doubled)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", name) and name not in _KEY_WORDS:
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+def check_name(name: str, what: str) -> None:
+    """ConfigurationError unless `name` can be an identifier: not empty, no NUL, and no
+    longer than Postgres keeps."""
+    if not name or "\0" in name:
+        raise ConfigurationError(f"{what} must be a non-empty name without NUL characters")
+    if len(name.encode()) > NAME_MAX_BYTES:
+        raise ConfigurationError(f"{what} {name[:20]!r}... is longer than the "
+                                 f"{NAME_MAX_BYTES} bytes Postgres keeps of a name")
+
+
+def check_role(role: str) -> None:
+    """ConfigurationError unless `role` names one role: `public` is every role (a grant
+    to it gives everyone write access), `none` none."""
+    check_name(role, "the role")
+    meaning = {"public": "every role", "none": "no role"}.get(role.lower())
+    if meaning:
+        raise ConfigurationError(f"{role!r} is not a role a grant can name (Postgres reads it "
+                                 f"as {meaning}); name the login role the jobs run as")
 
 
 @dataclass(frozen=True)
@@ -142,5 +188,8 @@ def privileges() -> list[Privilege]:
 
 
 def grants_sql(role: str, database: str) -> str:
-    """The whole script a DBA runs, one statement a line."""
+    """The whole script a DBA runs, one statement a line (ConfigurationError for a role or
+    database no statement can name)."""
+    check_role(role)
+    check_name(database, "the database")
     return "\n".join(p.sql(role, database) for p in privileges()) + "\n"

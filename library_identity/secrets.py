@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]+)@", re.I)
+# The password of a URL's user info: everything after the user's colon up to the last @
+# before the path (a raw @ in a password is still the password's, as urlsplit reads it).
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/?#@\s]*):(?P<pw>[^/?#\s]+)@", re.I)
 _KEYWORD_PASSWORD = re.compile(r"(?P<k>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
 _BEARER = re.compile(r"(?P<k>\bbearer\s+)(?P<tok>[^\s\"',]+)", re.I)
 _SECRETS: set[str] = set()
@@ -23,13 +26,26 @@ def register(*values: str | None) -> None:
             _SECRETS.add(value)
 
 
+def url_password(url: str | None) -> str | None:
+    """The password in a URL's user info (`scheme://user:password@host`), if any; read
+    without parsing the URL, so even a URL nothing else can parse gives it up."""
+    match = _URL_PASSWORD.search(url or "")
+    return match.group("pw") if match else None
+
+
+def mask_url(text: str) -> str:
+    """The one rule for showing a URL (or text holding URLs): every password in a user
+    info masked, the user and host kept."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{MASK}@", text)
+
+
 def scrub(text: str) -> str:
     """Mask registered secrets, URL passwords, password= pairs and bearer tokens."""
     if not text:
         return text
     for value in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(value, MASK)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{MASK}@", text)
+    text = mask_url(text)
     text = _KEYWORD_PASSWORD.sub(lambda m: f"{m.group('k')}{MASK}", text)
     return _mask_cut(_BEARER.sub(lambda m: f"{m.group('k')}{MASK}", text))
 

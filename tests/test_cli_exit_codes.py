@@ -76,6 +76,36 @@ CASES: list[tuple[str, tuple[str, ...], dict[str, str], str, int, str]] = [
     ("unparsable DATABASE_URL", ("migrate",),
      {"DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"}, "unreachable",
      EXIT_USAGE, "DATABASE_URL is not a valid Postgres connection string"),
+    ("grants, unparsable DATABASE_URL", ("grants", "library_identity"),
+     {"DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"}, "unreachable",
+     EXIT_USAGE, "DATABASE_URL is not a valid Postgres connection string"),
+    ("grants, connect_timeout=abc", ("grants", "library_identity"),
+     {"DATABASE_URL": f"{UNREACHABLE}?connect_timeout=abc"}, "unreachable", EXIT_USAGE,
+     "connect_timeout must be a whole number"),
+    ("migrate, connect_timeout=abc", ("migrate",),
+     {"DATABASE_URL": f"{UNREACHABLE}?connect_timeout=abc"}, "unreachable", EXIT_USAGE,
+     "connect_timeout must be a whole number"),
+    ("migrate, sslmode=bogus", ("migrate",), {"DATABASE_URL": f"{UNREACHABLE}?sslmode=bogus"},
+     "unreachable", EXIT_USAGE, "sslmode must be one of"),
+    ("migrate, port=abc", ("migrate",),
+     {"DATABASE_URL": "postgresql://postgres:Pw7q-secret@127.0.0.1/nowhere?port=abc"},
+     "unreachable", EXIT_USAGE, "port must be a number from 1 to 65535"),
+    ("migrate, PGSSLMODE=bogus", ("migrate",), {"PGSSLMODE": "bogus"}, "unreachable",
+     EXIT_USAGE, "PGSSLMODE: sslmode must be one of"),
+    ("dbt schema with a quote", ("report",), {"LIBRARY_IDENTITY_DBT_SCHEMA": "identity'x"},
+     "migrated", EXIT_USAGE, "LIBRARY_IDENTITY_DBT_SCHEMA must be a plain lower-case"),
+    ("resolve --requests-per-minute 1e-320", (*RESOLVE, "--requests-per-minute", "1e-320"),
+     {}, "unreachable", EXIT_USAGE, "not in the range"),
+    ("resolve --timeout 1e300", (*RESOLVE, "--timeout", "1e300"), {}, "unreachable",
+     EXIT_USAGE, "not in the range"),
+    ("backfill --requests-per-minute 1e-320", ("rotation", "backfill", "--requests-per-minute",
+                                               "1e-320"), {}, "unreachable", EXIT_USAGE,
+     "must be at least 0.01"),
+    ("refresh --timeout 1e12", ("rotation", "refresh", "--timeout", "1e12"), {}, "unreachable",
+     EXIT_USAGE, "must be at most 86400"),
+    ("grants public", ("grants", "public"), {}, "unreachable", EXIT_USAGE,
+     "not a role a grant can name"),
+    ("grants ''", ("grants", ""), {}, "unreachable", EXIT_USAGE, "must be a non-empty name"),
     ("LML unreachable", RESOLVE, {"LML_URL": "http://127.0.0.1:9"}, "migrated", EXIT_LML,
      "LML is not reachable"),
     ("seed, database unreachable", ("seed", "--rows", "10"), {}, "unreachable", EXIT_DB,
@@ -96,6 +126,12 @@ CASES: list[tuple[str, tuple[str, ...], dict[str, str], str, int, str]] = [
     ("coverage, not migrated", ("rotation", "coverage"), {}, "empty", EXIT_DB,
      "run `library-identity migrate`"),
     ("resolve, read-only user", RESOLVE, {}, "read_only", EXIT_DB, "permission denied"),
+    ("migrate, read-only user", ("migrate",), {}, "read_only", EXIT_DB,
+     "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
+    ("migrate --rollback, read-only user", ("migrate", "--rollback", "1"), {}, "read_only",
+     EXIT_DB, "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
+    ("seed, read-only user", ("seed", "--rows", "10"), {}, "read_only", EXIT_DB,
+     "lacks a privilege: `migrate` needs CREATE on schema identity_loader"),
 ]
 # Codes whose cases need a whole run to reach; each is checked by the test named here.
 ELSEWHERE = {
@@ -254,3 +290,35 @@ def test_postgres_stopped_during_the_merge_exits_6(own_server: tuple[Database, P
     assert proc.returncode == EXIT_DB, err
     assert_one_clean_error(subprocess.CompletedProcess([], proc.returncode, out, err),
                            "database")
+
+
+def dbt_waiting(db: Database) -> bool:
+    with db.connect(autocommit=True) as conn:  # a fresh statistics snapshot each time
+        row = conn.execute("select count(*) from pg_stat_activity where datname = "
+                           "current_database() and application_name like 'dbt%' "
+                           "and wait_event_type = 'Lock'").fetchone()
+    return bool(row and row[0])
+
+
+def test_a_second_ctrl_c_during_the_candidate_build_exits_130(seeded: Database,
+                                                               standin: StandIn) -> None:
+    """dbt runs in-process and hands back every exception as its result's: a second Ctrl-C
+    while it builds the candidates stops the command (exit 130), not a dbt failure."""
+    with seeded.connect() as blocker:
+        # The build waits on this lock: both signals reach the process while dbt runs.
+        blocker.execute("lock table wxyc_schema.library in access exclusive mode")
+        proc = subprocess.Popen(
+            [*CLI, *RESOLVE], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "DATABASE_URL": seeded.conninfo,
+                            "LML_URL": standin.url, "LML_API_KEY": KEY})
+        deadline = time.monotonic() + 180
+        while not dbt_waiting(seeded):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # the lock is still held: dbt did not finish
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert_one_clean_error(subprocess.CompletedProcess([], proc.returncode, out, err),
+                           "interrupted")

@@ -15,6 +15,7 @@ from library_identity import dbt_names, migrate
 from library_identity.db import Database
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.server import StandIn, StandInConfig
+from library_identity.errors import ConfigurationError
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import IdentityMethod, IdentitySource
 from library_identity.report.data import BANDS_MODEL, SECTIONS, load_report
@@ -76,6 +77,14 @@ def test_dbt_gets_the_schema_the_loader_reads(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv(dbt_names.SCHEMA_ENV, OTHER_SCHEMA)
     assert server.dbt_env()[dbt_names.SCHEMA_ENV] == OTHER_SCHEMA == dbt_names.schema()
     assert dbt_names.relation("x").as_string(None) == f'"{OTHER_SCHEMA}"."x"'
+
+
+@pytest.mark.parametrize("name", ["identity'x", 'a"b', "Identity", "1st", "a b", "x" * 64])
+def test_a_schema_name_dbt_would_read_otherwise_is_refused(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(dbt_names.SCHEMA_ENV, name)
+    with pytest.raises(ConfigurationError, match=dbt_names.SCHEMA_ENV):
+        dbt_names.schema()
 
 
 def _scalar(db: Database, query: str, *params: Any) -> Any:

@@ -549,3 +549,58 @@ def test_embedded_server_environment_logging_and_lifecycle(data_dir: Path) -> No
     assert "Traceback" not in err
     wait_until(lambda: not postgres_processes(pgdata), timeout=20)
     assert_no_secret(out, err)
+
+
+# -- credentials in LML_URL ----------------------------------------------------------------
+URL_PASSWORD = "Hx9q-url-password-31"
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["reachable", "unreachable"])
+def test_doctor_masks_the_password_of_lml_url(reachable: bool, migrated_db: Database,
+                                              upstream: StandIn) -> None:
+    base = upstream.url if reachable else "http://127.0.0.1:9"
+    url = base.replace("http://", f"http://lmluser:{URL_PASSWORD}@")
+    proc = cli(migrated_db, None, "doctor", env={"LML_URL": url})
+    out, err = proc.communicate(timeout=120)
+    assert "LML" in out, out + err
+    assert URL_PASSWORD[:4] not in out + err
+    assert "http://lmluser:***@127.0.0.1" in out
+
+
+# -- planted links in the embedded server's run folder -------------------------------------
+@pytest.mark.parametrize("planted", ["users.json", "users.lock", "run folder", "run owner"])
+def test_the_run_folder_follows_no_planted_link(planted: str, data_dir: Path,
+                                                tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    run = data_dir / "run"
+    data_dir.mkdir(parents=True)
+    if planted == "run folder":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        run.symlink_to(elsewhere)
+        says = "is not a folder"
+    elif planted == "run owner":
+        run.mkdir()
+        os.chown(run, 65534, 65534)
+        says = "belongs to another user"
+    else:
+        run.mkdir()
+        (run / planted).symlink_to(victim)
+        says = "is a symbolic link"
+    proc = embedded(data_dir, "migrate", "--status")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 6, err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        next(line for line in err.splitlines() if says in line)]
+    assert "Traceback" not in err
+    assert victim.read_text() == "precious"
+    assert not postgres_processes(data_dir / "pgdata")
+
+
+def test_the_run_folder_is_the_users_own(tmp_path: Path) -> None:
+    from library_identity.db import _runtime_dir
+
+    (tmp_path / "run").mkdir(mode=0o755)
+    assert (_runtime_dir(tmp_path).stat().st_mode & 0o777) == 0o700
+    assert (_runtime_dir(tmp_path / "new").stat().st_mode & 0o777) == 0o700

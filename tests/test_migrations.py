@@ -4,9 +4,18 @@ own tables."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import CLI, ROOT
 
 from library_identity import migrate
 from library_identity.db import Database
+from library_identity.errors import RunLocked
+from library_identity.jobs.lock import LOCK_KEYS
 
 STATION_TABLES = {"artists", "library", "library_identity", "library_identity_source",
                   "library_identity_history", "compilation_track_artist", "rotation",
@@ -119,3 +128,58 @@ def test_station_triggers_match_the_station(migrated_db: Database) -> None:
                      "where false")
         after = _watermark(conn)
         assert after is not None and before is not None and after[0] > before[0]
+
+
+# -- the migration lock ---------------------------------------------------------------------
+def _migrate_cli(db: Database, *args: str) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
+    return subprocess.Popen([*CLI, "migrate", *args], cwd=ROOT, text=True,
+                            env={**environ, "DATABASE_URL": db.conninfo},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _sessions_waiting_for_a_lock(db: Database) -> int:
+    with db.connect(autocommit=True) as conn:
+        row = conn.execute("select count(*) from pg_stat_activity where datname = "
+                           "current_database() and wait_event_type = 'Lock'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
+        migrated_db: Database) -> None:
+    db = migrated_db
+    migrate.rollback(db, 1)
+    with db.connect() as blocker:
+        # The last migration references merges: it waits here, holding yoyo's lock.
+        blocker.execute("lock table identity_loader.merges in access exclusive mode")
+        killed = _migrate_cli(db)
+        deadline = time.monotonic() + 120
+        while not _sessions_waiting_for_a_lock(db):
+            assert killed.poll() is None and time.monotonic() < deadline, killed.stderr
+            time.sleep(0.05)
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=60)
+        with db.connect() as conn:
+            left = conn.execute("select pid from identity_loader.yoyo_lock").fetchall()
+        assert left == [(killed.pid,)]
+        blocker.rollback()  # the killed one's session then finds its client gone and ends
+    proc = _migrate_cli(db)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "applied 0005_merge_history" in out
+    assert f"cleared a migration lock left by process {killed.pid}" in err
+    assert "Traceback" not in err
+    assert migrate.status(db).pending == []
+    with db.connect() as conn:
+        assert conn.execute("select count(*) from identity_loader.yoyo_lock").fetchone() == (0,)
+
+
+def test_a_migrate_still_running_is_named_with_the_fix(
+        migrated_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(migrate, "LOCK_WAIT_S", 0.0)
+    with migrated_db.connect(autocommit=True) as other:
+        other.execute("select pg_advisory_lock(%s)", (LOCK_KEYS["migrate"],))
+        pid = other.info.backend_pid
+        with pytest.raises(RunLocked, match=rf"select pg_terminate_backend\({pid}\)"):
+            migrate.apply(migrated_db)
+    assert migrate.apply(migrated_db) == []

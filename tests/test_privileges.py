@@ -29,7 +29,8 @@ from library_identity import dbt_names, migrate
 from library_identity.db import Database
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.server import StandIn
-from library_identity.privileges import grants_sql, privileges
+from library_identity.errors import ConfigurationError
+from library_identity.privileges import grants_sql, privileges, quote_ident
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 3000
@@ -295,3 +296,44 @@ def test_readme_lists_exactly_what_grants_prints(monkeypatch: pytest.MonkeyPatch
     # Every line is explained.
     for p in privileges():
         assert p.label() in section, p.label()
+
+
+@pytest.mark.parametrize("name", ["select", "user", 'Li "Quoted" Role'])
+def test_grants_quote_every_role_name(name: str, station: Database,
+                                      clone_database: Callable[[Database], Database],
+                                      server: Database) -> None:
+    """A role named like a key word, or with capitals, spaces and quotes, gets exactly the
+    script's grants: every statement runs, and they land on that role, not another."""
+    if name != "select" and name != "user":
+        name = f"{name} {uuid.uuid4().hex[:6]}"
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("create role {}").format(sql.Identifier(name)))
+    role = Role(name, server)
+    try:
+        db = superuser(role.station_copy(station, clone_database), role)
+        with db.connect() as conn:
+            assert conn.execute(
+                "select has_table_privilege(%s, 'wxyc_schema.library_identity', 'update'), "
+                "has_table_privilege('public', 'wxyc_schema.library_identity', 'update')",
+                (name,)).fetchone() == (True, False)
+    finally:
+        for used in role.used:
+            with used.connect(autocommit=True) as conn:
+                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
+        with server.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize(("role", "says"), [("public", "every role"), ("PUBLIC", "every role"),
+                                            ("none", "no role"), ("", "non-empty"),
+                                            ("x" * 64, "63 bytes")])
+def test_grants_refuse_a_name_that_is_not_one_role(role: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        grants_sql(role, "wxyc")
+
+
+def test_one_quoting_rule() -> None:
+    assert [quote_ident(n) for n in ("library_identity", "select", "user", "Wxyc", 'a"b', "1x",
+                                     "with space", "current_user")] == [
+        "library_identity", '"select"', '"user"', '"Wxyc"', '"a""b"', '"1x"', '"with space"',
+        '"current_user"']

@@ -150,6 +150,11 @@ def fail(message: str, code: int, saved: str | None = None) -> NoReturn:
 
 def job_failed(exc: BaseException) -> NoReturn:
     """Every job's failures, mapped to their exit codes in one place."""
+    if isinstance(exc, KeyboardInterrupt):
+        # On its way out with exit 130: a further signal must not cut the clean-up short
+        # (the embedded server's included) or end the process with a traceback.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     known = exit_code_of(exc)
     if known is not None:
         fail(known[1], known[0], saved_by(exc))
@@ -274,7 +279,7 @@ def main(ctx: click.Context, database_url: str | None, keep_server: bool, data_d
     stale-reference alert; 6 database unavailable, or not ready for the role (see doctor);
     130 interrupted.
     """
-    secrets.register(lml_api_key, sentry_dsn)
+    secrets.register(lml_api_key, sentry_dsn, secrets.url_password(lml_url))
     if dbt_schema:
         # dbt's profile and dbt_names.schema() read the variable.
         os.environ[dbt_names.SCHEMA_ENV] = dbt_schema

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import click
-from psycopg.conninfo import conninfo_to_dict
 
+from library_identity import secrets
 from library_identity.cli.app import Settings, main, pass_settings
-from library_identity.db import resolve_database
+from library_identity.db import database_params, resolve_database
 from library_identity.errors import (
     EXIT_DB,
     EXIT_LML,
@@ -38,8 +38,8 @@ def grants_command(settings: Settings, role: str, database_name: str | None) -> 
     station database: the project's own schemas, owned by ROLE, and the narrowest table-
     and column-level privileges on wxyc_schema. Connects to nothing."""
     if database_name is None:
-        params = conninfo_to_dict(settings.database_url) if settings.database_url else {}
-        database_name = str(params.get("dbname") or "postgres")
+        params = database_params(settings.database_url) if settings.database_url else {}
+        database_name = params.get("dbname") or "postgres"
     click.echo(grants_sql(role, database_name), nl=False)
 
 
@@ -55,7 +55,8 @@ def lml_checks(settings: Settings) -> list[Check]:
     with lml_client(settings, timeout_s=10.0, max_attempts=1) as client:
         try:
             check_health(client)
-            checks.append(Check("LML", "LML reachable and healthy", True, client.base_url))
+            checks.append(Check("LML", "LML reachable and healthy", True,
+                                secrets.mask_url(client.base_url)))
         except LMLUnavailable as exc:
             return [Check("LML", "LML reachable and healthy", False, str(exc))]
         for path, invalid_body in LML_ROUTES:
@@ -76,7 +77,7 @@ def print_checklist(checks: list[Check]) -> None:
         if check.section != section:
             section = check.section
             click.echo(section)
-        click.echo(describe_check(check))
+        click.echo(secrets.scrub(describe_check(check)))
 
 
 def doctor_exit_code(failed: list[Check]) -> int:

@@ -26,6 +26,7 @@ from library_identity.cli.app import (
 from library_identity.cli.output import print_table
 from library_identity.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from library_identity.jobs.job import run_saved
+from library_identity.lml.client import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
 from library_identity.preflight import require_database_ready
 from library_identity.resolve import job as resolve_job
 from library_identity.resolve.candidates import COHORTS, MODES, Partition
@@ -198,11 +199,12 @@ def pace_line(pacing: dict[str, Any]) -> str:
 @option(ResolveOptions, "concurrency")
 @option(ResolveOptions, "min_concurrency")
 @option(ResolveOptions, "max_concurrency")
-@click.option("--requests-per-minute", type=FiniteFloat(min=0, min_open=True),
+@click.option("--requests-per-minute", type=FiniteFloat(min=MIN_REQUESTS_PER_MINUTE),
               help="Hard ceiling on LML calls per minute, retries included (unlimited when "
                    "unset).")
-@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
-              default=30.0, show_default=True,
+@click.option("--timeout", "timeout_s",
+              type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S), default=30.0,
+              show_default=True,
               help="Deadline in seconds for each LML request, from connecting to the last "
                    "byte of the answer.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,

@@ -9,9 +9,10 @@ import psycopg
 from library_identity.db import require_migrated
 from library_identity.errors import DatabaseError, RunLocked
 
-# pg_advisory_lock keys, one per job, so a resolve and a rotation refresh may overlap.
+# pg_advisory_lock keys, one per job, so a resolve and a rotation refresh may overlap;
+# `migrate` holds its own (library_identity.migrate).
 LOCK_KEYS = {"resolve": 0x4C49_0001, "rotation_refresh": 0x4C49_0002,
-             "rotation_backfill": 0x4C49_0003}
+             "rotation_backfill": 0x4C49_0003, "migrate": 0x4C49_0004}
 # Not a job's: the report views are rebuilt under this key held exclusively and read under
 # it held shared, so two reports never build them at once, nor read them mid-build.
 REPORT_VIEWS_LOCK_KEY = 0x4C49_0010

@@ -156,6 +156,12 @@ def normalise_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+# The pacing a client takes: slower than one call every 100 minutes, or a deadline past a
+# day, is no setting a run can use (and past what timers and sockets can count in).
+MIN_REQUESTS_PER_MINUTE = 0.01
+MAX_TIMEOUT_S = 86_400.0
+
+
 @dataclass
 class LMLClient:
     base_url: str
@@ -182,6 +188,12 @@ class LMLClient:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number above 0, got {value}")
+        if not self.timeout_s <= MAX_TIMEOUT_S:
+            raise ValueError(f"timeout_s must be at most {MAX_TIMEOUT_S:g}, got {self.timeout_s}")
+        if self.requests_per_minute is not None and \
+                self.requests_per_minute < MIN_REQUESTS_PER_MINUTE:
+            raise ValueError(f"requests_per_minute must be at least {MIN_REQUESTS_PER_MINUTE:g}, "
+                             f"got {self.requests_per_minute}")
         secrets.register(self.api_key)
         check_settings(self.base_url, self.api_key)
         self.base_url = normalise_base_url(self.base_url)

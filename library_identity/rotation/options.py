@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from library_identity.config import check_ranges, setting
+from library_identity.lml.client import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
 from library_identity.lml.outage import DEFAULT_BUDGET_S
 
 # The station's rotation jobs run with 60 s; its roles' default of 5 s is too short.
@@ -22,10 +23,12 @@ class RotationOptions:
     """The LML pacing both rotation jobs take; each job redeclares the defaults it needs."""
 
     concurrency: int = setting(1, "LML calls in flight at once.", min=1)
-    requests_per_minute: float = setting(20.0, "Cap on LML calls per minute (above 0).")
+    requests_per_minute: float = setting(20.0, "Cap on LML calls per minute.",
+                                         min=MIN_REQUESTS_PER_MINUTE)
     # 8 s: the station's backfill timeout for identity/resolve (refresh declares its own).
     timeout_s: float = setting(8.0, "Deadline in seconds for each LML request, from "
-                                    "connecting to the last byte of the answer (above 0).")
+                                    "connecting to the last byte of the answer, above 0.",
+                               max=MAX_TIMEOUT_S)
     max_attempts: int = setting(
         4, "Attempts per call for transient failures (429, 502-504, network).", min=1)
     max_consecutive_failures: int = setting(

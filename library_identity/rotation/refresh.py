@@ -38,7 +38,12 @@ from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.jobs.records import save_counters
-from library_identity.lml.client import REFRESH_PATH, LMLClient
+from library_identity.lml.client import (
+    MAX_TIMEOUT_S,
+    MIN_REQUESTS_PER_MINUTE,
+    REFRESH_PATH,
+    LMLClient,
+)
 from library_identity.lml.contract import CacheRefreshResultItem
 from library_identity.lml.gate import check_health, require_route
 from library_identity.lml.outage import Outage
@@ -71,9 +76,11 @@ class RefreshOptions(RotationOptions):
                               f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
     concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
     requests_per_minute: float = setting(
-        20.0, "Token-bucket cap on LML calls per minute, retries included (above 0).")
+        20.0, "Token-bucket cap on LML calls per minute, retries included.",
+        min=MIN_REQUESTS_PER_MINUTE)
     timeout_s: float = setting(DEFAULT_TIMEOUT_S,
-                               f"Seconds per refresh call (at least {MIN_TIMEOUT_S:g}).")
+                               f"Seconds per refresh call, at least {MIN_TIMEOUT_S:g}.",
+                               max=MAX_TIMEOUT_S)
     not_found_alert_pct: float = setting(
         1.0, "Stale-reference alert (exit 5) when more than this share of identities is "
              "not_found.", min=0, max=100)
