@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
 from psycopg import sql
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from library_identity.paths import PROJECT_DIR
 
 SCHEMA_ENV = "LIBRARY_IDENTITY_DBT_SCHEMA"
 DEFAULT_SCHEMA = "identity"

@@ -8,8 +8,7 @@ from pathlib import Path
 from yoyo import get_backend, read_migrations
 
 from library_identity.db import LOADER_SCHEMA, Database
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+from library_identity.paths import MIGRATIONS_DIR
 
 
 @dataclass(frozen=True)
