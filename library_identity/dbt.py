@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from library_identity import paths
 from library_identity.db import Database
 from library_identity.dbt_names import PROJECT_DIR
 from library_identity.errors import DbtError
@@ -78,6 +79,13 @@ def _invoke(runner: Any, args: list[str]) -> Any:
     return result
 
 
+def _environment(db: Database) -> dict[str, str]:
+    """The connection for profiles.yml, and where dbt writes: the state folder, never the
+    (possibly read-only) installed project or the current directory."""
+    return {**db.dbt_env(), "DBT_TARGET_PATH": str(paths.dbt_target_dir()),
+            "DBT_LOG_PATH": str(paths.dbt_log_dir())}
+
+
 def _project_args(dbt_vars: Mapping[str, Any] | None) -> list[str]:
     args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if dbt_vars:
@@ -96,7 +104,7 @@ def manifest(db: Database, dbt_vars: Mapping[str, Any] | None = None) -> tuple[A
     process), then reused. Returns (manifest, seconds spent parsing now)."""
     from dbt.cli.main import dbtRunner
 
-    env = db.dbt_env()
+    env = _environment(db)
     wanted = parse_vars(dbt_vars)
     key = json.dumps([wanted, sorted(env.items())], sort_keys=True, default=str)
     with _lock:
@@ -149,7 +157,7 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
     with _lock:
         reuse = reuse_parse and bool(args) and args[0] in _MANIFEST_COMMANDS
         parsed, parse_seconds = manifest(db, dbt_vars) if reuse else (None, 0.0)
-        with _environ(db.dbt_env()):
+        with _environ(_environment(db)):
             result = _invoke(dbtRunner(manifest=parsed, callbacks=[collect_errors]), cli_args)
     failures: list[str] = []
     warnings: list[str] = []
@@ -189,7 +197,7 @@ def compile_models(db: Database, models: Sequence[str],
                 *_project_args(dbt_vars)]
     with _lock:
         parsed, parse_seconds = manifest(db, dbt_vars)
-        with _environ(db.dbt_env()):
+        with _environ(_environment(db)):
             result = _invoke(dbtRunner(manifest=parsed), cli_args)
         _spent[0] += time.perf_counter() - started
         _spent[1] += parse_seconds

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,8 +22,7 @@ import yaml
 from psycopg import sql
 
 from library_identity.errors import ConfigurationError
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from library_identity.paths import PROJECT_DIR
 
 SCHEMA_ENV = "LIBRARY_IDENTITY_DBT_SCHEMA"
 DEFAULT_SCHEMA = "identity"

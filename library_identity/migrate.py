@@ -25,10 +25,10 @@ from yoyo.exceptions import LockTimeout
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.errors import DatabaseError, RunLocked
 from library_identity.jobs.lock import LOCK_KEYS
+from library_identity.paths import MIGRATIONS_DIR
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 APPLICATION_NAME = "library-identity:migrate"
 # How long a `migrate` waits for another one to finish before it gives up (exit 4).
 LOCK_WAIT_S = 30.0

@@ -15,7 +15,7 @@ from yoyo import read_migrations
 
 from library_identity.db import LOADER_SCHEMA, STATION_SCHEMA, Database
 from library_identity.errors import DatabaseError, PreflightFailed
-from library_identity.migrate import MIGRATIONS_DIR
+from library_identity.paths import MIGRATIONS_DIR
 from library_identity.privileges import Privilege, privileges, quote_ident
 from library_identity.station_schema import TABLES, Table
 

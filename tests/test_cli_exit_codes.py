@@ -20,7 +20,8 @@ from conftest import CLI
 from psycopg import sql
 
 from library_identity import migrate
-from library_identity.db import Database, start_embedded
+from library_identity.db import Database
+from library_identity.demo.embedded import start_embedded
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import (

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from library_identity import dbt_names
+from library_identity import dbt_names, paths
 from library_identity.db import Database
-from library_identity.dbt import PROJECT_DIR, DbtOutcome, run_dbt
+from library_identity.dbt import DbtOutcome, run_dbt
 from library_identity.resolve.merge import MergeOutcome
 from library_identity.resolve.merge import merge as write_back_merge
 
@@ -300,7 +300,7 @@ def age_everything(db: Database, days: float) -> None:
 
 def test_build_passes_on_an_empty_library_and_runs_the_unit_tests(migrated_db: Database) -> None:
     dbt(migrated_db, ["build"])
-    results = json.loads((PROJECT_DIR / "target" / "run_results.json").read_text())
+    results = json.loads((paths.dbt_target_dir() / "run_results.json").read_text())
     unit = [r for r in results["results"] if r["unique_id"].startswith("unit_test.")]
     assert len(unit) >= 8
     assert {r["status"] for r in unit} == {"pass"}

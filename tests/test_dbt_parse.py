@@ -16,7 +16,7 @@ def _fresh_parse(db: Database, dbt_vars: dict[str, Any]) -> Any:
     """A parse that ignores the rule under test: every var goes to the parser."""
     from dbt.cli.main import dbtRunner
 
-    with dbt._environ(db.dbt_env()):
+    with dbt._environ(dbt._environment(db)):
         result = dbtRunner().invoke(["--log-level", "none", "parse",
                                      "--vars", dbt.json.dumps(dbt_vars),
                                      "--project-dir", str(dbt.PROJECT_DIR),

@@ -599,7 +599,7 @@ def test_the_run_folder_follows_no_planted_link(planted: str, data_dir: Path,
 
 
 def test_the_run_folder_is_the_users_own(tmp_path: Path) -> None:
-    from library_identity.db import _runtime_dir
+    from library_identity.demo.embedded import _runtime_dir
 
     (tmp_path / "run").mkdir(mode=0o755)
     assert (_runtime_dir(tmp_path).stat().st_mode & 0o777) == 0o700

@@ -20,10 +20,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from library_identity import dbt_names, secrets, telemetry
+from library_identity import dbt_names, paths, secrets, telemetry
 from library_identity.cli import config_file
 from library_identity.config import Setting, flag_name, setting_of
-from library_identity.db import DEFAULT_DATA_DIR, Database, resolve_database
+from library_identity.db import Database, resolve_database
 from library_identity.errors import (
     EXIT_DB,
     EXIT_GATE,
@@ -239,10 +239,11 @@ _Group.group_class = _Group  # subgroups (rotation) name their commands the same
 @click.option("--keep-server", is_flag=True, envvar="LIBRARY_IDENTITY_KEEP_SERVER",
               help="Leave the embedded Postgres running when this command exits (env "
                    "LIBRARY_IDENTITY_KEEP_SERVER=1). The next command without it stops it.")
-@click.option("--data-dir", envvar="LIBRARY_IDENTITY_DATA_DIR", type=click.Path(path_type=Path),
-              default=DEFAULT_DATA_DIR, show_default=True,
-              help="Folder for the embedded Postgres (env LIBRARY_IDENTITY_DATA_DIR). Keep it "
-                   "in a project folder, not a home directory.")
+@click.option("--data-dir", envvar=paths.DATA_DIR_ENV, type=click.Path(path_type=Path),
+              default=paths.default_data_dir,
+              show_default="$XDG_DATA_HOME/library-identity, else "
+                           "~/.local/share/library-identity; as root /var/lib/library-identity",
+              help="Folder for the embedded Postgres (env LIBRARY_IDENTITY_DATA_DIR).")
 @click.option("--lml-url", envvar="LML_URL", metavar="URL",
               help="LML base URL (env LML_URL); a trailing /api/v1 or / is stripped.")
 @click.option("--lml-api-key", envvar="LML_API_KEY", metavar="KEY",

@@ -1,3 +1,4 @@
-"""What only the demo and the tests need: the LML stand-in, the sample library and the
-synthetic data both share. Installed with the `demo` extra and imported only by the
-commands that use it (`demo`, `seed`, `lml-standin`)."""
+"""What only the demo and the tests need: the embedded Postgres (`embedded`, whose server
+comes with the `demo` extra), the LML stand-in, the sample library and the synthetic data
+both share. Imported only by the commands that use it (`demo`, `seed`, `lml-standin`, and
+any command run without DATABASE_URL)."""
