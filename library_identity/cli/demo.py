@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from library_identity import secrets
+from library_identity import paths, secrets
 from library_identity.cli.app import Settings, fail, main, pass_settings
 from library_identity.cli.config_file import SECRETS_FILE_ENV, describe_source
 from library_identity.errors import EXIT_ALERT, EXIT_GATE, EXIT_OK, EXIT_USAGE
@@ -66,7 +66,8 @@ def lml_for_demo(settings: Settings) -> Iterator[bool]:
               help="A fixed number of LML calls in flight during the resolve run "
                    "(default: resolve's adaptive pace).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path(".library-identity/report.html"), show_default=True,
+              default=lambda: paths.state_dir() / "report.html",
+              show_default="report.html in the state folder",
               help="Where to write the coverage page.")
 @click.option("--use-configured", is_flag=True,
               help="Run against the configured database and LML (DATABASE_URL, LML_URL, from "
