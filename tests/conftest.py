@@ -155,7 +155,7 @@ class SentryCapture(Transport):
                          for envelope in self.envelopes for item in envelope.items)
 
 
-SENTRY_TEST_DSN = "https://public-key-abc123@o1.ingest.example/42"
+SENTRY_TEST_DSN = "https://k7Qs-sentry-0b9e4d@o1.ingest.example/42"
 
 
 @pytest.fixture

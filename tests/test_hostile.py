@@ -32,7 +32,7 @@ from library_identity.rotation.refresh import RefreshOptions, refresh
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zq7Wv-hostile-key-5d1c9e"
-SENTRY_KEY = "public-key-abc123"
+SENTRY_KEY = "k7Qs-sentry-0b9e4d"
 N_ROWS = 600
 BULK = "bulk-resolve-libraries"
 

@@ -558,7 +558,7 @@ def test_sentry_run_transaction_spans_and_no_secrets(
     assert any(e.get("tags", {}).get("step") == "lml_error" for e in events)
     text = sentry_transport.serialized()
     assert KEY not in text
-    assert "public-key-abc123" not in text
+    assert "k7Qs-sentry-0b9e4d" not in text
 
 
 def test_sentry_events_for_short_and_untrusted_responses(

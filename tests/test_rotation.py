@@ -367,7 +367,7 @@ def test_sentry_transaction_batch_spans_and_alert(
     events = sentry_transport.items("event")
     assert any(e.get("tags", {}).get("step") == "stale_reference_alert" for e in events)
     text = sentry_transport.serialized()
-    assert KEY not in text and "public-key-abc123" not in text
+    assert KEY not in text and "k7Qs-sentry-0b9e4d" not in text
 
 
 def test_refresh_dry_run_reports_the_batches_and_calls_nothing(
