@@ -192,6 +192,24 @@ def test_an_outage_past_the_budget_stops_with_exit_3_and_keeps_the_batches(
     assert scanned_landed == total["scanned"] == landed[1]
 
 
+class RestartAfterFirstCall(threading.Thread):
+    """Stops the stand-in once a job's first call to `path` has reached it, and starts it
+    again on the same port 5 s later."""
+
+    def __init__(self, lml: Restartable, path: str) -> None:
+        super().__init__(daemon=True)
+        self.lml, self.path, self.restarted = lml, path, False
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 120
+        while self.lml.calls(self.path) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.lml.stop()
+        time.sleep(5)
+        self.lml.start()
+        self.restarted = True
+
+
 def test_a_refresh_waits_through_an_lml_restart(
         seeded: Database, clone_database: Callable[[Database], Database],
         lml: Restartable, caplog: pytest.LogCaptureFixture) -> None:
@@ -204,26 +222,15 @@ def test_a_refresh_waits_through_an_lml_restart(
             conn.execute("update wxyc_schema.rotation set lml_identity_id = %s, "
                          "kill_date = null where id = %s", (next(good), row))
     assert len(rows) > 1
-    restarted = threading.Event()
-
-    def restart_mid_run() -> None:
-        deadline = time.monotonic() + 120
-        while lml.calls(REFRESH_PATH) < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        lml.stop()
-        time.sleep(5)
-        lml.start()
-        restarted.set()
-
     options = RefreshOptions(batch_size=1, concurrency=1, requests_per_minute=600,
                              retry_delay_s=0, lml_outage_budget_s=60)
-    helper = threading.Thread(target=restart_mid_run)
+    restart = RestartAfterFirstCall(lml, REFRESH_PATH)
     with LMLClient(base_url=lml.url, api_key=STANDIN_KEY, max_attempts=2,
                    requests_per_minute=600, timeout_s=options.timeout_s) as client:
-        helper.start()
+        restart.start()
         result = refresh(db, client, options)
-    helper.join()
-    assert restarted.is_set()
+    restart.join()
+    assert restart.restarted
     assert "lml_outage" in caplog.text and "lml_back" in caplog.text
     counters = result.counters
     assert result.status == "succeeded"
@@ -241,26 +248,15 @@ def test_a_backfill_waits_through_an_lml_restart(
         rows = conn.execute("select count(*) from wxyc_schema.rotation "
                             "where discogs_release_id is not null").fetchone()
     assert rows is not None and rows[0] > 1
-    restarted = threading.Event()
-
-    def restart_mid_run() -> None:
-        deadline = time.monotonic() + 120
-        while lml.calls(RESOLVE_PATH) < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        lml.stop()
-        time.sleep(5)
-        lml.start()
-        restarted.set()
-
     options = BackfillOptions(requests_per_minute=600, quiet_lookback_s=0,
                               lml_outage_budget_s=60)
-    helper = threading.Thread(target=restart_mid_run)
+    restart = RestartAfterFirstCall(lml, RESOLVE_PATH)
     with LMLClient(base_url=lml.url, api_key=STANDIN_KEY, max_attempts=2,
                    requests_per_minute=600, timeout_s=options.timeout_s) as client:
-        helper.start()
+        restart.start()
         result = backfill(db, client, options)
-    helper.join()
-    assert restarted.is_set()
+    restart.join()
+    assert restart.restarted
     assert "lml_outage" in caplog.text and "lml_back" in caplog.text
     counters = result.counters
     assert result.status == "succeeded"
