@@ -323,3 +323,19 @@ def test_a_second_ctrl_c_during_the_candidate_build_exits_130(seeded: Database,
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert_one_clean_error(subprocess.CompletedProcess([], proc.returncode, out, err),
                            "interrupted")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_command_line_is_starting_exits_130_in_one_line(
+        sig: signal.Signals) -> None:
+    # Importing the command line (dbt, psycopg, httpx) takes about a second; the signal
+    # arrives in the middle of it.
+    proc = subprocess.Popen([*CLI, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "LIBRARY_IDENTITY_CONFIG": "/dev/null"})
+    time.sleep(0.3)
+    assert proc.poll() is None, "the command line started faster than this test can signal"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "error: interrupted while starting; nothing was done\n"
+    assert out == ""
