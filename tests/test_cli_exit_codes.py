@@ -329,13 +329,25 @@ def test_a_second_ctrl_c_during_the_candidate_build_exits_130(seeded: Database,
 def test_a_signal_while_the_command_line_is_starting_exits_130_in_one_line(
         sig: signal.Signals) -> None:
     # Importing the command line (dbt, psycopg, httpx) takes about a second; the signal
-    # arrives in the middle of it.
+    # arrives in the middle of it, once the entry point has caught SIGTERM (which Python
+    # leaves uncaught until then: the process's caught-signals mask shows the moment).
     proc = subprocess.Popen([*CLI, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "LIBRARY_IDENTITY_CONFIG": "/dev/null"})
-    time.sleep(0.3)
-    assert proc.poll() is None, "the command line started faster than this test can signal"
+    status = Path(f"/proc/{proc.pid}/status")
+    deadline = time.monotonic() + 30
+    while not _catches(status, signal.SIGTERM):
+        assert proc.poll() is None and time.monotonic() < deadline, "no handler was installed"
+        time.sleep(0.002)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err == "error: interrupted while starting; nothing was done\n"
     assert out == ""
+
+
+def _catches(status: Path, sig: signal.Signals) -> bool:
+    """Whether the process whose /proc status this is has a handler for `sig`."""
+    for line in status.read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
