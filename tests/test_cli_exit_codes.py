@@ -222,6 +222,7 @@ def seeded(make_database: Callable[[], Database]) -> Database:
     return db
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_exits_130(seeded: Database, standin: StandIn) -> None:
     standin.config.latency_ms = 4000  # the first batch is still in flight at both signals
     standin.clear_log()
@@ -301,6 +302,7 @@ def dbt_waiting(db: Database) -> bool:
     return bool(row and row[0])
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_during_the_candidate_build_exits_130(seeded: Database,
                                                                standin: StandIn) -> None:
     """dbt runs in-process and hands back every exception as its result's: a second Ctrl-C

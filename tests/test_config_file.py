@@ -80,6 +80,7 @@ def _job_env(tmp_path: Path, db: Database, config: Path) -> dict[str, str]:
     return {"DATABASE_URL": db.conninfo, "LML_API_KEY": STANDIN_KEY, CONFIG_ENV: str(config)}
 
 
+@pytest.mark.slow
 def test_stale_days_in_the_file_reaches_resolve_and_report(
         migrated_db: Database, standin: Any, tmp_path: Path) -> None:
     config = _write(tmp_path / "config.toml",
@@ -92,6 +93,7 @@ def test_stale_days_in_the_file_reaches_resolve_and_report(
     assert _reported_stale_days(reported) == {11}
 
 
+@pytest.mark.slow
 def test_a_flag_beats_the_file(migrated_db: Database, standin: Any, tmp_path: Path) -> None:
     config = _write(tmp_path / "config.toml",
                     f'lml_url = "{standin.url}"\nstale_days = 11\n')

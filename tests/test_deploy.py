@@ -196,6 +196,7 @@ def night(tmp_path: Path, database_url: str, standin: StandIn
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_a_busy_lock_is_skipped_quietly_and_an_alert_is_exit_5(
         tmp_path: Path, seeded: Database, standin: StandIn) -> None:
     with seeded.connect(autocommit=True) as holder:  # a resolve still running

@@ -142,6 +142,7 @@ def test_sigterm_during_a_backoff_ends_the_run_within_seconds(
 
 
 # -- 2. --timeout is a deadline for the whole request -------------------------------------
+@pytest.mark.slow
 def test_a_trickling_server_meets_the_deadline_and_the_run_exits_3(
         db: Database, upstream: StandIn) -> None:
     def trickle(path: str, request: Any, reply: Reply) -> Reply | None:

@@ -41,6 +41,9 @@ RESOLVE = ("resolve", "--no-progress", "--batch-size", "40", "--va-batch-size", 
            "--concurrency", "2")
 LATENCY_MS = 150
 
+# Each waits out a real restart of the stand-in: run once in CI, on PostgreSQL 14.22.
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -134,6 +134,7 @@ def test_a_report_in_a_file_holds_every_value(
     assert "succeeded" in run_line and f"{report['run_history'][0]['scanned']:,}" in run_line
 
 
+@pytest.mark.slow
 def test_a_stored_name_cannot_put_escape_sequences_on_the_terminal(
         resolved: tuple[Database, subprocess.CompletedProcess[str]],
         clone_database: Callable[[Database], Database], standin: StandIn) -> None:
@@ -195,6 +196,7 @@ def test_database_down_names_the_command_to_run_again(standin: StandIn) -> None:
         "lacks; run `library-identity rotation backfill` again once it passes.")
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_which_run_kept_what(
         resolved: tuple[Database, subprocess.CompletedProcess[str]],
         clone_database: Callable[[Database], Database], standin: StandIn) -> None:

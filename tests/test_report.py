@@ -575,6 +575,7 @@ def test_stored_names_never_reach_a_spreadsheet_as_formulas(
         "-3", "-0.25", "-3", "'-1+2", "'\tx", "'\rx", "+1e3"]
 
 
+@pytest.mark.slow
 def test_concurrent_reports_wait_for_each_other_and_all_succeed(
         make_database: Callable[[], Database]) -> None:
     # Both build the views at once on a database where they were never built, then both

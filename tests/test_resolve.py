@@ -419,6 +419,7 @@ def identity_tables(db: Database) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(
         db: Database, template: Database, clone_database: Callable[[Database], Database],
         standin: StandIn) -> None:
