@@ -190,6 +190,16 @@ def has_nul(json_text: str) -> bool:
     return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
 
 
+def landable(value: Any) -> str:
+    """JSON text a jsonb column holds exactly as given, or jsonfast.NotJSON saying why not
+    (a NUL character, which no Postgres text or jsonb can store, among the reasons): the
+    rule for what LML sent, which lands as sent or not at all."""
+    text = jsonfast.dumps(value)
+    if has_nul(text):
+        raise jsonfast.NotJSON("a NUL character in a string")
+    return text
+
+
 def jsonb_text(value: Any) -> str:
     """JSON text for a jsonb column (as a COPY or query parameter), NUL characters dropped
     (jsonb rejects them; a title or an exception message could carry one). Literal text

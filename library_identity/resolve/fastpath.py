@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from library_identity.db import has_nul, jsonb_text
+from library_identity.db import has_nul, jsonb_text, landable
 from library_identity.jsonfast import NotJSON, dumps
 from library_identity.lml.contract import (
     IDENTITY_METHODS,
@@ -27,7 +27,7 @@ from library_identity.resolve.counters import Counters
 from library_identity.resolve.verdicts import (
     Problem,
     count_unanswered,
-    shown,
+    flag_track_confidences,
     tracks_usable,
     trusted_positions,
 )
@@ -176,43 +176,23 @@ def classify(batch: list[Candidate], payload: Any, run_id: uuid.UUID | None) -> 
             error = result_error(raw)
         except (TypeError, ValueError, RecursionError) as exc:  # a shape no check foresaw
             error = f"not checkable ({type(exc).__name__})"
-        if error:
-            counters.skip("invalid_response")
-            outcome.problems.append(Problem("invalid_response",
-                                            f"library_id={library_id} error={error}"))
-            continue
-        try:
-            raw_json = dumps(raw)
-        except NotJSON as exc:
-            raw_json, error = "", str(exc)
-        if has_nul(raw_json):
-            # Postgres text and jsonb cannot store a NUL character anywhere.
-            error = "a NUL character in a string"
+        if not error:
+            try:
+                raw_json = landable(raw)
+            except NotJSON as exc:
+                error = str(exc)
         if error:
             counters.skip("invalid_response")
             outcome.problems.append(Problem("invalid_response",
                                             f"library_id={library_id} error={error}"))
             continue
         if raw["kind"] == "compilation":
-            _flag_track_confidences(library_id, raw.get("tracks"), outcome.problems)
+            flag_track_confidences(library_id, raw.get("tracks"), outcome.problems)
         attempted = _count(counters, raw, usable)
         outcome.landed += 1
         if run_id is not None:
             rows.append(_copy_row(run_id, candidate, raw, raw_json, landed_tcv, attempted))
     return outcome
-
-
-def _flag_track_confidences(library_id: int, tracks: list[dict[str, Any]] | None,
-                            problems: list[Problem]) -> None:
-    """A credit whose confidence is outside 0..1 keeps the compilation (the merge stores
-    that credit's confidence as NULL); it is logged."""
-    bad = [t for t in tracks or ()
-           if t.get("confidence") is not None and not is_confidence(t.get("confidence"))]
-    if bad:
-        problems.append(Problem(
-            "compilation_confidence_out_of_range",
-            f"library_id={library_id} credits={len(bad)} "
-            f"first_value={shown(bad[0].get('confidence'))}"))
 
 
 def _count(counters: Counters, raw: dict[str, Any], usable: bool) -> bool | None:

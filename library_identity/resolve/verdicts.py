@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from library_identity.db import has_nul
-from library_identity.jsonfast import NotJSON, dumps
+from library_identity.db import landable
+from library_identity.jsonfast import NotJSON
 from library_identity.lml.contract import INTEGER_MAX, BulkResolveResult, is_confidence
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import Counters
@@ -81,15 +81,6 @@ def _validate(raw: Any) -> BulkResolveResult | str:
     return _check(result)
 
 
-def _landable(raw: Any) -> str:
-    """`raw` as JSON text, or NotJSON when the landing table cannot hold it: Postgres text
-    and jsonb cannot store a NUL character anywhere (a value or a key)."""
-    text = dumps(raw)
-    if has_nul(text):
-        raise NotJSON("a NUL character in a string")
-    return text
-
-
 def shown(value: Any) -> str:
     """A value LML sent, as a log shows it: its repr, cut short."""
     return repr(value)[:40]
@@ -127,7 +118,7 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
         reason, raw_json = checked if isinstance(checked, str) else None, ""
         if reason is None:
             try:
-                raw_json = _landable(raw)
+                raw_json = landable(raw)
             except NotJSON as exc:
                 reason = str(exc)
         if reason is not None:
@@ -137,7 +128,7 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
             continue
         assert not isinstance(checked, str)
         if checked.kind == "compilation":
-            _flag_track_confidences(candidate, checked, outcome.problems)
+            flag_track_confidences(candidate.library_id, checked.tracks, outcome.problems)
         outcome.verdicts.append(_count(counters, candidate, checked, raw, raw_json, tcv,
                                        usable))
     return outcome
@@ -185,16 +176,16 @@ def trusted_positions(batch: list[Candidate], results: list[Any],
     return chosen
 
 
-def _flag_track_confidences(candidate: Candidate, result: BulkResolveResult,
-                            problems: list[Problem]) -> None:
+def flag_track_confidences(library_id: int, tracks: list[Any] | None,
+                           problems: list[Problem]) -> None:
     """A credit whose confidence is outside 0..1 keeps the compilation; the merge stores
     that credit's link confidence as NULL. Logged, as the station does."""
-    bad = [t for t in result.tracks or ()
+    bad = [t for t in tracks or ()
            if t.get("confidence") is not None and not is_confidence(t.get("confidence"))]
     if bad:
         problems.append(Problem(
             "compilation_confidence_out_of_range",
-            f"library_id={candidate.library_id} credits={len(bad)} "
+            f"library_id={library_id} credits={len(bad)} "
             f"first_value={shown(bad[0].get('confidence'))}"))
 
 

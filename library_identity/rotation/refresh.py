@@ -25,9 +25,9 @@ import sentry_sdk
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from library_identity import jsonfast, telemetry
+from library_identity import telemetry
 from library_identity.config import setting
-from library_identity.db import Database, has_nul, jsonb_text
+from library_identity.db import Database, jsonb_text, landable
 from library_identity.errors import (
     DatabaseError,
     LMLAuthError,
@@ -38,6 +38,7 @@ from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.jobs.records import save_counters
+from library_identity.jsonfast import NotJSON
 from library_identity.lml.client import (
     MAX_TIMEOUT_S,
     MIN_REQUESTS_PER_MINUTE,
@@ -225,12 +226,9 @@ def _answers(batch: _Batch, body: Any) -> tuple[dict[int, tuple[CacheRefreshResu
             problems.append(f"invalid_item: not checkable ({type(exc).__name__})")
             continue
         try:
-            landed = jsonfast.dumps(raw)  # what lands: it must fit text and jsonb columns
-        except jsonfast.NotJSON as exc:
+            landable(raw)  # what lands, status and message included, must fit its columns
+        except NotJSON as exc:
             problems.append(f"invalid_item: {exc}")
-            continue
-        if "\x00" in item.status + (item.message or "") or has_nul(landed):
-            problems.append("invalid_item: a NUL character, which no text column can hold")
             continue
         if item.identity_id not in wanted or item.identity_id in answers:
             problems.append(f"untrusted_identity_id: {item.identity_id}")
