@@ -347,16 +347,22 @@ def test_confidence_must_be_a_number_for_the_loader_and_dbt(
             "and confidence >= 0.7")
 
 
+def waiting_rotation_rows(db: Database, release_ids_from: int) -> None:
+    """Thirty active rotation rows waiting for their identity, their release ids counted up
+    from `release_ids_from`."""
+    with db.connect() as conn:
+        conn.execute(
+            "insert into wxyc_schema.rotation (album_id, rotation_bin, artist_name, album_title, "
+            "discogs_release_id) select id, (enum_range(null::public.freq_enum))[1], "
+            "artist_name, album_title, %s + id from wxyc_schema.library "
+            "where artist_name is not null order by id limit 30", (release_ids_from,))
+
+
 # -- 13. an identity id beyond the rotation's integer column -----------------------------
 def test_backfill_counts_an_identity_beyond_int32_and_goes_on(
         db: Database, upstream: StandIn) -> None:
     huge: list[str] = []
-    with db.connect() as conn:  # thirty active rows waiting for their identity
-        conn.execute(
-            "insert into wxyc_schema.rotation (album_id, rotation_bin, artist_name, album_title, "
-            "discogs_release_id) select id, (enum_range(null::public.freq_enum))[1], "
-            "artist_name, album_title, 5000000 + id from wxyc_schema.library "
-            "where artist_name is not null order by id limit 30")
+    waiting_rotation_rows(db, release_ids_from=5000000)
 
     def beyond(path: str, request: Any, reply: Reply) -> Reply | None:
         if (path.endswith("identity/resolve") and reply.status == 200
@@ -387,12 +393,7 @@ def coerced_id(identity_id: int, which: int) -> Any:
 def test_backfill_takes_only_a_json_integer_for_an_identity_id(
         db: Database, upstream: StandIn) -> None:
     coerced: list[str] = []
-    with db.connect() as conn:  # thirty active rows waiting for their identity
-        conn.execute(
-            "insert into wxyc_schema.rotation (album_id, rotation_bin, artist_name, album_title, "
-            "discogs_release_id) select id, (enum_range(null::public.freq_enum))[1], "
-            "artist_name, album_title, 6000000 + id from wxyc_schema.library "
-            "where artist_name is not null order by id limit 30")
+    waiting_rotation_rows(db, release_ids_from=6000000)
 
     def lax(path: str, request: Any, reply: Reply) -> Reply | None:
         if (path.endswith("identity/resolve") and reply.status == 200
