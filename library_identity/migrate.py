@@ -68,10 +68,14 @@ def status(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationStat
 def apply(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; returns their ids (empty when up to date)."""
     backend = _backend(db)
-    migrations = read_migrations(str(migrations_dir))
-    with migration_lock(backend):
-        todo = backend.to_apply(migrations)
-        backend.apply_migrations(todo)
+    try:
+        migrations = read_migrations(str(migrations_dir))
+        with migration_lock(backend):
+            todo = backend.to_apply(migrations)
+            backend.apply_migrations(todo)
+    finally:
+        # Closed now, not when collected: a session left open blocks copying the database.
+        backend.connection.close()
     return [m.id for m in todo]
 
 
@@ -79,12 +83,15 @@ def rollback(db: Database, count: int | None = None,
              migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     """Roll back the last `count` applied migrations (all when None)."""
     backend = _backend(db)
-    migrations = read_migrations(str(migrations_dir))
-    with migration_lock(backend):
-        todo = backend.to_rollback(migrations)
-        if count is not None:
-            todo = todo[:count]
-        backend.rollback_migrations(todo)
+    try:
+        migrations = read_migrations(str(migrations_dir))
+        with migration_lock(backend):
+            todo = backend.to_rollback(migrations)
+            if count is not None:
+                todo = todo[:count]
+            backend.rollback_migrations(todo)
+    finally:
+        backend.connection.close()
     return [m.id for m in todo]
 
 

@@ -32,6 +32,12 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str | None = None  # the exact statement or command that puts it right
+    # Set when only one use needs it: a failure is a warning, and no job refuses on it.
+    needed_for: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return not self.ok and self.needed_for is None
 
 
 def failure(failed: list[Check]) -> PreflightFailed:
@@ -65,9 +71,12 @@ def summary(failed: list[Check]) -> str:
 def describe_check(check: Check) -> str:
     """One checklist entry, as doctor prints it: a mark, the name, the detail, and for a
     failed check the statement that puts it right."""
-    line = f"  [{'ok  ' if check.ok else 'FAIL'}] {check.name}"
+    mark = "ok  " if check.ok else "FAIL" if check.blocking else "warn"
+    line = f"  [{mark}] {check.name}"
     if check.detail:
         line += f" ({check.detail})"
+    if not check.ok and check.needed_for:
+        line += f": {check.needed_for}"
     if check.fix and not check.ok:
         line += f"\n         fix: {check.fix}"
     return line
@@ -97,7 +106,7 @@ def database_checks(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list
 
 def require_database_ready(db: Database) -> None:
     """Raise PreflightFailed naming every missing piece, before a job writes anything."""
-    failed = [c for c in database_checks(db) if not c.ok]
+    failed = [c for c in database_checks(db) if c.blocking]
     if failed:
         raise failure(failed)
 
@@ -128,7 +137,7 @@ def _table(conn: psycopg.Connection, table: Table) -> Check:
     if oid is None:
         return Check("station schema", name, False, "missing",
                      "a station database must have it; on a standalone database, run "
-                     "`library-identity migrate`")
+                     "`library-identity migrate`", needed_for=table.needed_for)
     rows = conn.execute(
         "select a.attname, case when t.typtype = 'e' then 'enum' else t.typname end "
         "from pg_attribute a join pg_type t on t.oid = a.atttypid "
@@ -142,15 +151,18 @@ def _table(conn: psycopg.Connection, table: Table) -> Check:
         elif found[column] not in types:
             problems.append(f"{column} is {found[column]}, expected {' or '.join(types)}")
     return Check("station schema", name, not problems,
-                 "; ".join(problems) if problems else f"{len(table.columns)} columns")
+                 "; ".join(problems) if problems else f"{len(table.columns)} columns",
+                 needed_for=table.needed_for)
 
 
 def _privilege(conn: psycopg.Connection, p: Privilege, role: str, database: str) -> Check:
     fix = p.sql(role, database)
     ok, detail = _held(conn, p, role)
-    if p.kind == "schema_owner" and not ok and detail.startswith("owned by"):
-        fix = f"alter schema {quote_ident(p.target)} owner to {quote_ident(role)};"
-    return Check(f"privileges of {role}", p.label(), ok, detail, None if ok else fix)
+    if p.kind == "schema_owner" and not ok and detail.startswith(("owned by", "holds")):
+        fix = (f"`library-identity grants {quote_ident(role)} --take-over`, its output run "
+               "as a superuser")
+    return Check(f"privileges of {role}", p.label(), ok, detail, None if ok else fix,
+                 needed_for=p.needed_for)
 
 
 def _each(privilege_list: str) -> list[str]:
@@ -172,7 +184,24 @@ def _held(conn: psycopg.Connection, p: Privilege, role: str) -> tuple[bool, str]
             if _one(conn, "select has_database_privilege(current_database(), 'CREATE')"):
                 return True, "not yet created; the role may create it"
             return False, "missing"
-        return bool(row[1]), "" if row[1] else f"owned by {row[0]}, not {role}"
+        if not row[1]:
+            return False, f"owned by {row[0]}, not {role}"
+        # The schema is the role's; what a superuser migrate or dbt build left inside it
+        # may not be (relations, functions and types owned by a role it is not).
+        foreign = conn.execute(
+            "select pg_get_userbyid(owner), count(*) from ("
+            " select c.relowner from pg_class c join pg_namespace n"
+            "  on n.oid = c.relnamespace where n.nspname = %(s)s"
+            " union all select p.proowner from pg_proc p join pg_namespace n"
+            "  on n.oid = p.pronamespace where n.nspname = %(s)s"
+            " union all select t.typowner from pg_type t join pg_namespace n"
+            "  on n.oid = t.typnamespace where n.nspname = %(s)s"
+            ") as o(owner) where not pg_has_role(owner, 'USAGE') group by 1 order by 2 desc",
+            {"s": p.target}).fetchall()
+        if foreign:
+            owners = ", ".join(f"{n} by {owner}" for owner, n in foreign)
+            return False, f"holds objects owned by other roles ({owners})"
+        return True, ""
     if p.kind == "schema":
         oid = _one(conn, "select oid from pg_namespace where nspname = %s", (p.target,))
         if oid is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from library_identity import dbt_names
 from library_identity.db import LOADER_SCHEMA, STATION_SCHEMA
 from library_identity.errors import ConfigurationError
+from library_identity.station_schema import ON_AIR_LOG_USE
 
 # The serial sequence behind library_identity_history.history_id, under Postgres's default
 # name; doctor checks the real one (pg_get_serial_sequence) and names it when it differs.
@@ -90,6 +91,8 @@ class Privilege:
     why: str
     privileges: str = ""
     columns: tuple[str, ...] = ()
+    # Set for a line only one use needs (see station_schema.Table.needed_for).
+    needed_for: str | None = None
 
     def sql(self, role: str, database: str) -> str:
         """The exact statement a DBA runs for this line."""
@@ -158,7 +161,7 @@ def privileges() -> list[Privilege]:
                   privileges="select"),
         Privilege("table", _t("flowsheet"),
                   "the on-air log: `rotation backfill` pauses while the station is live",
-                  privileges="select"),
+                  privileges="select", needed_for=ON_AIR_LOG_USE),
         Privilege("table", _t("library_identity"),
                   "read, insert and update the identity verdict of each library row",
                   privileges="select, insert, update"),
@@ -193,3 +196,50 @@ def grants_sql(role: str, database: str) -> str:
     check_role(role)
     check_name(database, "the database")
     return "\n".join(p.sql(role, database) for p in privileges()) + "\n"
+
+
+def owned_schemas() -> list[str]:
+    """The schemas the role must own: the project's own tables and dbt's models."""
+    return [p.target for p in privileges() if p.kind == "schema_owner"]
+
+
+def takeover_sql(role: str, database: str) -> str:
+    """Every grant, then the statements that hand the project's schemas and every object
+    in them to `role`: for a database migrated (or built by dbt) as another role, such
+    as a superuser. Run it as a superuser or as the objects' owner."""
+    script = grants_sql(role, database)
+    schemas = owned_schemas()
+    to = quote_ident(role)
+    lines = [f"alter schema {quote_ident(schema)} owner to {to};" for schema in schemas]
+    names = ", ".join("'" + schema.replace("'", "''") + "'" for schema in schemas)
+    literal = "'" + role.replace("'", "''") + "'"
+    # Sequences a table owns follow their table; array and row types follow theirs.
+    lines.append(f"""do $$
+declare
+    obj record;
+begin
+    for obj in
+        select case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                              when 'S' then 'sequence' when 'f' then 'foreign table'
+                              else 'table' end as kind,
+               c.oid::regclass::text as name
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname in ({names}) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                          and d.objid = c.oid and d.deptype in ('a', 'i')
+                          and d.refclassid = 'pg_class'::regclass)
+        union all
+        select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate'
+                              else 'function' end, p.oid::regprocedure::text
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname in ({names})
+        union all
+        select 'type', t.oid::regtype::text
+        from pg_type t join pg_namespace n on n.oid = t.typnamespace
+        where n.nspname in ({names}) and t.typtype in ('e', 'd', 'r', 'm')
+    loop
+        execute format('alter %s %s owner to %I', obj.kind, obj.name, {literal});
+    end loop;
+end
+$$;""")
+    return script + "\n".join(lines) + "\n"

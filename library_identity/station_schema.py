@@ -21,6 +21,10 @@ DATE = ("date",)
 BOOLEAN = ("bool",)
 ENUM = ("enum",)  # any enum type (pg_type.typtype 'e'), read as text
 
+# The one use of the on-air log: only this needs it, so no other command checks for it.
+ON_AIR_LOG_USE = ("only `rotation backfill`'s quiet period reads it; --quiet-lookback 0 "
+                  "runs without it")
+
 _IDENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "discogs_master_id": INTEGER, "discogs_release_id": INTEGER,
     "musicbrainz_release_group_mbid": UUID, "musicbrainz_release_mbid": UUID,
@@ -36,6 +40,8 @@ class Table:
     columns: dict[str, tuple[str, ...]]
     # Columns an older station database may lack; the project then reads NULL.
     optional: tuple[str, ...] = ()
+    # Set for a table only one use needs: the other commands run without it.
+    needed_for: str | None = None
 
     @property
     def qualified(self) -> str:
@@ -58,7 +64,8 @@ TABLES: tuple[Table, ...] = (
         "id": INTEGER, "album_id": INTEGER, "rotation_bin": ENUM, "add_date": DATE,
         "kill_date": DATE, "discogs_release_id": INTEGER, "lml_identity_id": INTEGER,
     }),
-    Table("flowsheet", {"id": INTEGER, "entry_type": ENUM, "add_time": TIMESTAMPTZ}),
+    Table("flowsheet", {"id": INTEGER, "entry_type": ENUM, "add_time": TIMESTAMPTZ},
+          needed_for=ON_AIR_LOG_USE),
     Table("library_identity", {"library_id": INTEGER, **_IDENTITY_COLUMNS}),
     Table("library_identity_source", {
         "library_id": INTEGER, "source": TEXT, "external_id": TEXT, "method": TEXT,

@@ -4,8 +4,10 @@
 -- migration creates is recorded in identity_loader.station_objects so that the
 -- rollback drops exactly those and never a station's own tables.
 -- Guard: none required; this creates empty objects and touches no data.
--- Not reproduced: pg_trgm indexes and library columns this project never reads
--- (genre_id, format_id, label, ...). The station's triggers come with 0003.
+-- Columns, types and functions are the station's own (tests hold them to the station's
+-- schema file). Not reproduced: pg_trgm indexes, and the tables this project never
+-- touches (genres, format, labels, ...), so library has no foreign keys to them. The
+-- station's triggers come with 0003.
 
 -- identity_loader exists already: the migration tool keeps its bookkeeping there.
 
@@ -39,21 +41,21 @@ begin
     end if;
 
     if to_regprocedure('wxyc_schema.fold_artist_name(text)') is null then
-        create function wxyc_schema.fold_artist_name(name text) returns text
+        create function wxyc_schema.fold_artist_name(input text) returns text
         language sql immutable parallel safe
         as $fn$
-            select lower(regexp_replace(normalize(coalesce(name, ''), nfd), '[\u0300-\u036f]', '', 'g'))
-        $fn$;
+  SELECT lower(regexp_replace(normalize(coalesce(input, ''), NFD), '[\u0300-\u036f]', '', 'g'));
+$fn$;
         insert into identity_loader.station_objects
         values ('function', 'wxyc_schema.fold_artist_name(text)');
     end if;
 
     if to_regprocedure('wxyc_schema.normalize_artist_name(text)') is null then
-        create function wxyc_schema.normalize_artist_name(name text) returns text
+        create function wxyc_schema.normalize_artist_name(input text) returns text
         language sql immutable parallel safe
         as $fn$
-            select lower(regexp_replace(coalesce(name, ''), '^the\s+', '', 'i'))
-        $fn$;
+  SELECT lower(regexp_replace(coalesce(input, ''), '^the[ \t\n\r\f\v]+', '', 'i'));
+$fn$;
         insert into identity_loader.station_objects
         values ('function', 'wxyc_schema.normalize_artist_name(text)');
     end if;
@@ -64,7 +66,8 @@ begin
             artist_name varchar(128) not null,
             alphabetical_name varchar(128) not null,
             code_letters varchar(4) not null,
-            code_number smallint not null default 0,
+            add_date date not null default now(),
+            last_modified timestamptz not null default now(),
             discogs_artist_id integer,
             musicbrainz_artist_id varchar(64),
             wikidata_qid varchar(32),
@@ -85,7 +88,17 @@ begin
         create table wxyc_schema.library (
             id serial primary key,
             artist_id integer not null references wxyc_schema.artists (id),
+            genre_id integer not null,
+            format_id integer not null,
             album_title varchar(128) not null,
+            label varchar(128),
+            label_id integer,
+            disc_quantity smallint not null default 1,
+            plays integer not null default 0,
+            date_lost timestamptz,
+            date_found timestamptz,
+            on_streaming boolean,
+            artwork_url varchar(512),
             artist_name varchar(128),
             album_artist varchar(128),
             alternate_artist_name varchar(128),
@@ -137,11 +150,14 @@ begin
             agreement_sources text,
             notes text,
             distinct_unresolved_sources integer generated always as (
-                (discogs_master_id is null)::int + (discogs_release_id is null)::int
-                + (musicbrainz_release_group_mbid is null)::int
-                + (musicbrainz_release_mbid is null)::int
-                + (musicbrainz_recording_mbid is null)::int + (wikidata_qid is null)::int
-                + (spotify_id is null)::int + (apple_music_id is null)::int
+                (case when discogs_master_id is null then 1 else 0 end)
+                + (case when discogs_release_id is null then 1 else 0 end)
+                + (case when musicbrainz_release_group_mbid is null then 1 else 0 end)
+                + (case when musicbrainz_release_mbid is null then 1 else 0 end)
+                + (case when musicbrainz_recording_mbid is null then 1 else 0 end)
+                + (case when wikidata_qid is null then 1 else 0 end)
+                + (case when spotify_id is null then 1 else 0 end)
+                + (case when apple_music_id is null then 1 else 0 end)
             ) stored,
             constraint library_identity_confidence_range check (confidence between 0 and 1)
         );

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 import sentry_sdk
+import station
 from psycopg import sql
 from sentry_sdk.transport import Transport
 
@@ -75,16 +76,78 @@ def standin() -> Iterator[Any]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def template(request: pytest.FixtureRequest, make_database: Callable[[], Database]) -> Database:
-    """A migrated database with the sample library (the test module's N_ROWS rows) and
-    its candidates built: what `db` copies for each test."""
+@pytest.fixture(scope="session")
+def station_schema(server: Database, make_database: Callable[[], Database]) -> Database | None:
+    """An empty database built from the station's own schema (tests/fixtures), loaded once
+    per session; None when this server cannot hold it."""
+    if station.unavailable(server):
+        return None
     db = make_database()
+    station.load(db)
+    return db
+
+
+@pytest.fixture
+def station_db(station_schema: Database | None, server: Database,
+               clone_database: Callable[[Database], Database]) -> Database:
+    """A fresh database built from the station's own schema (no migration, no rows)."""
+    if station_schema is None:
+        pytest.skip(station.unavailable(server) or "")
+    return clone_database(station_schema)
+
+
+@pytest.fixture(scope="session")
+def blank_station_template(station_schema: Database | None,
+                           make_database: Callable[[], Database],
+                           clone_database: Callable[[Database], Database]) -> Database:
+    """Migrated, with empty station tables: the station's own schema (with the genre and
+    format test albums are filed under) when the server can hold it, else the project's
+    own station tables."""
+    if station_schema is None:
+        db = make_database()
+        migrate.apply(db)
+        return db
+    db = clone_database(station_schema)
     migrate.apply(db)
     with db.connect() as conn:
-        seed_library(conn, request.module.N_ROWS)
+        station.add_lookups(conn)
+    return db
+
+
+@pytest.fixture
+def blank_station(blank_station_template: Database,
+                  clone_database: Callable[[Database], Database]) -> Database:
+    """A fresh copy of `blank_station_template`: for tests that write their own rows."""
+    return clone_database(blank_station_template)
+
+
+def station_template(station_schema: Database | None, make_database: Callable[[], Database],
+                     clone_database: Callable[[Database], Database], rows: int) -> Database:
+    """A migrated database with the sample library of `rows` rows and its candidates built,
+    on the station's own schema when the server can hold it, else on the project's own
+    station tables."""
+    if station_schema is not None:
+        db = clone_database(station_schema)
+        migrate.apply(db)
+        with db.connect() as conn:
+            station.seed_sample(conn, rows)
+    else:
+        db = make_database()
+        migrate.apply(db)
+        with db.connect() as conn:
+            seed_library(conn, rows)
     candidates.build_candidates(db, ResolveOptions().dbt_vars())
     return db
+
+
+@pytest.fixture(scope="module")
+def template(request: pytest.FixtureRequest, station_schema: Database | None,
+             make_database: Callable[[], Database],
+             clone_database: Callable[[Database], Database]) -> Database:
+    """The test module's N_ROWS-row sample, migrated, with its candidates built: what `db`
+    copies for each test."""
+    return station_template(station_schema, make_database, clone_database,
+                            request.module.N_ROWS)
 
 
 @pytest.fixture

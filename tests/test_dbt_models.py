@@ -67,9 +67,10 @@ def add_library(
     execute(
         db,
         """
-        insert into wxyc_schema.library (id, artist_id, album_title, artist_name, code_number,
-            code_volume_letters, canonical_entity_id, unresolved_attempted_at)
-        values (%s, %s, %s, %s, 1, %s, %s,
+        insert into wxyc_schema.library (id, artist_id, genre_id, format_id, album_title,
+            artist_name, code_number, code_volume_letters, canonical_entity_id,
+            unresolved_attempted_at)
+        values (%s, %s, 1, 1, %s, %s, 1, %s, %s,
             case when %s::float8 is null then null
                  else now() - make_interval(secs => %s::float8 * 86400) end)""",
         (
@@ -298,25 +299,25 @@ def age_everything(db: Database, days: float) -> None:
 # --------------------------------------------------------------------------- tests
 
 
-def test_build_passes_on_an_empty_library_and_runs_the_unit_tests(migrated_db: Database) -> None:
-    dbt(migrated_db, ["build"])
+def test_build_passes_on_an_empty_library_and_runs_the_unit_tests(blank_station: Database) -> None:
+    dbt(blank_station, ["build"])
     results = json.loads((paths.dbt_target_dir() / "run_results.json").read_text())
     unit = [r for r in results["results"] if r["unique_id"].startswith("unit_test.")]
     assert len(unit) >= 8
     assert {r["status"] for r in unit} == {"pass"}
     model = dbt_names.qualified
-    assert execute(migrated_db, f"select count(*) from {model('library_candidates')}") == [(0,)]
-    assert execute(migrated_db, f"select gate_status from {model('library_identity_gate')}") == [
+    assert execute(blank_station, f"select count(*) from {model('library_candidates')}") == [(0,)]
+    assert execute(blank_station, f"select gate_status from {model('library_identity_gate')}") == [
         ("PASS",)
     ]
     assert execute(
-        migrated_db,
+        blank_station,
         f"select active, resolvable_coverage_pct from {model('rotation_coverage')}",
     ) == [(0, None)]
 
 
-def test_full_mode_lifecycle_merge_and_idempotency(migrated_db: Database) -> None:
-    db = migrated_db
+def test_full_mode_lifecycle_merge_and_idempotency(blank_station: Database) -> None:
+    db = blank_station
     add_library(db, 1, "Artist One", canonical="discogs:master:1")
     add_library(db, 2, "Artist Two")
     va = add_artist(db, "Various Artists", "V/A")
@@ -498,8 +499,8 @@ def test_full_mode_lifecycle_merge_and_idempotency(migrated_db: Database) -> Non
     assert candidates(db) == {2: ("non_va", "never_attempted")}
 
 
-def test_legacy_and_recheck_modes(migrated_db: Database) -> None:
-    db = migrated_db
+def test_legacy_and_recheck_modes(blank_station: Database) -> None:
+    db = blank_station
     add_library(db, 1, "Fresh Canon", canonical="discogs:master:1")
     add_library(db, 2, "Stale Canon", canonical="discogs:master:2")
     add_library(db, 3, "No Canon")
@@ -547,9 +548,9 @@ def test_legacy_and_recheck_modes(migrated_db: Database) -> None:
 
 
 def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
-    migrated_db: Database,
+    blank_station: Database,
 ) -> None:
-    db = migrated_db
+    db = blank_station
     add_library(db, 1, "Changing Artist")
     add_library(db, 2, "Station Artist")
     # A row the old writer left: release-level ids that must survive, older than any verdict.
@@ -691,9 +692,9 @@ def test_merge_never_wipes_ids_records_history_and_reconciles_sources(
 
 
 def test_history_links_name_their_verdict_and_run_and_feed_the_churn_report(
-    migrated_db: Database,
+    blank_station: Database,
 ) -> None:
-    db = migrated_db
+    db = blank_station
     for library_id in (1, 2, 3, 4):
         add_library(db, library_id, f"Artist {library_id}")
     # Rows the old writer left (1-3): each later verdict supersedes them.
@@ -774,8 +775,8 @@ def test_history_links_name_their_verdict_and_run_and_feed_the_churn_report(
     assert churn == linked == [(first, 2), (second, 2)]
 
 
-def test_compilation_links_follow_the_tracks_contract(migrated_db: Database) -> None:
-    db = migrated_db
+def test_compilation_links_follow_the_tracks_contract(blank_station: Database) -> None:
+    db = blank_station
     va = add_artist(db, "Various Artists", "V/A")
     add_library(db, 1, "Various Artists", artist_id=va)
     add_library(db, 2, "Various Artists", artist_id=va)

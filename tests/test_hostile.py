@@ -456,9 +456,10 @@ def test_rows_with_negative_and_zero_ids_are_sent_in_every_partition(
     low = [-2**31, -7, -3, -1, 0]
     with db.connect() as conn:  # copies of the first rows, under ids no serial hands out
         conn.execute(
-            "insert into wxyc_schema.library (id, artist_id, album_title, artist_name, "
-            "code_number) select (%s::int[])[row_number() over (order by id)], artist_id, "
-            "album_title, artist_name, code_number from wxyc_schema.library "
+            "insert into wxyc_schema.library (id, artist_id, genre_id, format_id, album_title, "
+            "artist_name, code_number) select (%s::int[])[row_number() over (order by id)], "
+            "artist_id, genre_id, format_id, album_title, artist_name, code_number "
+            "from wxyc_schema.library "
             "where artist_name is not null order by id limit %s", (low, len(low)))
     candidates.build_candidates(db, ResolveOptions().dbt_vars())
 

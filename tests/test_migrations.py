@@ -19,9 +19,9 @@ from library_identity.jobs.lock import LOCK_KEYS
 
 STATION_TABLES = {"artists", "library", "library_identity", "library_identity_source",
                   "library_identity_history", "compilation_track_artist", "rotation",
-                  "library_watermark", "flowsheet"}
+                  "library_watermark", "flowsheet", "flowsheet_watermark"}
 ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
-                  "0004_merge_state", "0005_merge_history"]
+                  "0004_merge_state", "0005_merge_history", "0006_station_schema_untouched"]
 LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
                  "merges", "merge_skips", "library_identity_artist_ids", "merge_history"}
 
@@ -100,18 +100,19 @@ def _watermark(conn) -> object:
     return conn.execute("select last_modified_at from wxyc_schema.library_watermark").fetchone()
 
 
-def test_station_triggers_match_the_station(migrated_db: Database) -> None:
+def test_station_triggers_match_the_station(blank_station: Database) -> None:
     """Watched columns advance the catalogue watermark (even when no row changes);
     identity columns do not; every row write sends a change notification."""
-    with migrated_db.connect(autocommit=True) as conn:
+    with blank_station.connect(autocommit=True) as conn:
         conn.execute("insert into wxyc_schema.artists (artist_name, alphabetical_name, "
                      "code_letters) values ('Can', 'Can', 'CA')")
-        conn.execute("insert into wxyc_schema.library (artist_id, album_title, artist_name, "
-                     "code_number) select id, 'Tago Mago', 'Can', 1 from wxyc_schema.artists")
+        conn.execute("insert into wxyc_schema.library (artist_id, genre_id, format_id, "
+                     "album_title, artist_name, code_number) "
+                     "select id, 1, 1, 'Tago Mago', 'Can', 1 from wxyc_schema.artists")
         conn.execute("insert into wxyc_schema.compilation_track_artist (library_id, "
                      "artist_name, track_title) select id, 'Can', 'Oh Yeah' "
                      "from wxyc_schema.library")
-        conn.execute("listen wxyc_row_change")
+        conn.execute("listen cdc")
         before = _watermark(conn)
 
         conn.execute("update wxyc_schema.library set unresolved_attempted_at = now()")
@@ -148,9 +149,9 @@ def _sessions_waiting_for_a_lock(db: Database) -> int:
 def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
         migrated_db: Database) -> None:
     db = migrated_db
-    migrate.rollback(db, 1)
+    migrate.rollback(db, 2)
     with db.connect() as blocker:
-        # The last migration references merges: it waits here, holding yoyo's lock.
+        # 0005 references merges: it waits here, holding yoyo's lock.
         blocker.execute("lock table identity_loader.merges in access exclusive mode")
         killed = _migrate_cli(db)
         deadline = time.monotonic() + 120

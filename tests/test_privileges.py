@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import station as station_file
 from conftest import CLI, STANDIN_KEY
 from psycopg import sql
 
@@ -30,7 +31,7 @@ from library_identity.db import Database
 from library_identity.demo.seed import seed_library
 from library_identity.demo.standin.server import StandIn
 from library_identity.errors import ConfigurationError
-from library_identity.privileges import grants_sql, privileges, quote_ident
+from library_identity.privileges import grants_sql, privileges, quote_ident, takeover_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ROWS = 3000
@@ -55,17 +56,24 @@ DBT_RELATIONS = ("select count(*) from pg_class c join pg_namespace n "
 
 
 @pytest.fixture(scope="module")
-def station(make_database: Callable[[], Database]) -> Database:
-    """Station tables, triggers and data owned by the superuser; no project objects."""
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
+def station(station_schema: Database | None, make_database: Callable[[], Database],
+            clone_database: Callable[[Database], Database]) -> Database:
+    """Station tables, triggers and data owned by the superuser; no project objects. Built
+    from the station's own schema when the server can hold it."""
+    if station_schema is not None:
+        db = clone_database(station_schema)
+        with db.connect() as conn:
+            station_file.seed_sample(conn, N_ROWS)
+    else:
+        db = make_database()
+        migrate.apply(db)
+        with db.connect() as conn:
+            seed_library(conn, N_ROWS)
     with db.connect(autocommit=True) as conn:
         assert conn.execute("select count(*) from pg_trigger where tgrelid = "
                             "'wxyc_schema.library'::regclass and not tgisinternal"
                             ).fetchone()[0] >= 2, "the station's triggers are not installed"
-        conn.execute("drop schema identity_loader cascade")
+        conn.execute("drop schema if exists identity_loader cascade")
         conn.execute("drop schema if exists identity cascade")
         conn.execute("revoke all on schema public from public")
         conn.execute("revoke execute on all functions in schema wxyc_schema from public")
@@ -172,6 +180,8 @@ def test_every_command_runs_as_the_role_with_exactly_the_grants(
     resolved = cli(db, standin, "resolve", "--no-progress")
     assert resolved.returncode == 0, resolved.stdout + resolved.stderr
     assert "merge and gates: passed" in resolved.stdout
+    again = cli(db, standin, "resolve", "--no-progress")
+    assert again.returncode == 0, again.stdout + again.stderr
     # Written as the role: identities, sources, links, stamps, and the run.
     assert scalar(owner, "select count(*) from wxyc_schema.library_identity") > 0
     assert scalar(owner, "select count(*) from wxyc_schema.library_identity_source") > 0
@@ -223,6 +233,39 @@ def test_every_command_runs_as_the_role_with_exactly_the_grants(
     report = cli(db, None, "report", "--format", "json")
     assert report.returncode == 0, report.stdout + report.stderr
     assert '"library_coverage"' in report.stdout
+
+
+def test_a_role_takes_over_after_a_superuser_migrate(
+        station: Database, role: Role, clone_database: Callable[[Database], Database],
+        standin: StandIn) -> None:
+    """Migrated (and its models built) as the superuser, then handed to the role with
+    `grants ROLE --take-over`, as doctor says."""
+    db = role.station_copy(station, clone_database)
+    owner = superuser(db, role)
+    done = cli(owner, None, "migrate")
+    assert done.returncode == 0, done.stderr
+    built = cli(owner, None, "dbt", "run", "--select", "library_candidates+")
+    assert built.returncode == 0, built.stdout + built.stderr
+
+    doctor = cli(db, standin, "doctor")
+    assert doctor.returncode == 6, doctor.stdout + doctor.stderr
+    fix = f"fix: `library-identity grants {role.name} --take-over`"
+    assert fix in doctor.stdout, doctor.stdout
+    refused = cli(db, standin, "resolve", "--no-progress")
+    assert refused.returncode == 6, refused.stdout + refused.stderr
+
+    printed = cli(owner, None, "grants", role.name, "--take-over",
+                  "--database", db.params["dbname"])
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == takeover_sql(role.name, db.params["dbname"])
+    with owner.connect(autocommit=True) as conn:
+        conn.execute(printed.stdout.encode())
+
+    doctor = cli(db, standin, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    resolved = cli(db, standin, "resolve", "--no-progress")
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    assert scalar(owner, "select count(*) from wxyc_schema.library_identity") > 0
 
 
 def test_analyze_if_owner_renders_only_for_the_owner(

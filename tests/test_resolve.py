@@ -605,3 +605,28 @@ def test_sentry_project_naming(db: Database, standin: StandIn,
     data = txn["contexts"]["trace"]["data"]
     assert {k: v for k, v in data.items() if k.startswith("resolve.")} == \
         result.counters.flat("resolve")
+
+
+def readme_gate_command() -> list[str]:
+    """The station-wide gates' command, exactly as the README gives it."""
+    readme = (ROOT / "README.md").read_text()
+    (line,) = [x.strip() for x in readme.splitlines() if "--selector gates" in x
+               and x.strip().startswith("library-identity ")]
+    return line.split()[1:]
+
+
+def test_the_readmes_gate_command_passes_before_and_after_resolve(
+        db: Database, standin: StandIn, tmp_path: Path) -> None:
+    command = readme_gate_command()
+    assert command == ["dbt", "build", "--selector", "gates"]
+    for step in ("seeded", "resolved"):
+        if step == "resolved":
+            done = cli(db, standin, "resolve", "--no-progress")
+            out, err = done.communicate(timeout=600)
+            assert done.returncode == 0, out + err
+        # From another folder, as a station's shell would run it.
+        env = {**os.environ, "DATABASE_URL": db.conninfo}
+        gates = subprocess.run([*CLI, *command], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=600)
+        assert gates.returncode == 0, (step, gates.stdout[-3000:] + gates.stderr)
+        assert "ERROR=0" in gates.stdout

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI, STANDIN_KEY, SentryCapture
+from conftest import CLI, STANDIN_KEY, SentryCapture, station_template
 from psycopg import sql
 
-from library_identity import dbt_names, migrate
+from library_identity import dbt_names
 from library_identity.db import Database
-from library_identity.demo.seed import release_identity_id, seed_library
+from library_identity.demo.seed import release_identity_id
 from library_identity.demo.standin import refresh as standin_refresh
 from library_identity.demo.standin import server as standin_server
 from library_identity.demo.standin.server import StandIn
@@ -52,11 +52,9 @@ STALE_IDS = [i for i in range(1, 5_000) if standin_refresh.refresh_item(i)["stat
 
 
 @pytest.fixture(scope="module")
-def template(make_database: Callable[[], Database]) -> Database:
-    db = make_database()
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, N_ROWS)
+def template(station_schema: Database | None, make_database: Callable[[], Database],
+             clone_database: Callable[[Database], Database]) -> Database:
+    db = station_template(station_schema, make_database, clone_database, N_ROWS)
     build_models(db)  # views; every clone inherits them
     return db
 
@@ -487,8 +485,9 @@ def test_backfill_counts_a_422_as_unresolved(
 
 def log_on_air(db: Database, entry_type: str, seconds_ago: float) -> None:
     with db.connect() as conn:
-        conn.execute("insert into wxyc_schema.flowsheet (entry_type, add_time) "
-                     "values (%s, now() - %s * interval '1 second')", (entry_type, seconds_ago))
+        conn.execute("insert into wxyc_schema.flowsheet (entry_type, add_time, play_order) "
+                     "values (%s, now() - %s * interval '1 second', 1)",
+                     (entry_type, seconds_ago))
 
 
 def resolve_calls(standin: StandIn) -> list[standin_server.RequestRecord]:
@@ -567,6 +566,49 @@ def test_backfill_cli_quiet_period_settings_exit_codes_and_sigterm(
     assert summary["counters"]["quiet_pauses"] == 1
     assert resolve_calls(standin) == []
     assert backfill_candidates(db) == todo
+
+
+def test_without_an_on_air_log_only_the_quiet_period_stops(
+        db: Database, standin: StandIn) -> None:
+    with db.connect() as conn:
+        conn.execute("drop table wxyc_schema.flowsheet cascade")
+    todo = backfill_candidates(db)
+    proc = cli(db, standin, "rotation", "backfill")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "error: the quiet period reads the on-air log wxyc_schema.flowsheet, which this "
+        "database lacks; pass --quiet-lookback 0 to send without waiting")
+    assert resolve_calls(standin) == [] and backfill_candidates(db) == todo
+
+    for args in (("rotation", "backfill", "--quiet-lookback", "0"),
+                 ("rotation", "refresh", "--requests-per-minute", "6000"),
+                 ("resolve", "--no-progress", "--limit", "50")):
+        proc = cli(db, standin, *args)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode in ((0, 5) if "refresh" in args else (0,)), (*args, err)
+    assert backfill_candidates(db) == []
+    doctor = cli(db, standin, "doctor")
+    out, err = doctor.communicate(timeout=120)
+    assert doctor.returncode == 0, out + err
+    assert "[warn] table wxyc_schema.flowsheet (missing): only `rotation backfill`" in out
+
+
+def test_a_failing_on_air_probe_ends_in_one_error_line(db: Database, standin: StandIn) -> None:
+    # The log is there and readable, but reading it fails.
+    with db.connect() as conn:
+        conn.execute("drop table wxyc_schema.flowsheet cascade")
+        conn.execute("create view wxyc_schema.flowsheet as select 'track' as entry_type, "
+                     "now() + (1 / (random() * 0)::int) * interval '1 second' as add_time")
+    todo = backfill_candidates(db)
+    proc = cli(db, standin, "rotation", "backfill")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 6, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        "error: the on-air log wxyc_schema.flowsheet could not be read (division by zero); "
+        "stopped before the next LML call")
+    assert resolve_calls(standin) == [] and backfill_candidates(db) == todo
 
 
 def test_backfill_sentry_names(db: Database, standin: StandIn,

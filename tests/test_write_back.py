@@ -75,7 +75,10 @@ def notifications(db: Database) -> Iterator[Callable[[], Counter[str]]]:
     received: list[str] = []
     stop = threading.Event()
     conn = psycopg.connect(db.conninfo, autocommit=True)
-    conn.execute("listen wxyc_row_change")
+    # The station's public.cdc_notify() channels: one per row, or a short note for a row
+    # too large to carry.
+    conn.execute("listen cdc")
+    conn.execute("listen cdc_oversized")
 
     def listen() -> None:
         while not stop.is_set():

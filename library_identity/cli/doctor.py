@@ -18,7 +18,7 @@ from library_identity.errors import (
     LMLUnavailable,
 )
 from library_identity.preflight import Check, database_checks, describe_check
-from library_identity.privileges import grants_sql
+from library_identity.privileges import grants_sql, takeover_sql
 
 # Every route a job calls, with a body LML must reject (a 422 proves the route is served).
 LML_ROUTES: tuple[tuple[str, dict[str, object]], ...] = (
@@ -32,15 +32,21 @@ LML_ROUTES: tuple[tuple[str, dict[str, object]], ...] = (
 @click.argument("role")
 @click.option("--database", "database_name", metavar="NAME",
               help="The station database (default: the one in DATABASE_URL, else postgres).")
+@click.option("--take-over", is_flag=True,
+              help="Also hand the project's schemas and every object in them to ROLE: for "
+                   "a database migrated as another role (a superuser, say). Run the output "
+                   "as a superuser or as their owner.")
 @pass_settings
-def grants_command(settings: Settings, role: str, database_name: str | None) -> None:
+def grants_command(settings: Settings, role: str, database_name: str | None,
+                   take_over: bool) -> None:
     """Print the SQL a DBA runs so that ROLE can run every command against an existing
     station database: the project's own schemas, owned by ROLE, and the narrowest table-
     and column-level privileges on wxyc_schema. Connects to nothing."""
     if database_name is None:
         params = database_params(settings.database_url) if settings.database_url else {}
         database_name = params.get("dbname") or "postgres"
-    click.echo(grants_sql(role, database_name), nl=False)
+    script = takeover_sql if take_over else grants_sql
+    click.echo(script(role, database_name), nl=False)
 
 
 def lml_checks(settings: Settings) -> list[Check]:
@@ -114,9 +120,12 @@ def doctor_command(settings: Settings, skip_lml: bool) -> None:
     if not skip_lml:
         checks += lml_checks(settings)
     print_checklist(checks)
-    failed = [c for c in checks if not c.ok]
+    failed = [c for c in checks if c.blocking]
+    warned = sum(not c.ok and not c.blocking for c in checks)
+    warnings = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
     if failed:
-        click.echo(f"{len(failed)} of {len(checks)} checks failed")
+        click.echo(f"{len(failed)} of {len(checks)} checks failed{warnings}")
         sys.exit(doctor_exit_code(failed))
-    click.echo(f"all {len(checks)} checks passed")
+    click.echo(f"all {len(checks) - warned} needed checks passed{warnings}" if warned
+               else f"all {len(checks)} checks passed")
     sys.exit(EXIT_OK)

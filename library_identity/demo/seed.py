@@ -76,16 +76,22 @@ _WIPE_STATION = ("rotation", "compilation_track_artist", "library_identity_sourc
 _WIPE_LOADER = ("merge_history", "merge_skips", "merges", "library_identity_artist_ids",
                 "raw_verdicts", "rotation_refresh_results", "runs")
 
-_LIBRARY_COLUMNS = ("id", "artist_id", "album_title", "artist_name", "code_number",
-                    "code_volume_letters", "legacy_release_id", "canonical_entity_id",
-                    "canonical_entity_confidence", "canonical_entity_resolved_at", "add_date",
-                    "last_modified")
+_LIBRARY_COLUMNS = ("id", "artist_id", "genre_id", "format_id", "album_title", "artist_name",
+                    "code_number", "code_volume_letters", "legacy_release_id",
+                    "canonical_entity_id", "canonical_entity_confidence",
+                    "canonical_entity_resolved_at", "add_date", "last_modified")
+# The station's library rows name a genre and a format; the sample files every album under
+# one of each (ids the station's lookup tables hold; the project's own copy has no such
+# tables, and an older copy no such columns).
+GENRE_ID = 1
+FORMAT_ID = 1
 _CTA_COLUMNS = ("id", "library_id", "artist_name", "track_title", "track_position",
                 "track_artist_id", "track_artist_link_confidence", "track_artist_link_method")
 _ROTATION_COLUMNS = ("id", "album_id", "legacy_rotation_id", "legacy_library_release_id",
                      "rotation_bin", "add_date", "kill_date", "artist_name", "album_title",
                      "discogs_release_id", "discogs_release_id_source", "lml_identity_id")
-_ARTIST_COLUMNS = ("id", "artist_name", "alphabetical_name", "code_letters", "code_number")
+_ARTIST_COLUMNS = ("id", "artist_name", "alphabetical_name", "code_letters", "add_date",
+                   "last_modified")
 
 
 @dataclass(frozen=True)
@@ -121,11 +127,7 @@ def seed_library(conn: psycopg.Connection, rows: int = DEFAULT_ROWS, *,
             _wipe(cur)
         else:
             _refuse_if_not_empty(cur)
-        if rows:
-            _write(cur, rows)
-        _set_sequences(cur)
-        for table in TABLES:
-            cur.execute(sql.SQL("analyze wxyc_schema.{}").format(sql.Identifier(table)))
+        _fill(cur, rows)
         summary = _summarise(cur)
     return SeedSummary(**summary, seconds=round(time.perf_counter() - started, 3))
 
@@ -264,8 +266,7 @@ def _strip_marks(name: str) -> str:
 @dataclass
 class _Artists:
     ids: dict[str, int] = field(default_factory=dict)
-    rows: list[tuple[int, str, str, str, int]] = field(default_factory=list)
-    per_letters: dict[str, int] = field(default_factory=dict)
+    rows: list[tuple[int, str, str, str, date, datetime]] = field(default_factory=list)
 
     def add(self, name: str, *, va: bool = False) -> int:
         """The id of the artist with exactly this name, adding it when new."""
@@ -274,14 +275,13 @@ class _Artists:
             return known
         artist_id = len(self.rows) + 1
         if va:
-            alpha, letters, number = name, VA_CODE_LETTERS, 0
+            alpha, letters = name, VA_CODE_LETTERS
         else:
             alpha = alphabetical_name(name)
             letters = code_letters(alpha)
-            number = self.per_letters.get(letters, 0) % SMALLINT_MAX + 1
-            self.per_letters[letters] = number
         self.ids[name] = artist_id
-        self.rows.append((artist_id, name, alpha, letters, number))
+        added = _timestamp_before_reference("artist-added", artist_id, span_days=30 * 365)
+        self.rows.append((artist_id, name, alpha, letters, added.date(), added))
         return artist_id
 
 
@@ -412,8 +412,8 @@ def _library_rows(rows: int, artists: _Artists, by_index: list[int], plan: _Plan
             plan.credited.append((library_id, legacy_id))
         if library_id in rotation_albums:
             plan.snapshots[library_id] = (artist_name, title, legacy_id, release_id or None)
-        yield (library_id, artist_id, title, artist_name, number, volume, legacy_id, entity,
-               confidence, resolved, added, resolved or added)
+        yield (library_id, artist_id, GENRE_ID, FORMAT_ID, title, artist_name, number, volume,
+               legacy_id, entity, confidence, resolved, added, resolved or added)
 
 
 # --- compilation credits ------------------------------------------------------------------
@@ -481,11 +481,27 @@ def _rotation_rows(rotation: list[tuple[bool, int]],
 
 def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...],
           source: Iterable[Sequence[object]]) -> None:
+    cur.execute("select array_agg(column_name::text) from information_schema.columns "
+                "where table_schema = 'wxyc_schema' and table_name = %s", [table])
+    row = cur.fetchone()
+    present = set(row[0] or ()) if row else set()
+    # Columns an older copy of the table lacks are left out of the COPY.
+    keep = [i for i, column in enumerate(columns) if column in present]
     statement = sql.SQL("copy wxyc_schema.{} ({}) from stdin").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(columns[i]) for i in keep))
+    whole = len(keep) == len(columns)
     with cur.copy(statement) as copy:
-        for row in source:
-            copy.write_row(row)
+        for values in source:
+            copy.write_row(values if whole else [values[i] for i in keep])
+
+
+def _fill(cur: psycopg.Cursor, rows: int) -> None:
+    """Write the sample into empty station tables, unguarded: callers check ownership."""
+    if rows:
+        _write(cur, rows)
+    _set_sequences(cur)
+    for table in TABLES:
+        cur.execute(sql.SQL("analyze wxyc_schema.{}").format(sql.Identifier(table)))
 
 
 def _write(cur: psycopg.Cursor, rows: int) -> None:

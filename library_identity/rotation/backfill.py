@@ -159,7 +159,16 @@ class _Runner:
 
     def _on_air(self, lookback_s: float) -> bool:
         assert self.on_air is not None
-        row = self.on_air.execute(_ON_AIR_SQL, (lookback_s,)).fetchone()
+        try:
+            row = self.on_air.execute(_ON_AIR_SQL, (lookback_s,)).fetchone()
+        except psycopg.Error as exc:
+            # Sending blind while the station may be live is what the quiet period is
+            # there to prevent: stop, with what landed kept.
+            reason = exc.diag.message_primary or type(exc).__name__
+            raise DatabaseError(
+                f"the on-air log wxyc_schema.flowsheet could not be read ({reason}); "
+                "stopped before the next LML call, what was written stays; run again, "
+                "or pass --quiet-lookback 0 to send without waiting") from exc
         return bool(row and row[0])
 
     def wait_for_quiet(self) -> bool:
@@ -316,12 +325,17 @@ def _on_air_log(db: Database) -> psycopg.Connection:
     look sees the station's latest entries and its own now())."""
     conn = db.connect(autocommit=True, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
                       application_name="library-identity:on-air")
-    found = conn.execute("select to_regclass('wxyc_schema.flowsheet') is not null").fetchone()
+    # The catalogue, not a regclass cast: that needs USAGE the check is about.
+    found = conn.execute(
+        "select has_table_privilege(c.oid, 'SELECT') from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'wxyc_schema' and c.relname = 'flowsheet'").fetchone()
     if not found or not found[0]:
         conn.close()
-        raise NoOnAirLog("the quiet period reads the on-air log wxyc_schema.flowsheet, which "
-                         "this database lacks; run `library-identity migrate`, or pass "
-                         "--quiet-lookback 0 to send without waiting")
+        why = ("which this database lacks" if not found
+               else "which this role may not read (grant select on wxyc_schema.flowsheet)")
+        raise NoOnAirLog(f"the quiet period reads the on-air log wxyc_schema.flowsheet, {why}; "
+                         "pass --quiet-lookback 0 to send without waiting")
     return conn
 
 
