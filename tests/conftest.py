@@ -33,6 +33,21 @@ os.environ.pop("LIBRARY_IDENTITY_SECRETS_FILE", None)
 CLI = (sys.executable, "-m", "library_identity")
 
 
+# Set (to 1) where the station's schema must load: CI's full servers.
+REQUIRE_STATION_SCHEMA = "LIBRARY_IDENTITY_REQUIRE_STATION_SCHEMA"
+
+
+def pytest_report_header() -> str:
+    try:
+        db = resolve_database(os.environ.get("DATABASE_URL"),
+                              ROOT / ".library-identity" / "test")
+        reason = station.unavailable(db)
+    except Exception as exc:  # the fixtures report an unreachable server properly
+        return f"station tables: unknown ({type(exc).__name__})"
+    return ("station tables: the project's own (" + reason + ")" if reason
+            else "station tables: the station's schema (tests/fixtures/wxyc_schema.sql)")
+
+
 @pytest.fixture(scope="session")
 def server() -> Database:
     """The server under test: DATABASE_URL when set, else the embedded one."""
@@ -80,7 +95,10 @@ def standin() -> Iterator[Any]:
 def station_schema(server: Database, make_database: Callable[[], Database]) -> Database | None:
     """An empty database built from the station's own schema (tests/fixtures), loaded once
     per session; None when this server cannot hold it."""
-    if station.unavailable(server):
+    reason = station.unavailable(server)
+    if reason:
+        if os.environ.get(REQUIRE_STATION_SCHEMA) == "1":
+            pytest.fail(f"{REQUIRE_STATION_SCHEMA}=1, but {reason}")
         return None
     db = make_database()
     station.load(db)
