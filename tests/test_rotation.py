@@ -143,6 +143,23 @@ def test_batch_cap_and_short_timeout_are_refused_before_any_call(
     assert scalar(db, "select count(*) from identity_loader.runs") == 0
 
 
+def test_warmed_artists_count_whatever_their_release_leg_did() -> None:
+    # As the station counts them: an artist leg that succeeded is a warm artist, even
+    # under a source whose release leg failed; a null source is skipped.
+    def artists(*outcomes: str) -> list[dict[str, Any]]:
+        return [{"external_id": str(i), "outcome": o} for i, o in enumerate(outcomes)]
+
+    item = CacheRefreshResultItem.model_validate({"identity_id": 7, "status": "warmed", "sources": {
+        "discogs_release": {"release_outcome": "success", "artists": artists("success", "error")},
+        "musicbrainz_release": {"release_outcome": "error",
+                                "artists": artists("success", "success")},
+        "spotify_album": None}})
+    t = tally(item)
+    assert (t.bucket, t.warmed_releases, t.warmed_artists) == ("warmed", 1, 3)
+    # Other statuses tally no sources.
+    assert tally(item.model_copy(update={"status": "not_implemented"})).warmed_artists == 0
+
+
 def test_each_status_lands_and_counts(db: Database, standin: StandIn) -> None:
     ids = active_identities(db)
     result = run_refresh(db, standin)
