@@ -590,7 +590,7 @@ def test_backfill_sentry_names(db: Database, standin: StandIn,
                                sentry_transport: SentryCapture) -> None:
     import sentry_sdk
 
-    result = run_backfill(db, standin)
+    result = run_backfill(db, standin, quiet_lookback_s=45, quiet_pause_s=2.5)
     sentry_sdk.flush()
     (txn,) = sentry_transport.items("transaction")
     assert txn["transaction"] == "rotation-lml-identity-backfill.run"
@@ -598,6 +598,10 @@ def test_backfill_sentry_names(db: Database, standin: StandIn,
     data = txn["contexts"]["trace"]["data"]
     assert {k: v for k, v in data.items() if k.startswith("rotation_backfill.")} == \
         result.counters.flat("rotation_backfill")
+    # The run's settings, as the station's job sets them on its transaction.
+    assert {k: v for k, v in data.items() if k.startswith("wxyc.backfill.")} == {
+        "wxyc.backfill.dry_run": False, "wxyc.backfill.live_activity_lookback_seconds": 45,
+        "wxyc.backfill.live_activity_pause_ms": 2500}
 
 
 # -- coverage -----------------------------------------------------------------------------

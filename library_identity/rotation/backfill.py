@@ -86,6 +86,13 @@ class BackfillOptions(RotationOptions):
                 "long as it takes.", min=0)
 
 
+    def sentry_settings(self) -> dict[str, bool | float]:
+        """The settings the station's job puts on its transaction, in its units."""
+        return {"dry_run": self.dry_run,
+                "live_activity_lookback_seconds": self.quiet_lookback_s,
+                "live_activity_pause_ms": self.quiet_pause_s * 1000}
+
+
 @dataclass(frozen=True)
 class Row:
     rotation_id: int
@@ -299,6 +306,8 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
                 names.backfill_op, names.backfill_transaction,
                 lambda: runner.counters.flat(names.backfill_prefix)))
             txn.set_data("dry_run", int(options.dry_run))
+            for key, value in options.sentry_settings().items():
+                txn.set_data(f"{names.backfill_settings_prefix}.{key}", value)
             runner.run(rows, txn)
         c = runner.counters
         short = None if options.dry_run else shortfall(
