@@ -30,6 +30,7 @@ from library_identity.errors import LMLUnavailable, RunLocked, StationLive
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import CacheRefreshResultItem
+from library_identity.rotation import backfill as backfill_module
 from library_identity.rotation.backfill import BackfillOptions, BackfillResult, backfill
 from library_identity.rotation.counters import RefreshCounters, tally
 from library_identity.rotation.models import build_models
@@ -551,6 +552,23 @@ def test_backfill_fails_without_writing_when_the_station_stays_on_air(
     assert backfill_candidates(db) == todo
     status, counters = rows(db, "select status, counters from identity_loader.runs")[0]
     assert (status, counters["quiet_pauses"], counters["scanned"]) == ("failed", 2, 0)
+
+
+def test_backfill_quiet_period_ceiling_is_one_budget_for_the_run(
+        db: Database, standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The on-air log's answers are scripted: a real log cannot be made to go quiet and
+    # come back at exact moments. On air before the first row and before the second: two
+    # waits each shorter than the 1.5 s ceiling, which together reach it.
+    looks = iter([True, False, True, True, False])
+    monkeypatch.setattr(backfill_module._Runner, "_on_air",
+                        lambda _self, _lookback: next(looks, False))
+    todo = backfill_candidates(db)
+    with pytest.raises(StationLive, match=r"ceiling \(1.5 s of pauses this run"):
+        run_backfill(db, standin, quiet_pause_s=1, quiet_max_wait_s=1.5)
+    assert len(resolve_calls(standin)) == 1
+    assert backfill_candidates(db) == todo[1:]
+    status, counters = rows(db, "select status, counters from identity_loader.runs")[0]
+    assert (status, counters["quiet_pauses"], counters["resolved"]) == ("failed", 2, 1)
 
 
 def test_backfill_cli_quiet_period_settings_exit_codes_and_sigterm(
