@@ -604,6 +604,28 @@ def test_backfill_cli_quiet_period_settings_exit_codes_and_sigterm(
     assert backfill_candidates(db) == todo
 
 
+def test_backfill_reads_the_station_quiet_period_variables(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    log_on_air(db, "track", 0)
+    # The station's names and units: a pause under 1000 ms is refused, naming the variable.
+    proc = cli(db, standin, "rotation", "backfill", env={"LIVE_ACTIVITY_PAUSE_MS": "500"})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "LIVE_ACTIVITY_PAUSE_MS must be a number of milliseconds, at least 1000" in err
+    # The lookback (s) and ceiling (ms) from the station's variables; our own pause
+    # variable beats the station's.
+    proc = cli(db, standin, "rotation", "backfill", env={
+        "LIVE_ACTIVITY_LOOKBACK_SECONDS": "3600", "LIVE_ACTIVITY_MAX_PAUSE_MS": "1500",
+        "LIVE_ACTIVITY_PAUSE_MS": "500", "BACKFILL_QUIET_PAUSE_SECONDS": "1"})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "quiet-period ceiling (1.5 s of pauses this run" in err
+    assert "within every 3600 s lookback" in err
+    assert resolve_calls(standin) == []
+    assert backfill_candidates(db) == todo
+
+
 def test_backfill_sentry_names(db: Database, standin: StandIn,
                                sentry_transport: SentryCapture) -> None:
     import sentry_sdk
