@@ -106,6 +106,9 @@ class SentryNames:
     backfill_transaction: str
     backfill_op: str
     backfill_prefix: str
+    # the run's settings on the backfill's transaction: dry_run, the quiet period's
+    # lookback (s) and pause (ms), as the station's job sets them
+    backfill_settings_prefix: str
 
 
 SENTRY_NAMES = {
@@ -117,7 +120,7 @@ SENTRY_NAMES = {
         refresh_totals_span=("rotation-artist-backfill.run.totals",
                              "rotation-artist-backfill.totals"),
         backfill_transaction="rotation-lml-identity-backfill.run", backfill_op="function",
-        backfill_prefix="rotation_backfill"),
+        backfill_prefix="rotation_backfill", backfill_settings_prefix="wxyc.backfill"),
     "library-identity": SentryNames(
         scheme="library-identity",
         resolve_transaction="library-identity.resolve", resolve_prefix="resolve",
@@ -125,7 +128,7 @@ SENTRY_NAMES = {
         refresh_transaction="library-identity.rotation_refresh",
         refresh_prefix="rotation_refresh", refresh_totals_span=None,
         backfill_transaction="library-identity.rotation_backfill", backfill_op="job.run",
-        backfill_prefix="rotation_backfill"),
+        backfill_prefix="rotation_backfill", backfill_settings_prefix="rotation_backfill"),
 }
 DEFAULT_SENTRY_NAMING = "station"
 _names = SENTRY_NAMES[DEFAULT_SENTRY_NAMING]

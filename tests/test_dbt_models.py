@@ -474,6 +474,17 @@ def test_full_mode_lifecycle_merge_and_idempotency(blank_station: Database) -> N
     )
     assert stamps == {1: None, 3: True, 5: True, 6: None, 7: True}
 
+    # The station's identity gate counts as its script does: every row under 0.70, the
+    # compilation (3) included.
+    dbt(db, ["run", "--select", "+library_identity_gate", "--exclude",
+             "config.materialized:incremental"])
+    assert execute(
+        db,
+        f"""select total_library_rows, compilation_rows, unresolved_rows,
+                   fallback_resolved_rows, truly_unresolved_rows
+            from {dbt_names.qualified('library_identity_gate')}""",
+    ) == [(7, 1, 6, 0, 6)]
+
     # Idempotent: a second merge rewrites no row anywhere.
     before = station_snapshot(db)
     merge(db)

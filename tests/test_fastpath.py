@@ -77,6 +77,25 @@ def test_same_buckets_and_rows_as_the_models(fault: dict[str, Any]) -> None:
             assert dry.counters == expected.counters and dry.rows == []
 
 
+def test_more_results_than_inputs_is_a_cardinality_mismatch_that_costs_no_row() -> None:
+    # Reported as the station reports any count that differs from the inputs; the extra
+    # result is untrusted, and every row still lands with its own answer.
+    items = batch(6)
+    results = [verdict(c.artist_name, c.legacy_release_id, True, library_id=c.library_id)
+               for c in items]
+    payload = {"results": [*results, {**results[1], "library_id": 99_999}],
+               "tracks_contract_version": 1}
+    models = classify_batch(items, copy.deepcopy(payload))
+    fast = fastpath.classify(items, payload, RUN_ID)
+    for outcome in (models, fast):
+        found = [(p.step, p.detail) for p in outcome.problems]
+        assert ("lml_cardinality_mismatch", "results=7 inputs=6") in found
+        assert [s for s, _ in found].count("lml_untrusted_library_id") == 1
+        assert outcome.counters.scanned == 6
+        assert sum(outcome.counters.rows_skipped.values()) == 0
+    assert len(models.verdicts) == fast.landed == 6
+
+
 def valid_results() -> list[dict[str, Any]]:
     names = [artist_name(i) for i in range(200)]
     results = [verdict(name, i, True, library_id=i) for i, name in enumerate(names)]

@@ -30,6 +30,7 @@ from library_identity.errors import LMLUnavailable, RunLocked, StationLive
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import CacheRefreshResultItem
+from library_identity.rotation import backfill as backfill_module
 from library_identity.rotation.backfill import BackfillOptions, BackfillResult, backfill
 from library_identity.rotation.counters import RefreshCounters, tally
 from library_identity.rotation.models import build_models
@@ -139,6 +140,23 @@ def test_batch_cap_and_short_timeout_are_refused_before_any_call(
         assert message in err
     assert standin.requests == []
     assert scalar(db, "select count(*) from identity_loader.runs") == 0
+
+
+def test_warmed_artists_count_whatever_their_release_leg_did() -> None:
+    # As the station counts them: an artist leg that succeeded is a warm artist, even
+    # under a source whose release leg failed; a null source is skipped.
+    def artists(*outcomes: str) -> list[dict[str, Any]]:
+        return [{"external_id": str(i), "outcome": o} for i, o in enumerate(outcomes)]
+
+    item = CacheRefreshResultItem.model_validate({"identity_id": 7, "status": "warmed", "sources": {
+        "discogs_release": {"release_outcome": "success", "artists": artists("success", "error")},
+        "musicbrainz_release": {"release_outcome": "error",
+                                "artists": artists("success", "success")},
+        "spotify_album": None}})
+    t = tally(item)
+    assert (t.bucket, t.warmed_releases, t.warmed_artists) == ("warmed", 1, 3)
+    # Other statuses tally no sources.
+    assert tally(item.model_copy(update={"status": "not_implemented"})).warmed_artists == 0
 
 
 def test_each_status_lands_and_counts(db: Database, standin: StandIn) -> None:
@@ -535,6 +553,23 @@ def test_backfill_fails_without_writing_when_the_station_stays_on_air(
     assert (status, counters["quiet_pauses"], counters["scanned"]) == ("failed", 2, 0)
 
 
+def test_backfill_quiet_period_ceiling_is_one_budget_for_the_run(
+        db: Database, standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The on-air log's answers are scripted: a real log cannot be made to go quiet and
+    # come back at exact moments. On air before the first row and before the second: two
+    # waits each shorter than the 1.5 s ceiling, which together reach it.
+    looks = iter([True, False, True, True, False])
+    monkeypatch.setattr(backfill_module._Runner, "_on_air",
+                        lambda _self, _lookback: next(looks, False))
+    todo = backfill_candidates(db)
+    with pytest.raises(StationLive, match=r"ceiling \(1.5 s of pauses this run"):
+        run_backfill(db, standin, quiet_pause_s=1, quiet_max_wait_s=1.5)
+    assert len(resolve_calls(standin)) == 1
+    assert backfill_candidates(db) == todo[1:]
+    status, counters = rows(db, "select status, counters from identity_loader.runs")[0]
+    assert (status, counters["quiet_pauses"], counters["resolved"]) == ("failed", 2, 1)
+
+
 def test_backfill_cli_quiet_period_settings_exit_codes_and_sigterm(
         db: Database, standin: StandIn) -> None:
     todo = backfill_candidates(db)
@@ -611,11 +646,33 @@ def test_a_failing_on_air_probe_ends_in_one_error_line(db: Database, standin: St
     assert resolve_calls(standin) == [] and backfill_candidates(db) == todo
 
 
+def test_backfill_reads_the_station_quiet_period_variables(
+        db: Database, standin: StandIn) -> None:
+    todo = backfill_candidates(db)
+    log_on_air(db, "track", 0)
+    # The station's names and units: a pause under 1000 ms is refused, naming the variable.
+    proc = cli(db, standin, "rotation", "backfill", env={"LIVE_ACTIVITY_PAUSE_MS": "500"})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "LIVE_ACTIVITY_PAUSE_MS must be a number of milliseconds, at least 1000" in err
+    # The lookback (s) and ceiling (ms) from the station's variables; our own pause
+    # variable beats the station's.
+    proc = cli(db, standin, "rotation", "backfill", env={
+        "LIVE_ACTIVITY_LOOKBACK_SECONDS": "3600", "LIVE_ACTIVITY_MAX_PAUSE_MS": "1500",
+        "LIVE_ACTIVITY_PAUSE_MS": "500", "BACKFILL_QUIET_PAUSE_SECONDS": "1"})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "quiet-period ceiling (1.5 s of pauses this run" in err
+    assert "within every 3600 s lookback" in err
+    assert resolve_calls(standin) == []
+    assert backfill_candidates(db) == todo
+
+
 def test_backfill_sentry_names(db: Database, standin: StandIn,
                                sentry_transport: SentryCapture) -> None:
     import sentry_sdk
 
-    result = run_backfill(db, standin)
+    result = run_backfill(db, standin, quiet_lookback_s=45, quiet_pause_s=2.5)
     sentry_sdk.flush()
     (txn,) = sentry_transport.items("transaction")
     assert txn["transaction"] == "rotation-lml-identity-backfill.run"
@@ -623,6 +680,10 @@ def test_backfill_sentry_names(db: Database, standin: StandIn,
     data = txn["contexts"]["trace"]["data"]
     assert {k: v for k, v in data.items() if k.startswith("rotation_backfill.")} == \
         result.counters.flat("rotation_backfill")
+    # The run's settings, as the station's job sets them on its transaction.
+    assert {k: v for k, v in data.items() if k.startswith("wxyc.backfill.")} == {
+        "wxyc.backfill.dry_run": False, "wxyc.backfill.live_activity_lookback_seconds": 45,
+        "wxyc.backfill.live_activity_pause_ms": 2500}
 
 
 # -- coverage -----------------------------------------------------------------------------

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from library_identity.cli.app import (
     OUTAGE_BUDGET_ENV,
@@ -22,12 +25,14 @@ from library_identity.cli.app import (
     run_job,
 )
 from library_identity.cli.output import print_table
+from library_identity.config import setting_of
 from library_identity.db import require_migrated
 from library_identity.errors import (
     EXIT_ALERT,
     EXIT_GATE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
 )
 from library_identity.jobs.job import run_saved
 from library_identity.rotation.backfill import (
@@ -101,14 +106,44 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
     Before each call it waits while the station is on air (a track in the on-air log
     within the lookback).
     """
+    quiet = _station_quiet_period(click.get_current_context(), {
+        "quiet_lookback_s": quiet_lookback_s, "quiet_pause_s": quiet_pause_s,
+        "quiet_max_wait_s": quiet_max_wait_s})
     options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
                               lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run,
-                              quiet_lookback_s=quiet_lookback_s, quiet_pause_s=quiet_pause_s,
-                              quiet_max_wait_s=quiet_max_wait_s)
+                              **quiet)
     result = run_job(settings, options, backfill, lml_needed=True)
     _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
           _print_backfill)
+
+
+# The station's job reads its quiet period from these (pause and ceiling in ms): each fills
+# in for its setting here when that is given neither as a flag, nor in our own
+# variable, nor in the config file.
+STATION_QUIET_ENV = {"quiet_lookback_s": ("LIVE_ACTIVITY_LOOKBACK_SECONDS", 1, "seconds"),
+                     "quiet_pause_s": ("LIVE_ACTIVITY_PAUSE_MS", 1000, "milliseconds"),
+                     "quiet_max_wait_s": ("LIVE_ACTIVITY_MAX_PAUSE_MS", 1000, "milliseconds")}
+
+
+def _station_quiet_period(ctx: click.Context, given: dict[str, float]) -> dict[str, float]:
+    """The quiet-period settings, with the station's variables in, converted to seconds;
+    a value there that is not a number in range exits 2, naming the variable."""
+    settings = dict(given)
+    for name, (env, per_second, unit) in STATION_QUIET_ENV.items():
+        raw = os.environ.get(env, "").strip()
+        if not raw or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            continue
+        least = (setting_of(BackfillOptions, name)[1].min or 0) * per_second
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < least:
+            fail(f"{env} must be a number of {unit}, at least {least:g}; got {raw!r}",
+                 EXIT_USAGE)
+        settings[name] = value / per_second
+    return settings
 
 
 def _backfill_summary(result: BackfillResult) -> dict[str, Any]:

@@ -138,14 +138,15 @@ def count_unanswered(inputs: int, answered: int, results: int, counters: Counter
                      problems: list[Problem]) -> None:
     """Rows without a trusted answer: those a short response left out are a cardinality
     mismatch (asked again next run), the rest lost their place to a foreign or repeated
-    id (untrusted)."""
+    id (untrusted). A response of any other length than the batch is reported as a
+    cardinality mismatch, as the station reports it; extra results cost no row."""
     unanswered = inputs - answered
     shortfall = min(unanswered, max(0, inputs - results))
     if shortfall:
         counters.skip("lml_cardinality_mismatch", shortfall)
     if unanswered > shortfall:
         counters.skip("lml_untrusted_library_id", unanswered - shortfall)
-    if results < inputs:
+    if results != inputs:
         problems.append(Problem("lml_cardinality_mismatch",
                                 f"results={results} inputs={inputs}"))
 

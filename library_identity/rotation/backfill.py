@@ -82,8 +82,14 @@ class BackfillOptions(RotationOptions):
         30.0, "Seconds between looks at the on-air log while the station is on air.",
         min=MIN_QUIET_PAUSE_S)
     quiet_max_wait_s: float = setting(
-        1800.0, "Fail the run (exit 1) when one wait reaches this many seconds; 0 waits as "
-                "long as it takes.", min=0)
+        1800.0, "Fail the run (exit 1) once its waits add up to this many seconds; 0 waits "
+                "as long as it takes.", min=0)
+
+    def sentry_settings(self) -> dict[str, bool | float]:
+        """The settings the station's job puts on its transaction, in its units."""
+        return {"dry_run": self.dry_run,
+                "live_activity_lookback_seconds": self.quiet_lookback_s,
+                "live_activity_pause_ms": self.quiet_pause_s * 1000}
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,7 @@ class _Runner:
                                       "identity/resolve calls")
         self.outage = Outage(client, options.lml_outage_budget_s, job.stop)
         self.on_air: psycopg.Connection | None = None  # for the quiet period's looks
+        self.waited_s = 0.0  # the run's pauses so far: the ceiling is one budget per run
         job.counters = lambda: self.counters.as_dict()
 
     def _on_air(self, lookback_s: float) -> bool:
@@ -173,17 +180,19 @@ class _Runner:
 
     def wait_for_quiet(self) -> bool:
         """Pause while a track was logged on air within the lookback; False when the run
-        was stopped meanwhile. Raises StationLive once one wait reaches the ceiling."""
+        was stopped meanwhile. Raises StationLive once the run's pauses reach the ceiling,
+        which, as the station's, is one budget for the whole run."""
         lookback, ceiling = self.options.quiet_lookback_s, self.options.quiet_max_wait_s
         if self.on_air is None or lookback <= 0:
             return True
-        waited = 0.0
         while self._on_air(lookback):
+            waited = self.waited_s
             if ceiling and waited >= ceiling:
                 raise StationLive(
                     f"the station has been on air for the whole quiet-period ceiling "
-                    f"({ceiling:g} s: a track logged within every {lookback:g} s lookback); "
-                    "stopped before the next LML call, run again later")
+                    f"({ceiling:g} s of pauses this run: a track logged within every "
+                    f"{lookback:g} s lookback); stopped before the next LML call, run again "
+                    "later")
             pause = min(self.options.quiet_pause_s, ceiling - waited) if ceiling else \
                 self.options.quiet_pause_s
             log.info("quiet_period_pause seconds=%g waited=%g: a track was logged on air "
@@ -194,7 +203,7 @@ class _Runner:
             self.counters.quiet_wait_ms += (time.perf_counter() - started) * 1000
             if stopped:
                 return False
-            waited += pause
+            self.waited_s += pause
         return True
 
     def handle(self, call: _Call) -> bool:
@@ -308,6 +317,8 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
                 names.backfill_op, names.backfill_transaction,
                 lambda: runner.counters.flat(names.backfill_prefix)))
             txn.set_data("dry_run", int(options.dry_run))
+            for key, value in options.sentry_settings().items():
+                txn.set_data(f"{names.backfill_settings_prefix}.{key}", value)
             runner.run(rows, txn)
         c = runner.counters
         short = None if options.dry_run else shortfall(

@@ -33,16 +33,17 @@ class Tally:
 def tally(item: CacheRefreshResultItem) -> Tally:
     """Sources are tallied for `warmed` items only, as in the station's job: an item is
     `warmed` as soon as one source's release leg succeeded, so no other status holds a
-    successful release leg."""
+    successful release leg. An artist leg that succeeded counts whatever its source's
+    release leg did, as the station counts it: that artist's cache is warm."""
     if item.status not in REFRESH_STATUSES:
         return Tally("unknown")
     if item.status != "warmed":
         return Tally(item.status)
     releases = artists = 0
     for source in (item.sources or {}).values():
-        if source is None or source.release_outcome != "success":
+        if source is None:
             continue
-        releases += 1
+        releases += source.release_outcome == "success"
         artists += sum(1 for a in source.artists if a.outcome == "success")
     return Tally("warmed", releases, artists)
 

@@ -1,6 +1,6 @@
--- The station's library identity gate, one row. Rows whose
--- latest verdict is a compilation have no artist identity by design: they are
--- counted apart, not as unresolved.
+-- The station's library identity gate, one row, counted as the station's script counts
+-- it: every row under the confidence gate is unresolved, compilations included (they
+-- have no artist identity by design; compilation_rows says how many there are).
 with
 
 status as (
@@ -43,11 +43,10 @@ counts as (
         count(*) as total_library_rows,
         count(*) filter (where scored.status = 'compilation') as compilation_rows,
         count(*) filter (
-            where scored.confidence < {{ var('identity_confidence_gate') }} and scored.status <> 'compilation'
-        )
-            as unresolved_rows,
+            where scored.confidence < {{ var('identity_confidence_gate') }}
+        ) as unresolved_rows,
         count(*) filter (
-            where scored.confidence < {{ var('identity_confidence_gate') }} and scored.status <> 'compilation'
+            where scored.confidence < {{ var('identity_confidence_gate') }}
             and resolved_artists.artist_id is not null
         ) as fallback_resolved_rows
     from scored
