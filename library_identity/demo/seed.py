@@ -210,7 +210,9 @@ def _set_sequences(cur: psycopg.Cursor) -> None:
     cur.execute(
         """select setval(s, coalesce(max(l.legacy_release_id), 1000000),
                          max(l.legacy_release_id) is not null)
-           from pg_get_serial_sequence('wxyc_schema.library', 'legacy_release_id') as s
+           -- The station's column takes its default from a sequence no column owns.
+           from coalesce(pg_get_serial_sequence('wxyc_schema.library', 'legacy_release_id'),
+                         to_regclass('wxyc_schema.library_legacy_release_id_seq')::text) as s
            left join wxyc_schema.library l on l.legacy_release_id >= 1000000
            where s is not null
            group by s""")
