@@ -29,13 +29,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import station  # noqa: E402
 from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 
-from library_identity import migrate  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
-from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.resolve import candidates  # noqa: E402
 from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
@@ -85,9 +85,7 @@ def main() -> None:
     server = resolve_database(os.environ.get("DATABASE_URL"),
                               ROOT / ".library-identity" / "bench")
     db = fresh_database(server, "bench_capacity")
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, args.rows)
+    station.build(db, args.rows)
     candidates.build_candidates(db, ResolveOptions().dbt_vars())
     print(f"# capacity benchmark — {platform.node()}, {os.cpu_count()} cores, "
           f"{server.describe()}")

@@ -1,5 +1,5 @@
-"""Merge benchmarks on the seeded sample library, with the station's triggers installed
-(the migrations create them with the station tables).
+"""Merge benchmarks on the sample library in a database built from the station's own
+schema (tests/fixtures/wxyc_schema.sql: its triggers, functions and indexes included).
 
 Prints figures; it is not a test. Usage:
 
@@ -29,12 +29,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+import station  # noqa: E402
 from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 
-from library_identity import dbt_names, migrate  # noqa: E402
+from library_identity import dbt_names  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
-from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.resolve import candidates  # noqa: E402
 from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
@@ -94,9 +95,7 @@ def age(db: Database, days: int, where: str = "true") -> None:
 
 def prepared(server: Database, name: str, rows: int) -> Database:
     db = fresh_database(server, name)
-    migrate.apply(db)
-    with db.connect() as conn:
-        seed_library(conn, rows)
+    station.build(db, rows)
     candidates.build_candidates(db, ResolveOptions().dbt_vars())
     return db
 

@@ -28,10 +28,11 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from library_identity import migrate  # noqa: E402
+import station  # noqa: E402
+
 from library_identity.db import Database, resolve_database  # noqa: E402
-from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.demo.standin.server import StandIn, StandInConfig  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.report import data  # noqa: E402
@@ -57,11 +58,8 @@ def database(server: Database, name: str, *, fresh: bool) -> tuple[Database, boo
 
 
 def prepare(db: Database, rows: int) -> None:
-    migrate.apply(db)
-    started = time.perf_counter()
-    with db.connect() as conn:
-        seed_library(conn, rows)
-    print(f"seeded {rows:,} library rows in {time.perf_counter() - started:.1f}s")
+    seconds = station.build(db, rows)
+    print(f"seeded {rows:,} library rows in {seconds:.1f}s")
     with StandIn(StandInConfig(api_key=KEY)) as standin, \
             LMLClient(base_url=standin.url, api_key=KEY) as client:
         for mode in RUN_MODES:

@@ -36,10 +36,12 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from library_identity import dbt_names, migrate  # noqa: E402
+import station  # noqa: E402
+
+from library_identity import dbt_names  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
-from library_identity.demo.seed import seed_library  # noqa: E402
 from library_identity.resolve import landing  # noqa: E402
 
 KEY = "bench-key-0123456789"
@@ -121,10 +123,7 @@ def copy_of(server: Database, template: Database, name: str) -> Database:
 def seeded(server: Database, rows: int) -> tuple[Database, float]:
     """A migrated database with the sample library, to copy for each measurement."""
     template = fresh_database(server, f"{PREFIX}_{rows}_seeded")
-    migrate.apply(template)
-    with template.connect() as conn:
-        summary = seed_library(conn, rows)
-    return template, summary.seconds
+    return template, station.build(template, rows)
 
 
 def make_due(db: Database, every: int = 7) -> None:
