@@ -17,7 +17,7 @@ from library_identity.db import LOADER_SCHEMA, STATION_SCHEMA, Database
 from library_identity.errors import DatabaseError, PreflightFailed
 from library_identity.paths import MIGRATIONS_DIR
 from library_identity.privileges import Privilege, privileges, quote_ident
-from library_identity.station_schema import TABLES, Table
+from library_identity.tables import Table, tables
 
 MIN_SERVER_VERSION_NUM = 140000
 # A privilege check's detail when the object itself is absent (not a denied privilege).
@@ -98,7 +98,7 @@ def database_checks(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list
         role = conn.execute("select current_user").fetchone()[0]  # type: ignore[index]
         database = conn.execute("select current_database()").fetchone()[0]  # type: ignore[index]
         checks = [_server_version(conn)]
-        checks += [_table(conn, table) for table in TABLES]
+        checks += [_table(conn, table) for table in tables()]
         checks += [_privilege(conn, p, role, database) for p in privileges()]
         checks.append(_migrations(conn, migrations_dir))
     return checks

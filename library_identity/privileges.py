@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from library_identity import dbt_names
 from library_identity.db import LOADER_SCHEMA, STATION_SCHEMA
 from library_identity.errors import ConfigurationError
-from library_identity.station_schema import ON_AIR_LOG_USE
+from library_identity.tables import tables
 
 # The serial sequence behind library_identity_history.history_id, under Postgres's default
 # name; doctor checks the real one (pg_get_serial_sequence) and names it when it differs.
@@ -91,7 +91,7 @@ class Privilege:
     why: str
     privileges: str = ""
     columns: tuple[str, ...] = ()
-    # Set for a line only one use needs (see station_schema.Table.needed_for).
+    # Set for a line only one use needs (see tables.Table.needed_for).
     needed_for: str | None = None
 
     def sql(self, role: str, database: str) -> str:
@@ -130,10 +130,6 @@ class Privilege:
         return f"{self.privileges.upper()} on {self.target}"
 
 
-def _t(table: str) -> str:
-    return f"{STATION_SCHEMA}.{table}"
-
-
 def privileges() -> list[Privilege]:
     """Every line, in the order a DBA runs them."""
     return [
@@ -150,44 +146,22 @@ def privileges() -> list[Privilege]:
         Privilege("schema", "public", "the rotation's bin type (freq_enum) lives there"),
         Privilege("function", f"{STATION_SCHEMA}.fold_artist_name(text)",
                   "compilation credits are matched to catalogue artists by folded name"),
-        Privilege("table", _t("library"), "the catalogue: what to resolve",
-                  privileges="select"),
-        Privilege("table", _t("artists"), "artist names, the V/A marker, per-track links",
-                  privileges="select"),
-        Privilege("table", _t("compilation_track_artist"),
-                  "compilation credits: the V/A cohort and the per-track links",
-                  privileges="select"),
-        Privilege("table", _t("rotation"), "the records on air: backfill, refresh, coverage",
-                  privileges="select"),
-        Privilege("table", _t("flowsheet"),
-                  "the on-air log: `rotation backfill` pauses while the station is live",
-                  privileges="select", needed_for=ON_AIR_LOG_USE),
-        Privilege("table", _t("library_identity"),
-                  "read, insert and update the identity verdict of each library row",
-                  privileges="select, insert, update"),
-        Privilege("table", _t("library_identity_source"),
-                  "one row per (library row, source); sources LML no longer reports for a "
-                  "row are deleted (only the project's own rows)",
-                  privileges="select, insert, update, delete"),
-        Privilege("table", _t("library_identity_history"),
-                  "every superseded identity is archived before it is overwritten",
-                  privileges="select, insert"),
-        Privilege("sequence", HISTORY_SEQUENCE, "history_id of an archived row",
-                  privileges="usage"),
-        Privilege("column", _t("library"),
-                  "the no-match stamp that station tools read", privileges="update",
-                  columns=("unresolved_attempted_at",)),
-        Privilege("column", _t("compilation_track_artist"),
-                  "per-track artist links on compilations (never a librarian's)",
-                  privileges="update",
-                  columns=("track_artist_id", "track_artist_link_confidence",
-                           "track_artist_link_method", "track_position")),
-        Privilege("column", _t("rotation"), "`rotation backfill` fills the LML identity",
-                  privileges="update", columns=("lml_identity_id",)),
-        Privilege("table", _t("library_watermark"),
-                  "the station's watermark triggers run as the writing role and update it",
-                  privileges="select, update"),
+        *_station_lines(),
     ]
+
+
+def _station_lines() -> list[Privilege]:
+    """The station tables' lines, from their declaration (tables.py): each table's
+    grant, the history sequence, then the column grants on what the jobs write."""
+    declared = tables()
+    lines = [Privilege("table", t.qualified, t.meta["why"], privileges=t.meta["grant"],
+                       needed_for=t.needed_for) for t in declared if t.meta.get("grant")]
+    lines.append(Privilege("sequence", HISTORY_SEQUENCE, "history_id of an archived row",
+                           privileges="usage"))
+    lines += [Privilege("column", t.qualified, t.meta["column_why"],
+                        privileges=t.meta["column_grant"], columns=tuple(t.written_by))
+              for t in declared if t.meta.get("column_grant")]
+    return lines
 
 
 def grants_sql(role: str, database: str) -> str:

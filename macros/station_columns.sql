@@ -1,5 +1,5 @@
 {#- True when a station table has the column. Older station databases may lack
-    optional columns (e.g. library.unresolved_attempted_at); models then read NULL
+    optional columns (declared `optional` in the sources file); models then read NULL
     and the hooks that keep the column in step do nothing. At parse time the answer
     is assumed true. -#}
 {% macro station_column_exists(table_name, column_name) -%}

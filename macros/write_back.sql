@@ -6,28 +6,22 @@
     catalogue watermark watches. Called as `dbt run-operation apply_write_back`. -#}
 
 
-{% macro _write_back_columns(name) -%}
-    {%- set columns = {
-        'identity': ['library_id', 'discogs_master_id', 'discogs_release_id',
-                     'musicbrainz_release_group_mbid', 'musicbrainz_release_mbid',
-                     'musicbrainz_recording_mbid', 'wikidata_qid', 'spotify_id',
-                     'apple_music_id', 'last_verified_at', 'method', 'confidence',
-                     'agreement_sources', 'notes'],
-        'history': ['library_id', 'discogs_master_id', 'discogs_release_id',
-                    'musicbrainz_release_group_mbid', 'musicbrainz_release_mbid',
-                    'musicbrainz_recording_mbid', 'wikidata_qid', 'spotify_id',
-                    'apple_music_id', 'last_verified_at', 'method', 'confidence',
-                    'agreement_sources', 'notes', 'superseded_reason', 'reason_category'],
-        'source': ['library_id', 'source', 'external_id', 'method', 'confidence',
-                   'last_verified_at', 'boost_sources', 'notes'],
-        'link': ['track_artist_id', 'track_artist_link_confidence',
-                 'track_artist_link_method', 'track_position'],
-        'artist_ids': ['library_id', 'discogs_artist_id', 'musicbrainz_artist_id',
-                       'wikidata_qid', 'spotify_artist_id', 'apple_music_artist_id',
-                       'bandcamp_id', 'method', 'confidence', 'last_verified_at',
-                       'verdict_id', 'run_id'],
-    } -%}
-    {{ return(columns[name]) }}
+{#- The columns the write-back sets in a table: those its source declaration marks
+    `written_by: write_back`, in declaration order (models/staging/*/_*__sources.yml). -#}
+{% macro written_columns(source_name, table_name) -%}
+    {%- set columns = [] -%}
+    {%- for node in graph.sources.values()
+            if node.source_name == source_name and node.name == table_name -%}
+        {%- for column in node.columns.values()
+                if column.meta.get('written_by') == 'write_back' -%}
+            {%- do columns.append(column.name) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if execute and not columns -%}
+        {{ exceptions.raise_compiler_error(
+            "no column of " ~ source_name ~ "." ~ table_name ~ " is declared written_by: write_back") }}
+    {%- endif -%}
+    {{ return(columns) }}
 {%- endmacro %}
 
 {#- "set a = excluded.a, …" and the IS DISTINCT FROM guard for an upsert. -#}
@@ -49,11 +43,12 @@
 {%- endmacro %}
 
 {% macro write_back_sql(run_id=none) -%}
-    {%- set identity = _write_back_columns('identity') -%}
-    {%- set history = _write_back_columns('history') -%}
-    {%- set source_columns = _write_back_columns('source') -%}
-    {%- set link = _write_back_columns('link') -%}
-    {%- set artist_ids = _write_back_columns('artist_ids') -%}
+    {%- set identity = written_columns('station', 'library_identity') -%}
+    {%- set history = written_columns('station', 'library_identity_history') -%}
+    {%- set source_columns = written_columns('station', 'library_identity_source') -%}
+    {%- set link = written_columns('station', 'compilation_track_artist') -%}
+    {%- set stamp_columns = written_columns('station', 'library') -%}
+    {%- set artist_ids = written_columns('loader', 'library_identity_artist_ids') -%}
     with
 
     new_verdicts as (
@@ -108,11 +103,12 @@
 
     stamps as (
         update {{ source('station', 'library') }} as dest
-        set unresolved_attempted_at = stamp.unresolved_attempted_at
+        set {{ _assignments(stamp_columns, 'stamp') }}
         from {{ ref('wb_library_stamps') }} as stamp
         where
             dest.id = stamp.library_id
-            and dest.unresolved_attempted_at is distinct from stamp.unresolved_attempted_at
+            and ({{ _prefixed(stamp_columns, 'dest') }})
+            is distinct from ({{ _prefixed(stamp_columns, 'stamp') }})
         returning 1
     ),
 

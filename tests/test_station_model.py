@@ -5,16 +5,22 @@ station's own database: nothing in wxyc_schema that the station did not create c
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import station
 from conftest import CLI
+from pydantic import BaseModel
 
-from library_identity import migrate
+from library_identity import migrate, tables
 from library_identity.db import Database
+from library_identity.lml import contract
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Columns: name, type, not null, generated; triggers: their full definitions; and the
 # definitions of the functions those triggers call.
@@ -153,3 +159,71 @@ def test_a_function_an_earlier_migrate_put_in_the_stations_schema_is_removed(
                      "where migration_id = '0006_station_schema_untouched'")
     migrate.apply(station_db)
     assert snapshot(station_db) == before
+
+
+# -- the one declaration of the tables and columns (library_identity/tables.py) --------------
+DECLARED_TYPES = """
+    select format_type(a.atttypid, a.atttypmod)
+    from pg_attribute a
+    join pg_class c on c.oid = a.attrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = %s and c.relname = %s and a.attname = %s and not a.attisdropped"""
+
+
+def _declared(source: str) -> list[tuple[str, str, str]]:
+    """(table, column, data_type) of every column a sources file declares with a type."""
+    return [(entry["name"], column["name"], column["data_type"])
+            for entry in tables._declared(source)
+            for column in entry.get("columns") or () if "data_type" in column]
+
+
+def _types_differing(db: Database, schema: str,
+                     declared: list[tuple[str, str, str]]) -> list[tuple[str, ...]]:
+    with db.connect() as conn:
+        return [(table, column, data_type, str(row[0] if row else None))
+                for table, column, data_type in declared
+                for row in [conn.execute(DECLARED_TYPES, (schema, table, column)).fetchone()]
+                if not row or row[0] != data_type]
+
+
+def test_the_declaration_holds_for_the_stations_schema(station_db: Database) -> None:
+    declared = _declared("station")
+    assert len(declared) > 60
+    assert _types_differing(station_db, "wxyc_schema", declared) == []
+
+
+def test_the_declaration_holds_for_the_projects_own_tables(model_db: Database) -> None:
+    """The standalone DDL (migrations) for the station's tables and the project's own."""
+    assert _types_differing(model_db, "wxyc_schema", _declared("station")) == []
+    own = _declared("loader")
+    assert {t for t, _, _ in own} >= {"raw_verdicts", "library_identity_artist_ids"}
+    assert _types_differing(model_db, "identity_loader", own) == []
+
+
+# Files among the shipped Python (the demo rig aside), macros and migrations.
+def _shipped_files() -> list[Path]:
+    files = [p for p in (ROOT / "library_identity").rglob("*.py")
+             if "demo" not in p.relative_to(ROOT).parts]
+    return files + sorted((ROOT / "macros").glob("*.sql")) \
+        + sorted((ROOT / "migrations").glob("*.sql"))
+
+
+def test_a_column_the_write_back_sets_is_named_in_two_files_at_most() -> None:
+    """One entry in the declaration, the standalone DDL, and at most one more file: the
+    write-back, the grants and doctor take the columns from the declaration. Names a text
+    search cannot tell apart are left out: ordinary words (method, notes, source) and the
+    fields of LML's contract that share a column's name (external_id, track_position,
+    wikidata_qid: the loader reads them from LML's answers)."""
+    contract_fields = {name for model in vars(contract).values()
+                       if isinstance(model, type) and model.__module__ == contract.__name__
+                       for name in (model.model_fields if issubclass(model, BaseModel)
+                                    else getattr(model, "__annotations__", {}))}
+    written = sorted({c for t in tables.tables() for c in t.written("write_back")
+                      if "_" in c and c != "library_id" and c not in contract_fields})
+    assert "unresolved_attempted_at" in written and "track_artist_link_method" in written
+    texts = {p: p.read_text(encoding="utf-8") for p in _shipped_files()}
+    naming = {column: sorted(str(p.relative_to(ROOT)) for p, text in texts.items()
+                             if re.search(rf"\b{column}\b", text))
+              for column in written}
+    too_many = {c: files for c, files in naming.items() if len(files) > 2}
+    assert not too_many, too_many

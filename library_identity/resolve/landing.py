@@ -15,13 +15,10 @@ import psycopg
 from library_identity.db import jsonb_text
 from library_identity.jobs.records import save_counters
 from library_identity.resolve.verdicts import Verdict
+from library_identity.tables import declared_columns
 
-COLUMNS = (
-    "run_id", "library_id", "cohort", "kind", "method", "confidence", "discogs_artist_id",
-    "musicbrainz_artist_id", "wikidata_qid", "spotify_artist_id", "apple_music_artist_id",
-    "bandcamp_id", "tracks_contract_version", "tracks_attempted", "track_count", "request",
-    "result",
-)
+# The columns the loader lands, as the verdict log's declaration lists them.
+COLUMNS = declared_columns("loader", "raw_verdicts", "landed")
 _COPY_SQL = f"copy identity_loader.raw_verdicts ({', '.join(COLUMNS)}) from stdin"
 
 

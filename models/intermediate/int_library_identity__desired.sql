@@ -46,12 +46,9 @@ laid_over as (
             when latest.method = 'cross_source_agreement' then latest.usable_sources
         end as agreement_sources,
         '{{ var("identity_notes") }}'::text as notes,
-        latest.discogs_artist_id,
-        latest.musicbrainz_artist_id,
-        latest.wikidata_qid,
-        latest.spotify_artist_id,
-        latest.apple_music_artist_id,
-        latest.bandcamp_id,
+        {% for column in var('artist_id_columns') -%}
+            latest.{{ column }},
+        {% endfor -%}
         stored_artist_ids.discogs_artist_id as prior_discogs_artist_id,
         stored_artist_ids.musicbrainz_artist_id as prior_musicbrainz_artist_id,
         stored_artist_ids.bandcamp_id as prior_bandcamp_id,

@@ -42,12 +42,9 @@ checked as (
         verdicts.attempted_at,
         verdicts.method,
         verdicts.confidence,
-        verdicts.discogs_artist_id,
-        verdicts.musicbrainz_artist_id,
-        verdicts.wikidata_qid,
-        verdicts.spotify_artist_id,
-        verdicts.apple_music_artist_id,
-        verdicts.bandcamp_id,
+        {% for column in var('artist_id_columns') -%}
+            verdicts.{{ column }},
+        {% endfor -%}
         verdicts.discogs_master_id,
         verdicts.discogs_release_id,
         verdicts.musicbrainz_release_group_mbid,

@@ -4,8 +4,7 @@
 -- stored), compilation (tracks counted), unresolved (anything else). Before a row's
 -- first verdict its state is inferred from the station's own data: an identity
 -- verified, or a no-match stamp, earlier than that verdict; else never_attempted.
-{%- set id_columns = ['discogs_artist_id', 'musicbrainz_artist_id', 'wikidata_qid',
-                      'spotify_artist_id', 'apple_music_artist_id', 'bandcamp_id'] %}
+{%- set id_columns = var('artist_id_columns') %}
 
 with
 

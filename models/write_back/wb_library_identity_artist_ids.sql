@@ -1,8 +1,7 @@
 {{ config(materialized='table', tags=['merge', 'write_back']) }}
 -- The project's record of all six artist-level ids of each identity row written. A
 -- verdict without an id never wipes a known one.
-{%- set id_columns = ['discogs_artist_id', 'musicbrainz_artist_id', 'wikidata_qid',
-                      'spotify_artist_id', 'apple_music_artist_id', 'bandcamp_id'] %}
+{%- set id_columns = var('artist_id_columns') %}
 with
 
 desired as (

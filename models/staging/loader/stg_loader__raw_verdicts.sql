@@ -17,12 +17,9 @@ typed as (
         kind,
         method,
         confidence,
-        discogs_artist_id,
-        musicbrainz_artist_id,
-        wikidata_qid,
-        spotify_artist_id,
-        apple_music_artist_id,
-        bandcamp_id,
+        {% for column in var('artist_id_columns') -%}
+            {{ column }},
+        {% endfor -%}
         -- LML returns no release-level ids today; should `main` ever carry them,
         -- only well-formed values are taken (a bad value must not fail the merge).
         case
