@@ -82,6 +82,8 @@ rows_needing_a_person as (
         or (
             status.status = 'resolved'
             and coalesce(bands.band_order, 99) >= lowest_stored_band.band_order
+            -- A person kept or set it (library-identity review): nothing left to decide.
+            and status.review_decision is null
         )
 
 ),
