@@ -162,6 +162,11 @@ def privileges() -> list[Privilege]:
         Privilege("table", _t("library_identity"),
                   "read, insert and update the identity verdict of each library row",
                   privileges="select, insert, update"),
+        # `review apply`: a person's `reject` removes the identity row (archived in the
+        # history first); no verdict ever deletes one.
+        Privilege("table", _t("library_identity"),
+                  "`review apply`: an identity a person rejects is removed (archived first)",
+                  privileges="delete"),
         Privilege("table", _t("library_identity_source"),
                   "one row per (library row, source); sources LML no longer reports for a "
                   "row are deleted (only the project's own rows)",
