@@ -98,7 +98,7 @@ final as (
             else 'never_attempted'
         end as status,
         case
-            when not (review_decision in ('accept', 'set') and has_station_identity)
+            when not coalesce(review_decision in ('accept', 'set') and has_station_identity, false)
                 then merge_skip_reason
         end as merge_skip_reason,
         review_decision,
