@@ -42,7 +42,7 @@ REPORT_MODELS = (
     "rpt_library_coverage", "rpt_identity_by_method", "rpt_identity_by_source",
     "rpt_identity_age", "rpt_run_history", "rpt_run_churn", "rpt_rotation_coverage",
     "rpt_merge_skips", "rpt_library_merge_skipped", "rpt_station_anomalies",
-    CONFIDENCE_BANDS,
+    "rpt_alerts", "rpt_worklist", CONFIDENCE_BANDS,
 )
 READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, ROTATION_REFRESH_CANDIDATES,
                ROTATION_COVERAGE, ROTATION_REFRESH_RESULTS, *REPORT_MODELS)

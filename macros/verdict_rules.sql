@@ -29,6 +29,13 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- SQL boolean: a station identity or source row a person's decision wrote
+    (library-identity review): notes starting with var review_notes_prefix. No verdict
+    writes it; only a later decision rewrites it. -#}
+{% macro is_review_row(notes_sql) -%}
+    coalesce(starts_with({{ notes_sql }}, '{{ var("review_notes_prefix") }}'), false)
+{%- endmacro %}
+
 {#- SQL text or NULL: why a single_artist verdict stored no identity of its own: the
     reason the merge skipped it (its verdict-level row in merge_skips), not_merged_yet
     while no merge has covered it, or identity_not_stored when has_identity_sql says its

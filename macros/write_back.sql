@@ -112,6 +112,75 @@
         returning 1
     ),
 
+    review_history_rows as (
+        -- What a person's decision supersedes (library-identity review).
+        insert into {{ source('station', 'library_identity_history') }} ({{ history | join(', ') }})
+        select
+            library_id,
+    {%- for column in history[1:14] %} current_{{ column }},{% endfor %}
+            superseded_reason,
+            'librarian_decision'
+        from {{ ref('wb_review_identity') }}
+        where has_current
+        returning 1
+    ),
+
+    review_identity_deletes as (
+        delete from {{ source('station', 'library_identity') }} as dest
+        using {{ ref('wb_review_identity') }} as decided
+        where
+            dest.library_id = decided.library_id
+            and decided.write_action = 'delete'
+            and ({{ is_project_row('dest.notes') }} or {{ is_review_row('dest.notes') }})
+        returning 1
+    ),
+
+    review_identity_rows as (
+        insert into {{ source('station', 'library_identity') }} as dest ({{ identity | join(', ') }})
+        select {{ identity | join(', ') }} from {{ ref('wb_review_identity') }}
+        where write_action = 'upsert'
+    {{ _upsert_tail(['library_id'], identity) }}
+            and ({{ is_project_row('dest.notes') }} or {{ is_review_row('dest.notes') }})
+        returning 1
+    ),
+
+    review_source_deletes as (
+        delete from {{ source('station', 'library_identity_source') }} as dest
+        using {{ ref('wb_review_identity') }} as decided
+        where
+            dest.library_id = decided.library_id
+            and ({{ is_project_row('dest.notes') }} or {{ is_review_row('dest.notes') }})
+            and (
+                decided.write_action = 'delete'
+                or (
+                    decided.decision = 'set'
+                    and not exists (
+                        select 1 from {{ ref('wb_review_sources') }} as offered
+                        where offered.library_id = dest.library_id and offered.source = dest.source
+                    )
+                )
+            )
+        returning 1
+    ),
+
+    review_source_rows as (
+        insert into {{ source('station', 'library_identity_source') }} as dest
+            ({{ source_columns | join(', ') }})
+        select {{ source_columns | join(', ') }} from {{ ref('wb_review_sources') }}
+    {{ _upsert_tail(['library_id', 'source'], source_columns) }}
+            and ({{ is_project_row('dest.notes') }} or {{ is_review_row('dest.notes') }})
+        returning 1
+    ),
+
+    review_applied as (
+        -- Decisions are applied under the resolve lock, so none lands between the build
+        -- of the change sets and this statement.
+        update {{ source('loader', 'review_decisions') }}
+        set applied_at = now()
+        where applied_at is null
+        returning 1
+    ),
+
     artist_id_rows as (
         insert into {{ source('loader', 'library_identity_artist_ids') }} as dest
             ({{ artist_ids | join(', ') }})

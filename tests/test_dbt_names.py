@@ -18,7 +18,13 @@ from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import ConfigurationError
 from library_identity.lml.client import LMLClient
 from library_identity.lml.contract import IdentityMethod, IdentitySource
-from library_identity.report.data import BANDS_MODEL, SECTIONS, load_report
+from library_identity.report.data import (
+    ALERTS_MODEL,
+    BANDS_MODEL,
+    SECTIONS,
+    WORKLIST_MODEL,
+    load_report,
+)
 from library_identity.resolve.job import ResolveOptions, resolve
 from library_identity.rotation.refresh import RefreshOptions, refresh
 
@@ -49,7 +55,8 @@ def test_the_models_the_loader_reads_are_its_exposures() -> None:
                for ref in exposure["depends_on"]}
     assert exposed == set(dbt_names.READ_MODELS)
     # The report reads exactly the report models the seam names.
-    assert {s.model for s in SECTIONS} | {BANDS_MODEL} == set(dbt_names.REPORT_MODELS)
+    assert {s.model for s in SECTIONS} | {BANDS_MODEL, ALERTS_MODEL, WORKLIST_MODEL} == set(
+        dbt_names.REPORT_MODELS)
 
 
 def test_what_the_loader_reads_keeps_its_shape() -> None:

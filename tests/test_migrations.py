@@ -21,9 +21,11 @@ STATION_TABLES = {"artists", "library", "library_identity", "library_identity_so
                   "library_identity_history", "compilation_track_artist", "rotation",
                   "library_watermark", "flowsheet", "flowsheet_watermark"}
 ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
-                  "0004_merge_state", "0005_merge_history", "0006_station_schema_untouched"]
+                  "0004_merge_state", "0005_merge_history", "0006_station_schema_untouched",
+                  "0007_review_decisions"]
 LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
-                 "merges", "merge_skips", "library_identity_artist_ids", "merge_history"}
+                 "merges", "merge_skips", "library_identity_artist_ids", "merge_history",
+                 "review_decisions"}
 
 
 def _tables(db: Database, schema: str) -> set[str]:
@@ -149,7 +151,7 @@ def _sessions_waiting_for_a_lock(db: Database) -> int:
 def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
         migrated_db: Database) -> None:
     db = migrated_db
-    migrate.rollback(db, 2)
+    migrate.rollback(db, 3)
     with db.connect() as blocker:
         # 0005 references merges: it waits here, holding yoyo's lock.
         blocker.execute("lock table identity_loader.merges in access exclusive mode")

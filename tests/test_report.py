@@ -28,6 +28,7 @@ from conftest import CLI
 from library_identity import migrate
 from library_identity.db import Database
 from library_identity.demo.seed import seed_library
+from library_identity.demo.standin import refresh as standin_refresh
 from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.demo.standin.verdicts import METHOD_BANDS
 from library_identity.lml.client import LMLClient
@@ -403,7 +404,7 @@ PAGE_PROBE = """(() => {
   const charts = [...document.querySelectorAll('svg.chart')].map(svg => {
     const box = svg.getBoundingClientRect();
     return {label: svg.getAttribute('aria-label'), width: box.width, height: box.height,
-            shapes: svg.querySelectorAll('path, use, rect').length};
+            shapes: svg.querySelectorAll('path, use, rect, text').length};
   });
   const cells = el => [...document.querySelectorAll(el)];
   return {
@@ -412,7 +413,7 @@ PAGE_PROBE = """(() => {
                                               e.textContent]),
     derived: cells('[data-derived]').map(e => [e.dataset.derived, e.dataset.value,
                                                e.textContent]),
-    external: cells('[src], link[href], script').length,
+    external: cells('[src], link[href], script[src]').length,
     height: document.documentElement.scrollHeight,
     // Rows the headline cards wrap onto, and table cells aligned unlike their header.
     kpiRows: new Set(cells('.kpi').map(e => e.getBoundingClientRect().top)).size,
@@ -434,7 +435,8 @@ def test_html_page_renders_in_chromium_and_agrees(sample: Database, as_json: dic
     cli(sample, "--no-refresh", "--html", str(page), "--format", "json")
     html = page.read_text(encoding="utf-8")
     # Self-contained: nothing to fetch (xmlns URIs are names; url(#id) is in the page).
-    assert not re.search(r'(?:src|href)\s*=\s*"(?:https?:|//)|url\((?!#)|@import|<script', html)
+    assert not re.search(r'(?:src|href)\s*=\s*"(?:https?:|//)|url\((?!#)|@import|<script[^>]*\ssrc',
+                         html)
 
     browser = Chromium(binary, tmp_path / "profile")
     try:
@@ -522,7 +524,7 @@ def test_stored_hostile_names_stay_text_on_the_page(
     page = tmp_path / "report.html"
     cli(db, "--no-refresh", "--html", str(page), "--format", "json")
     html = page.read_text(encoding="utf-8")
-    assert "<script" not in html and "<img" not in html
+    assert html.count("<script") == 2 and "<img" not in html  # the page's own two
     browser = Chromium(chromium_binary(), tmp_path / "profile")
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"}, session=False)
@@ -536,7 +538,7 @@ def test_stored_hostile_names_stay_text_on_the_page(
                                                   "returnByValue": True})["result"]["value"]
     finally:
         browser.close()
-    assert probe["scripts"] == 0 and probe["images"] == 0 and probe["pwned"] is None, probe
+    assert probe["scripts"] == 2 and probe["images"] == 0 and probe["pwned"] is None, probe
     # The names are still shown, as text.
     assert any(HOSTILE in label for label in probe["labels"]), probe["labels"]
 
@@ -594,3 +596,184 @@ def test_concurrent_reports_wait_for_each_other_and_all_succeed(
             for proc, (out, err) in zip(procs, outs, strict=True):
                 assert proc.returncode == 0, err[-2000:]
                 assert out.startswith("section,key,metric,value\n") and "Traceback" not in err
+
+
+# -- what needs a person: alerts, the worklist, a phone, contrast --------------------------
+LEAD_PROBE = """(() => {
+  const all = s => [...document.querySelectorAll(s)];
+  const firstPanel = document.querySelector('section.panel');
+  return {
+    order: all('main > header, main > section').map(e => e.className || e.tagName),
+    alerts: all('[data-alert]').map(e => [e.dataset.alert, e.textContent]),
+    firstPanelIsWorklist: firstPanel && firstPanel.id === 'worklist',
+    tables: all('table').length,
+    captions: all('table > caption').filter(c => c.textContent.trim()).length,
+    regions: all('.scroll, .chart-wrap').map(e => [e.tabIndex, e.getAttribute('role'),
+                                                   e.getAttribute('aria-label')]),
+    chartText: all('svg.chart text').map(t => t.textContent).join(' | '),
+    ticks: all('svg.chart[aria-label^="Coverage"] text').map(t => t.textContent)
+      .filter(t => /^#\\d+/.test(t)),
+    rows: document.querySelectorAll('#wl-table tbody tr').length,
+  };
+})()"""
+
+# Every value on the page: inside the viewport's width, not cut off, the page no wider.
+HIDDEN_PROBE = """(() => {
+  const width = document.documentElement.clientWidth;
+  const cells = [...document.querySelectorAll(
+    '[data-metric], [data-derived], #wl-table td, .kpi strong, [data-alert]')];
+  const hidden = cells.filter(e => {
+    const box = e.getBoundingClientRect();
+    return box.width === 0 || box.left < -1 || box.right > width + 1
+      || e.scrollWidth > e.clientWidth + 1;
+  }).map(e => e.dataset.metric || e.dataset.derived || e.dataset.label || e.textContent);
+  return {width, pageWidth: document.documentElement.scrollWidth, checked: cells.length,
+          hidden: hidden.slice(0, 20), count: hidden.length};
+})()"""
+
+# WCAG 2 contrast of every element's own text against the background behind it.
+CONTRAST_PROBE = """(() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+    .map(v => v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = e => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  let checked = 0;
+  for (const e of document.querySelectorAll('body *:not(script):not(style)')) {
+    if (e.closest('svg')) continue;
+    const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    const style = getComputedStyle(e);
+    const before = getComputedStyle(e, '::before').content;
+    if (!own && !(before && before !== 'none' && before !== 'normal')) continue;
+    if (style.visibility === 'hidden' || e.getClientRects().length === 0) continue;
+    checked++;
+    const [a, b] = [lum(rgb(style.color)), lum(background(e))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) failures.push(`${e.tagName}.${e.className}: ${ratio.toFixed(2)} ` +
+                                    `"${e.textContent.trim().slice(0, 40)}"`);
+  }
+  return {checked, failures};
+})()"""
+
+FILTER_SCRIPT = """(async () => {
+  const kind = document.getElementById('wl-kind'), text = document.getElementById('wl-text');
+  const rows = () => [...document.querySelectorAll('#wl-table tbody tr')]
+    .map(tr => [...tr.cells].map(c => c.textContent));
+  kind.value = 'refused'; kind.dispatchEvent(new Event('change'));
+  const refused = rows();
+  kind.value = ''; text.value = %s; text.dispatchEvent(new Event('input'));
+  const found = rows();
+  text.value = ''; text.dispatchEvent(new Event('input'));
+  document.querySelector('#wl-table th:first-child button').click();
+  document.querySelector('#wl-table th:first-child button').click();
+  const sorted = rows().map(r => r[0]);
+  const csv = {};
+  for (const a of document.querySelectorAll('a.csv')) {
+    csv[a.dataset.kind] = await (await fetch(a.href)).text();
+  }
+  return {refused, found, sorted, csv, count: document.getElementById('wl-count').textContent};
+})()"""
+
+
+def _open(browser: Chromium, page: Path, width: int) -> None:
+    target = browser.send("Target.createTarget", {"url": "about:blank"}, session=False)
+    browser.session = browser.send(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+        session=False)["sessionId"]
+    for domain in ("Page", "Runtime", "Log"):
+        browser.send(f"{domain}.enable")
+    browser.send("Emulation.setDeviceMetricsOverride",
+                 {"width": width, "height": 900, "deviceScaleFactor": 1,
+                  "mobile": width < 600})
+    browser.events.clear()
+    browser.send("Page.navigate", {"url": page.as_uri()})
+    browser.wait_for("Page.loadEventFired")
+
+
+def _evaluate(browser: Chromium, expression: str) -> Any:
+    reply = browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                              "awaitPromise": True})
+    assert "exceptionDetails" not in reply, reply
+    return reply["result"]["value"]
+
+
+def review_export(db: Database, *args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": db.conninfo}
+    out = subprocess.run([*CLI, "review", "export", "--no-refresh", "--out", "-", *args],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_page_leads_with_alerts_and_the_worklist_at_1280_and_390(
+        sample: Database, clone_database: Callable[[Database], Database],
+        tmp_path: Path) -> None:
+    db = clone_database(sample)
+    with db.connect() as conn:  # a handle LML forgot, as a refresh found it, and a failed run
+        handle = next(i for i in range(1, 100_000) if standin_refresh.forgotten(i))
+        conn.execute("insert into wxyc_schema.rotation (rotation_bin, discogs_release_id, "
+                     "lml_identity_id) values ('H', 123456, %s)", (handle,))
+        run = conn.execute("insert into identity_loader.runs (run_id, job, status, "
+                           "finished_at, error) values (gen_random_uuid(), "
+                           "'rotation_refresh', 'failed', now(), 'LML answered 503 six "
+                           "times in a row') returning run_id").fetchone()[0]
+        conn.execute("insert into identity_loader.rotation_refresh_results (run_id, "
+                     "identity_id, status) values (%s, %s, 'not_found')", (run, handle))
+    page = tmp_path / "report.html"
+    cli(db, "--html", str(page), "--format", "json")
+    expected = {kind: review_export(db, "--kind", kind)
+                for kind in ("unresolved", "refused", "low-confidence")}
+    expected[""] = review_export(db)
+    browser = Chromium(chromium_binary(), tmp_path / "profile")
+    try:
+        _open(browser, page, 1280)
+        lead = _evaluate(browser, LEAD_PROBE)
+        refused = list(csv.DictReader(io.StringIO(expected["refused"])))
+        some_artist = next(csv.DictReader(io.StringIO(expected["unresolved"])))["artist"]
+        filtered = _evaluate(browser, FILTER_SCRIPT % json.dumps(some_artist))
+        wide = (_evaluate(browser, HIDDEN_PROBE), _evaluate(browser, CONTRAST_PROBE))
+        _open(browser, page, 390)
+        narrow = (_evaluate(browser, HIDDEN_PROBE), _evaluate(browser, CONTRAST_PROBE))
+        shot = browser.send("Page.captureScreenshot", {"format": "png"}, timeout=60)
+    finally:
+        browser.close()
+    problems = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"]
+    assert problems == [], problems
+
+    # The alerts come first, the worklist next, named plainly with their remedy.
+    assert lead["order"][:3] == ["HEADER", "alerts", "panel worklist"], lead["order"]
+    alerts = dict(lead["alerts"])
+    assert "library-identity rotation backfill --stale-handles" in alerts[
+        "stale_rotation_handles"]
+    assert "1 of" in alerts["stale_rotation_handles"]
+    assert "rotation refresh run failed" in alerts["last_run_failed"]
+    assert "503 six times" in alerts["last_run_failed"]
+    # Captions, focusable labelled scroll regions, chart text as text, one tick per run.
+    assert lead["captions"] == lead["tables"] > 10
+    assert all(tab == 0 and role == "region" and label for tab, role, label in lead["regions"])
+    assert "Coverage after each resolve run" in lead["chartText"]
+    assert len(lead["ticks"]) == len(set(lead["ticks"])) > 0
+
+    # The filters: a kind shows only its rows; text finds an artist; sorting sorts.
+    assert len(filtered["refused"]) == len(refused) > 0
+    assert {r[0] for r in filtered["refused"]} == {"refused"}
+    assert filtered["found"] and all(some_artist in r[1] for r in filtered["found"])
+    assert filtered["sorted"] == sorted(filtered["sorted"], reverse=True)
+    # Each CSV link holds exactly what `review export` writes.
+    assert filtered["csv"] == expected
+
+    for probe, contrast in (wide, narrow):
+        assert probe["checked"] > 100 and probe["count"] == 0, probe
+        assert probe["pageWidth"] <= probe["width"], probe
+        assert contrast["checked"] > 100 and contrast["failures"] == [], contrast
+    assert narrow[0]["width"] == 390
+    assert base64.b64decode(shot["data"]).startswith(b"\x89PNG")

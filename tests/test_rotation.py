@@ -20,9 +20,9 @@ import pytest
 from conftest import CLI, STANDIN_KEY, SentryCapture, station_template
 from psycopg import sql
 
-from library_identity import dbt_names
+from library_identity import dbt_names, migrate
 from library_identity.db import Database
-from library_identity.demo.seed import release_identity_id
+from library_identity.demo.seed import seed_library
 from library_identity.demo.standin import refresh as standin_refresh
 from library_identity.demo.standin import server as standin_server
 from library_identity.demo.standin.server import StandIn
@@ -445,7 +445,10 @@ def test_backfill_dry_run_then_live_then_nothing(db: Database, standin: StandIn)
         "succeeded", len(todo), len(todo))
     written = dict(rows(db, "select id, lml_identity_id from wxyc_schema.rotation "
                             "where id = any(%s)", [r[0] for r in todo]))
-    assert written == {rid: release_identity_id(release) for rid, release in todo}
+    # What LML's identity/resolve answers for each release: the sample's handle, unless
+    # LML has forgotten it.
+    assert written == {rid: standin_refresh.identity_id_for(
+        standin_refresh.identity_key("discogs_release", str(release))) for rid, release in todo}
     again = run_backfill(db, standin)
     assert again.counters.scanned == 0
     assert rows(db, "select status, counters->>'scanned' from identity_loader.runs "
@@ -708,3 +711,53 @@ def test_coverage_gate_and_warm_ages(db: Database, standin: StandIn) -> None:
     warmed = c.identities_resolved - c.not_found - c.not_implemented
     assert after["never_warmed"] == after["identities"] - warmed
     assert after["oldest_last_warm"] <= after["newest_last_warm"]
+
+
+# -- the stale-reference alert's remedy ---------------------------------------------------
+def _alerts(db: Database) -> list[dict[str, Any]]:
+    proc = cli(db, None, "report", "--format", "json")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out)["alerts"]
+
+
+def test_backfill_stale_handles_clears_the_alert_on_the_demo_sample(
+        make_database: Callable[[], Database], standin: StandIn) -> None:
+    """The demo's sample rotation holds handles LML no longer knows: the refresh raises
+    its alert and names the remedy, which replaces exactly those handles, after which the
+    page's alert is gone and the next refresh passes."""
+    db = make_database()
+    migrate.apply(db)
+    with db.connect() as conn:
+        seed_library(conn)  # the demo's sample, whole
+    refresh_args = ("rotation", "refresh", "--retry-delay", "0", "--requests-per-minute",
+                    "6000")
+    proc = cli(db, standin, *refresh_args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 5, err
+    assert "library-identity rotation backfill --stale-handles" in out + err
+    stale = {r[0]: r[1] for r in rows(db, """
+        select r.id, r.lml_identity_id from wxyc_schema.rotation r
+        where (r.kill_date is null or r.kill_date > current_date)
+          and r.lml_identity_id in (select identity_id
+                                    from identity_loader.rotation_refresh_results
+                                    where status = 'not_found')""")}
+    assert stale
+    assert all(standin_refresh.forgotten(identity_id) for identity_id in stale.values())
+    [alert] = [a for a in _alerts(db) if a["alert"] == "stale_rotation_handles"]
+    assert alert["subject_rows"] == len(stale)
+    before = dict(rows(db, "select id, lml_identity_id from wxyc_schema.rotation"))
+
+    proc = cli(db, standin, "rotation", "backfill", "--stale-handles", "--quiet-lookback", "0",
+               "--requests-per-minute", "6000", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["counters"]["resolved"] == len(stale)
+    after = dict(rows(db, "select id, lml_identity_id from wxyc_schema.rotation"))
+    changed = {rid for rid in after if after[rid] != before[rid]}
+    assert changed == set(stale)  # only the stale handles, each replaced
+    assert not any(standin_refresh.forgotten(after[rid]) for rid in changed)
+    assert [a for a in _alerts(db) if a["alert"] == "stale_rotation_handles"] == []
+    proc = cli(db, standin, *refresh_args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err

@@ -38,7 +38,8 @@ SECRET_KEYS = ("database_url", "lml_api_key", "sentry_dsn")
 _NEVER_IN_CONFIG = ("lml_api_key", "sentry_dsn")
 # Chosen on the command line for one run, never by a file.
 PER_RUN = frozenset({"dry_run", "as_json", "merge_only", "no_merge", "full_rebuild",
-                     "rollback_count", "show_status", "replace", "use_configured"})
+                     "rollback_count", "show_status", "replace", "use_configured",
+                     "stale_handles"})
 # The test rig's fake LML and dbt's pass-through take nothing from the file.
 NOT_CONFIGURED = frozenset({"lml-standin", "dbt"})
 # A setting several commands share is set once, at the top level, so they always agree.

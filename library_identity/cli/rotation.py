@@ -90,6 +90,10 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
         show_envvar=True)
 @option(BackfillOptions, "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
         show_envvar=True)
+@click.option("--stale-handles", is_flag=True,
+              help="Re-resolve the handles LML no longer knows (the latest cache refresh "
+                   "answered not_found: `rotation refresh`'s stale-reference alert) instead "
+                   "of filling empty ones; a handle is replaced only while the row holds it.")
 @click.option("--dry-run", is_flag=True,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -97,7 +101,8 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
 def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
                      timeout_s: float, max_attempts: int, lml_outage_budget_s: float,
                      limit: int | None, quiet_lookback_s: float, quiet_pause_s: float,
-                     quiet_max_wait_s: float, dry_run: bool, as_json: bool) -> None:
+                     quiet_max_wait_s: float, stale_handles: bool, dry_run: bool,
+                     as_json: bool) -> None:
     """Fill rotation.lml_identity_id for active rows with a Discogs release id.
 
     Asks LML's identity/resolve (source discogs_release) for each such row and writes the
@@ -112,7 +117,7 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
     options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
                               lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run,
-                              **quiet)
+                              stale_handles=stale_handles, **quiet)
     result = run_job(settings, options, backfill, lml_needed=True)
     _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
           _print_backfill)

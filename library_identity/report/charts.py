@@ -1,8 +1,9 @@
 """The report's charts, drawn with matplotlib as inline SVG.
 
-Text is drawn as paths, so a chart looks the same on any machine without the page
-loading a font, and ids are salted with a fixed string so the same numbers give the same
-SVG. Figures are built without pyplot (no global state, safe in any thread).
+Text stays text (svg.fonttype none), so a reader can find and copy it and it scales with
+the page; ids are salted with a fixed string so the same numbers give the same SVG.
+Figures are built without pyplot (no global state, safe in any thread). Labels drawn on a
+bar take white or ink, whichever reads better on that colour (WCAG contrast).
 """
 
 from __future__ import annotations
@@ -31,16 +32,16 @@ STATUS_LABELS = {"resolved": "resolved", "compilation": "compilation",
 BAND_COLOURS = ["#264653", "#2a9d8f", "#8ab17d", "#e9c46a", "#f4a261", "#e76f51", "#adb5bd"]
 FRESH, STALE = "#2a9d8f", "#e9c46a"
 GATE_COLOUR = "#c1121f"
-INK, MUTED = "#212529", "#6c757d"
+INK, MUTED = "#212529", "#555d65"
 WIDTH_IN = 7.2
 
 _RC = {
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     # Labels carry stored names: a `$` in one is text, never mathtext.
     "text.parse_math": False,
     "svg.hashsalt": "library-identity-report",
     "font.family": "DejaVu Sans",
-    "font.size": 9,
+    "font.size": 10,
     "axes.edgecolor": "#ced4da",
     "axes.labelcolor": INK,
     "axes.titlesize": 10,
@@ -50,7 +51,7 @@ _RC = {
     "xtick.color": MUTED,
     "ytick.color": MUTED,
     "legend.frameon": False,
-    "legend.fontsize": 8,
+    "legend.fontsize": 9,
 }
 
 
@@ -83,6 +84,23 @@ def _empty(ax: Axes, message: str) -> None:
     ax.set_axis_off()
     ax.text(0.5, 0.5, message, ha="center", va="center", color=MUTED, fontsize=10,
             transform=ax.transAxes)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def label_colour(background: str) -> str:
+    """White or ink, whichever contrasts more with the bar behind the label."""
+    return max(("#ffffff", INK), key=lambda ink: contrast(ink, background))
 
 
 def _thousands(value: float, _pos: Any = None) -> str:
@@ -120,10 +138,11 @@ def coverage_over_runs(report: Report) -> str:
         ax.set_ylim(0, 105)
         ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
+        # One tick per run (at most 12, evenly thinned), never a repeated label.
+        step = max(1, -(-len(x) // 12))
+        ticks = x[::step]
         modes = {int(r["run_number"]): r["mode"] for r in runs}
-        ax.xaxis.set_major_formatter(FuncFormatter(
-            lambda v, _p: f"#{int(v)}\n{modes.get(int(v), '')}" if int(v) in modes else ""))
+        ax.set_xticks(ticks, [f"#{t}\n{modes.get(t) or ''}" for t in ticks])
         ax.set_xlabel("resolve run")
         ax.grid(axis="y", color="#e9ecef")
         ax.legend(loc="lower right", ncols=3)
@@ -147,7 +166,7 @@ def status_split(report: Report) -> str:
             for yi, li, wi, r in zip(y, left, widths, rows, strict=True):
                 if wi >= 7:
                     ax.text(li + wi / 2, yi, f"{r[state]:,}", ha="center", va="center",
-                            color="white", fontsize=8)
+                            color=label_colour(STATUS_COLOURS[state]), fontsize=9)
             left = [a + b for a, b in zip(left, widths, strict=True)]
         ax.set_yticks(y, [f"{labels[r['cohort']]}\n{r['library_rows']:,} rows" for r in rows])
         ax.set_xlim(0, 100)
@@ -240,15 +259,17 @@ def rotation_gate(report: Report) -> str:
         gate = float(row["gate_min_pct"])
         passes = bool(row["gate_passes"])
         ax.barh([0], [100], color="#e9ecef", height=0.5)
-        ax.barh([0], [pct], color=FRESH if passes else STATUS_COLOURS["unresolved"], height=0.5)
+        ax.barh([0], [pct], color=FRESH if passes else STATUS_COLOURS["unresolved"],
+                height=0.5)
         ax.axvline(gate, color=GATE_COLOUR, linestyle="--", linewidth=1.5)
         ax.text(gate, 0.42, f"gate {gate:g}%", color=GATE_COLOUR, ha="right", va="bottom",
                 fontsize=8)
+        bar = FRESH if passes else STATUS_COLOURS["unresolved"]
         ax.text(1, 0, f"{pct:.2f}%  ({row['active_with_lml']:,} of "
                       f"{row['active_with_discogs']:,} active rows with a release id)  "
                       f"{'PASS' if passes else 'FAIL'}",
-                va="center", ha="left", color="white" if pct > 60 else INK, fontsize=9,
-                fontweight="bold")
+                va="center", ha="left", color=label_colour(bar) if pct > 60 else INK,
+                fontsize=10, fontweight="bold")
         ax.set_xlim(0, 100)
         ax.set_ylim(-0.5, 0.75)
         ax.set_yticks([])

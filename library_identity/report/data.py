@@ -74,6 +74,10 @@ SECTIONS: tuple[Section, ...] = (
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 BANDS_MODEL = CONFIDENCE_BANDS
+# Read with the sections, shown apart: what needs a person (the page leads with them).
+ALERTS_MODEL, ALERTS_ORDER = "rpt_alerts", ("alert_order", "alert", "job")
+WORKLIST_MODEL = "rpt_worklist"
+WORKLIST_ORDER = ("kind_order", "artist_name", "album_title", "library_id")
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Report:
     generated_at: datetime
     sections: dict[str, list[dict[str, Any]]]
     bands: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    worklist: list[dict[str, Any]] = field(default_factory=list)
 
     # -- accessors the renderers share ---------------------------------------------------
     def coverage(self, cohort: str = "all") -> dict[str, Any]:
@@ -122,11 +128,14 @@ class Report:
     # -- machine formats -----------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         return {"report_version": REPORT_VERSION, "generated_at": self.generated_at,
-                **{name: self.sections[name] for name in SECTION_NAMES}}
+                **{name: self.sections[name] for name in SECTION_NAMES},
+                "alerts": self.alerts}
 
     def to_json(self, sections: Sequence[str] = SECTION_NAMES) -> str:
         data = {k: v for k, v in self.as_dict().items()
                 if k not in SECTION_NAMES or k in sections}
+        if tuple(sections) != SECTION_NAMES:
+            data.pop("alerts")
         return json.dumps(data, default=_json_default, indent=2)
 
     def csv_rows(self, sections: Sequence[str] = SECTION_NAMES) -> Iterator[list[str]]:
@@ -176,6 +185,14 @@ def spreadsheet_safe(text: str) -> str:
     return text
 
 
+def from_spreadsheet_safe(text: str) -> str:
+    """A cell read back: the quote spreadsheet_safe put before a formula taken off, so
+    an exported value comes back as it was."""
+    if text.startswith("'") and spreadsheet_safe(text[1:]) == text:
+        return text[1:]
+    return text
+
+
 def csv_cell(value: Any) -> str:
     """A value as a CSV report cell: csv_value's text, made spreadsheet-safe unless the
     value is a number."""
@@ -185,7 +202,7 @@ def csv_cell(value: Any) -> str:
     return spreadsheet_safe(text)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Database values as JSON-friendly Python: numeric → int or float, uuid → str."""
     if isinstance(value, Decimal):
         # Counts (sums) have no fractional digits; percentages keep theirs as floats.
@@ -218,7 +235,7 @@ def select_model(conn: psycopg.Connection, model: str, order_by: Sequence[str] =
                                                                         order_by)))
     cur = conn.execute(query)
     names = [c.name for c in cur.description or ()]
-    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+    return [{n: plain(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
 
 def connect(db: Database, application_name: str = "library-identity:report"
@@ -238,9 +255,12 @@ def read_report(db: Database) -> Report:
             assert row is not None
             sections = {s.name: select_model(conn, s.model, s.order_by) for s in SECTIONS}
             bands = select_model(conn, BANDS_MODEL, ("band_order",))
+            alerts = select_model(conn, ALERTS_MODEL, ALERTS_ORDER)
+            worklist = select_model(conn, WORKLIST_MODEL, WORKLIST_ORDER)
         except errors.UndefinedTable as exc:
             raise ReportModelsMissing(str(exc).splitlines()[0]) from None
-    return Report(generated_at=row[0], sections=sections, bands=bands)
+    return Report(generated_at=row[0], sections=sections, bands=bands, alerts=alerts,
+                  worklist=worklist)
 
 
 @contextlib.contextmanager

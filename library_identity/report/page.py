@@ -1,5 +1,9 @@
-"""The coverage report as one self-contained HTML page: inline CSS and SVG charts, no
-script and nothing fetched when it is viewed.
+"""The coverage report as one self-contained HTML page: inline CSS, SVG charts and one
+small inline script (the worklist's sorting, filtering and CSV links, local times);
+nothing is fetched when it is viewed.
+
+It leads with what needs a person (a status sentence, the alerts, the worklist), then
+today's breakdowns, then the trends over runs.
 
 Every figure taken from a report model is marked `data-metric="<section>.<key>.<column>"`
 with its raw value in `data-value`, so a test (or a scraper) can check the page against
@@ -9,13 +13,14 @@ are marked `data-derived` instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 
 from library_identity.dbt_names import project_vars
-from library_identity.report import charts
+from library_identity.report import charts, worklist_panel
 from library_identity.report.data import SECTIONS, Report, csv_value
 
 RUN_TABLE_LIMIT = 25
@@ -78,14 +83,31 @@ def derived(name: str, value: Any, column: str = "", tag: str = "td") -> str:
             f"{escape(fmt(value, column))}</{tag}>")
 
 
+def _labelled(row: str, headers: Sequence[str]) -> str:
+    """The row's cells, each carrying its column's heading (shown beside the value when a
+    narrow screen stacks the table)."""
+    index = iter(range(len(headers)))
+
+    def label(match: re.Match[str]) -> str:
+        i = next(index, len(headers) - 1)
+        return f'<{match.group(1)} data-label="{escape(headers[i] or "")}"'
+
+    return re.sub(r"<(td|th)(?=[\s>])", label, row)
+
+
 def _table(headers: Sequence[str], rows: Sequence[str], caption: str = "",
            text_columns: int = 1) -> str:
     """text_columns: how many leading columns hold words, aligned left with their headers."""
-    head = "".join(f'<th class="text">{escape(h)}</th>' if i < text_columns
-                   else f"<th>{escape(h)}</th>" for i, h in enumerate(headers))
+    head = "".join(f'<th scope="col" class="text">{escape(h)}</th>' if i < text_columns
+                   else f'<th scope="col">{escape(h)}</th>' for i, h in enumerate(headers))
     cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-    body = "".join(rows) or f'<tr><td colspan="{len(headers)}" class="empty">none yet</td></tr>'
-    return f'<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join(_labelled(r, headers) for r in rows) or (
+        f'<tr><td colspan="{len(headers)}" class="empty">none yet</td></tr>')
+    return f'<table class="stack">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _waiting_compilations(report: Report) -> int:
+    return sum(1 for r in report.worklist if r["reason"] == "tracks_not_attempted")
 
 
 def _kpis(report: Report) -> str:
@@ -97,7 +119,8 @@ def _kpis(report: Report) -> str:
         ("attempted", metric("library_coverage", whole, "attempted_pct", "strong"), True),
         ("resolved", metric("library_coverage", whole, "resolved", "strong"), True),
         ("compilations", metric("library_coverage", whole, "compilation", "strong"), True),
-        ("unresolved", metric("library_coverage", whole, "unresolved", "strong"), True),
+        (f"unresolved, of which {_waiting_compilations(report):,} compilations wait for "
+         "track lookups", metric("library_coverage", whole, "unresolved", "strong"), True),
         ("merge skipped", metric("library_coverage", whole, "merge_skipped", "strong"),
          True),
         ("never attempted", metric("library_coverage", whole, "never_attempted", "strong"),
@@ -108,10 +131,15 @@ def _kpis(report: Report) -> str:
     if rotation is not None:
         items.append((f"rotation coverage (gate {rotation['gate_min_pct']:g}%)",
                       metric("rotation_coverage", rotation, "resolvable_coverage_pct", "strong"),
-                      bool(rotation["gate_passes"])))
+                      bool(rotation["gate_passes"]) and not _stale_handles(report)))
     cards = "".join(f'<div class="kpi{"" if ok else " bad"}">{value}<span>{escape(label)}</span>'
                     "</div>" for label, value, ok in items)
-    return f'<section class="kpis">{cards}</section>'
+    return f'<section class="kpis" aria-label="Today in figures">{cards}</section>'
+
+
+def _stale_handles(report: Report) -> int:
+    return sum(int(a["subject_rows"] or 0) for a in report.alerts
+               if a["alert"] == "stale_rotation_handles")
 
 
 def _runs_table(report: Report) -> str:
@@ -217,6 +245,8 @@ def _rotation_table(report: Report) -> str:
               ("last_warmed_at", "last cache warm"))
     rows = [f"<tr><th>{escape(label)}</th>{metric('rotation_coverage', row, column)}</tr>"
             for column, label in labels]
+    rows.append("<tr><th>handles LML no longer knows (latest refresh: not_found)</th>"
+                + derived("rotation_coverage.stale_handles", _stale_handles(report)) + "</tr>")
     return _table(("measure", "value"), rows)
 
 
@@ -236,28 +266,43 @@ def _anomalies_table(report: Report) -> str:
 
 
 CSS = """
-:root { color-scheme: light; --ink: #212529; --muted: #6c757d; --line: #dee2e6;
-        --panel: #ffffff; --bg: #f5f6f8; --accent: #2a9d8f; }
+:root { color-scheme: light; --ink: #212529; --muted: #555d65; --line: #dee2e6;
+        --panel: #ffffff; --bg: #f5f6f8; --accent: #1f7a6f; --bad: #b00d1b; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--ink);
        font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
              "Liberation Sans", Arial, sans-serif; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 20px 48px; }
 header h1 { margin: 0 0 4px; font-size: 24px; }
-header p { margin: 0; color: var(--muted); }
+header p { margin: 0 0 4px; color: var(--muted); }
+header p.status { color: var(--ink); font-size: 16px; }
 h2 { font-size: 17px; margin: 0 0 6px; }
+code { font-size: 12.5px; background: #eef0f3; padding: 0 3px; border-radius: 3px;
+       overflow-wrap: anywhere; }
 .note { color: var(--muted); margin: 0 0 12px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(100px, 1fr)); gap: 10px;
+.alerts { background: #fff4f4; border: 1px solid #f1aeb5; border-radius: 8px;
+          padding: 12px 18px; margin: 16px 0; }
+.alerts.ok { background: #f1faf7; border-color: #9fd3c7; }
+.alerts ul { margin: 0; padding-left: 18px; }
+.alerts li { margin: 6px 0; }
+.alerts p { margin: 0; }
+.local { color: var(--muted); }
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(100px, 1fr)); gap: 8px;
         margin: 20px 0; }
 .kpi { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
-       padding: 10px 12px; }
-.kpi strong { display: block; font-size: 21px; font-variant-numeric: tabular-nums; }
+       padding: 10px 8px; min-width: 0; }
+.kpi strong { display: block; font-size: clamp(15px, 1.4vw, 18px); white-space: nowrap;
+              font-variant-numeric: tabular-nums; }
 .kpi span { color: var(--muted); font-size: 12px; }
 .kpi.bad { border-color: #f1aeb5; }
-.kpi.bad strong { color: #c1121f; }
+.kpi.bad strong { color: var(--bad); }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
          padding: 16px 18px; margin: 16px 0; }
 svg.chart { display: block; width: 100%; height: auto; max-width: 860px; }
+.filters { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center; }
+.filters input, .filters select { font: inherit; padding: 3px 6px; max-width: 100%; }
+.downloads { margin: 8px 0 0; }
+a { color: #0b5ed7; }
 table { border-collapse: collapse; margin-top: 12px; width: 100%;
         font-variant-numeric: tabular-nums; font-size: 13px; }
 caption { text-align: left; color: var(--muted); padding-bottom: 4px; }
@@ -266,25 +311,58 @@ th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: rig
 th:first-child, thead th { text-align: left; }
 thead th { color: var(--muted); font-weight: 600; text-align: right; }
 thead th:first-child, thead th.text { text-align: left; }
-td.zero, td.empty { color: #adb5bd; }
+thead th button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
+                  cursor: pointer; text-decoration: underline dotted; }
+td.zero, td.empty { color: var(--muted); }
 td.text, td.empty { text-align: left; }
-.scroll { overflow-x: auto; }
+#wl-table td.wrap { white-space: normal; min-width: 8em; }
+.scroll.tall { max-height: 560px; overflow: auto; }
+.scroll, .chart-wrap { overflow-x: auto; }
+.scroll:focus, .chart-wrap:focus { outline: 2px solid #0b5ed7; outline-offset: 2px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
+@media (max-width: 600px) {
+  main { padding: 16px 10px 32px; }
+  .panel { padding: 12px 10px; }
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden;
+                      clip: rect(0 0 0 0); }
+  table.stack, table.stack tbody, table.stack tr { display: block; width: 100%; }
+  table.stack tr { border-bottom: 2px solid var(--line); padding: 4px 0; }
+  table.stack td, table.stack th { display: flex; justify-content: space-between; gap: 12px;
+                                   border: 0; padding: 2px 4px; text-align: right;
+                                   white-space: normal; }
+  table.stack td[data-label]::before, table.stack th[data-label]::before {
+    content: attr(data-label); color: var(--muted); text-align: left; font-weight: 400; }
+  table.stack th[data-label=""]::before { content: none; }
+  table.stack td.empty { display: block; }
+  table.stack caption { display: block; }
+  .chart-wrap svg.chart { min-width: 600px; }
+}
 """
+
+
+def _panel(name: str, note: str, chart: str, table: str) -> str:
+    """A panel: its chart, and its table in a keyboard-focusable scroll region; a table
+    without a caption takes the panel's name."""
+    if "<caption>" not in table:
+        table = table.replace('<table class="stack">',
+                              f'<table class="stack"><caption>{escape(name)}</caption>', 1)
+    if chart:  # on a phone the chart keeps a readable size and scrolls sideways
+        chart = (f'<div class="chart-wrap" tabindex="0" role="region" '
+                 f'aria-label="{escape(name)} chart">{chart}</div>')
+    return (f'<section class="panel"><h2>{escape(name)}</h2><p class="note">{escape(note)}</p>'
+            f'{chart}<div class="scroll" tabindex="0" role="region" '
+            f'aria-label="{escape(name)} table">{table}</div></section>')
 
 
 def render(report: Report, title: str = "Library identity coverage") -> str:
     svg = charts.render_all(report)
     whole = report.coverage()
-    generated = fmt(report.generated_at)
     panels = [
-        ("Coverage over runs",
-         "Share of today's library covered (resolved or a compilation with per-track "
-         "identities) and attempted after each resolve run.",
-         svg["coverage_over_runs"], _runs_table(report)),
         ("Identity status",
          f"{fmt(whole['covered'])} of {fmt(whole['library_rows'])} library rows are covered. "
-         "Compilations have per-track identities instead of an artist identity.",
+         "Compilations have per-track identities instead of an artist identity. Unresolved "
+         "counts every row without an identity today, compilations whose tracks LML has not "
+         "looked up yet included.",
          svg["status_split"], _coverage_table(report)),
         ("Verdicts not stored",
          "Rows whose latest verdict is an artist identity that the merge did not store, "
@@ -306,17 +384,9 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
         ("Identity age",
          "Days since each covered row was last resolved. A full run re-checks stale rows.",
          svg["identity_age"], _age_table(report)),
-        ("Compilation links per run",
-         "What each run's merge did with the compilation tracks LML answered: credit rows "
-         "linked, already linked the same way, left to a librarian, without a credit row "
-         "or a single catalogue artist, and positions written or ambiguous.",
-         "", _compilation_table(report)),
-        ("Identity churn per run",
-         "What each run's verdicts did to the rows they answered.",
-         "", _churn_table(report)),
         ("Rotation",
          "Active rotation rows with an LML release identity, of those with a Discogs "
-         "release id, against the readiness gate.",
+         "release id, against the readiness gate, and the handles LML no longer knows.",
          svg["rotation_gate"], _rotation_table(report)),
         ("Not written by the merge",
          "Verdicts, sources and compilation tracks the merges skipped, by reason; "
@@ -326,11 +396,23 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
          "States of the station's identity tables the project did not cause and does not "
          "repair. Reported only; they never fail a run.",
          "", _anomalies_table(report)),
+        ("Coverage over runs",
+         "Share of today's library covered (resolved or a compilation with per-track "
+         "identities) and attempted after each resolve run. A run's unresolved counts LML's "
+         "no-match answers; the unresolved card above also counts the compilations still "
+         "waiting for track lookups.",
+         svg["coverage_over_runs"], _runs_table(report)),
+        ("Compilation links per run",
+         "What each run's merge did with the compilation tracks LML answered: credit rows "
+         "linked, already linked the same way, left to a librarian, without a credit row "
+         "or a single catalogue artist, and positions written or ambiguous.",
+         "", _compilation_table(report)),
+        ("Identity churn per run",
+         "What each run's verdicts did to the rows they answered.",
+         "", _churn_table(report)),
     ]
-    body = "".join(
-        f'<section class="panel"><h2>{escape(name)}</h2><p class="note">{escape(note)}</p>'
-        f'{chart}<div class="scroll">{table}</div></section>'
-        for name, note, chart, table in panels)
+    body = "".join(_panel(*panel) for panel in panels)
+    generated = worklist_panel.when(report.generated_at)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -342,12 +424,16 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
 <body>
 <main>
 <header><h1>{escape(title)}</h1>
-<p>Generated {escape(generated)} from the database's report models.</p></header>
+<p class="status">{escape(worklist_panel.status_sentence(report))}</p>
+<p>Generated {generated} from the database's report models.</p></header>
+{worklist_panel.alerts_html(report)}
+{worklist_panel.worklist_html(report)}
 {_kpis(report)}
 {body}
 <footer>library-identity report · dbt models in models/reports · numbers as of
-{escape(generated)}</footer>
+{escape(worklist_panel.utc(report.generated_at))}</footer>
 </main>
+<script>{worklist_panel.SCRIPT}</script>
 </body>
 </html>
 """

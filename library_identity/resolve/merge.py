@@ -19,8 +19,8 @@ from library_identity.dbt import DbtOutcome, run_dbt
 log = logging.getLogger(__name__)
 
 # The station's compilation_cta_match_gap rule: at least this many track keys match no
-# credit row, and they are at least half of the track keys.
-COMPILATION_GAP_MIN_KEYS = 10
+# credit row, and they are at least half of the track keys (rpt_alerts reads the same var).
+COMPILATION_GAP_MIN_KEYS = int(dbt_names.project_vars()["cta_match_gap_min_keys"])
 CTA_MATCH_GAP_STEP = "compilation_cta_match_gap"
 
 
@@ -61,13 +61,22 @@ def pending_verdicts(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
+def pending_decisions(db: Database) -> int:
+    """A person's decisions (library-identity review) no write-back has applied yet."""
+    with db.connect() as conn:
+        row = conn.execute(f"select count(*) from {LOADER_SCHEMA}.review_decisions "
+                           "where applied_at is null").fetchone()
+    return int(row[0]) if row else 0
+
+
 def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = None, *,
           full_rebuild: bool = False, after_candidates: bool = False) -> MergeOutcome:
     """Build and check the change sets; when every gate passes, apply them. A failure at
     either step leaves every station table as it was; the next merge starts over from
-    the same verdicts. With nothing landed since the last merge there is nothing to do.
+    the same verdicts. With nothing landed since the last merge and no decision waiting
+    there is nothing to do.
     `after_candidates`: this run's candidates build just refreshed the views it reads."""
-    if not full_rebuild and pending_verdicts(db) == 0:
+    if not full_rebuild and pending_verdicts(db) == 0 and pending_decisions(db) == 0:
         return MergeOutcome(success=True, failures=[], warnings=[])
     # The same vars as the run's candidates build, so dbt's partial parse still holds
     # (any change of vars makes dbt parse the whole project again).

@@ -61,12 +61,25 @@ _CANDIDATES_SQL = (
     "select id, discogs_release_id from wxyc_schema.rotation "
     f"where {ACTIVE_ROTATION} and lml_identity_id is null and discogs_release_id is not null "
     "order by id")
+# Handles LML no longer knows: the latest cache refresh of the handle an active row holds
+# answered not_found. The row's release id is resolved again for a current identity.
+_STALE_CANDIDATES_SQL = (
+    "select r.id, r.discogs_release_id, r.lml_identity_id from wxyc_schema.rotation r "
+    "join lateral (select status from identity_loader.rotation_refresh_results x "
+    "where x.identity_id = r.lml_identity_id order by refreshed_at desc, result_id desc "
+    "limit 1) latest on true "
+    f"where {ACTIVE_ROTATION.replace('kill_date', 'r.kill_date')} "
+    "and r.discogs_release_id is not null and latest.status = 'not_found' order by r.id")
 _ON_AIR_SQL = (
     "select exists (select 1 from wxyc_schema.flowsheet where entry_type = 'track' "
     "and add_time > now() - %s * interval '1 second')")
 _GUARDED_UPDATE_SQL = (
     "update wxyc_schema.rotation set lml_identity_id = %s "
     "where id = %s and lml_identity_id is null and discogs_release_id = %s")
+# A stale handle is replaced only while the row still holds it.
+_GUARDED_REPLACE_SQL = (
+    "update wxyc_schema.rotation set lml_identity_id = %s "
+    "where id = %s and lml_identity_id = %s and discogs_release_id = %s")
 
 
 @dataclass
@@ -74,6 +87,9 @@ class BackfillOptions(RotationOptions):
     concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
     limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
     dry_run: bool = False
+    # Instead of empty handles, the handles the latest cache refresh found unknown to LML
+    # (the refresh's stale-reference alert): each row's release id is resolved again.
+    stale_handles: bool = False
     # The quiet period: the station is live while a track was logged within the lookback.
     quiet_lookback_s: float = setting(
         60.0, "The station counts as on air while a track was logged within this many "
@@ -96,6 +112,7 @@ class BackfillOptions(RotationOptions):
 class Row:
     rotation_id: int
     discogs_release_id: int
+    stale_identity_id: int | None = None  # the handle to replace (--stale-handles)
 
 
 @dataclass(kw_only=True)
@@ -118,10 +135,12 @@ class BackfillResult:
     shortfall: Shortfall | None = None  # why the run outcome rule failed the run
 
 
-def read_candidates(conn: psycopg.Connection, limit: int | None) -> list[Row]:
-    query = _CANDIDATES_SQL + (" limit %s" if limit is not None else "")
+def read_candidates(conn: psycopg.Connection, limit: int | None, *,
+                    stale_handles: bool = False) -> list[Row]:
+    query = (_STALE_CANDIDATES_SQL if stale_handles else _CANDIDATES_SQL) + (
+        " limit %s" if limit is not None else "")
     rows = conn.execute(query, (limit,) if limit is not None else ()).fetchall()
-    return [Row(int(r[0]), int(r[1])) for r in rows]
+    return [Row(int(r[0]), int(r[1]), int(r[2]) if stale_handles else None) for r in rows]
 
 
 def _resolve(client: LMLClient, row: Row, timeout_s: float, parent: Any) -> _Call:
@@ -241,8 +260,13 @@ class _Runner:
         def work(conn: psycopg.Connection) -> str:
             # The guarded write and the counters that include it commit together.
             with conn.transaction():
-                updated = conn.execute(_GUARDED_UPDATE_SQL, (
-                    identity_id, row.rotation_id, row.discogs_release_id)).rowcount
+                if row.stale_identity_id is None:
+                    updated = conn.execute(_GUARDED_UPDATE_SQL, (
+                        identity_id, row.rotation_id, row.discogs_release_id)).rowcount
+                else:
+                    updated = conn.execute(_GUARDED_REPLACE_SQL, (
+                        identity_id, row.rotation_id, row.stale_identity_id,
+                        row.discogs_release_id)).rowcount
                 outcome = "resolved" if updated == 1 else "raced"
                 counted = copy.deepcopy(self.counters)
                 counted.count(outcome)
@@ -306,7 +330,7 @@ def backfill(db: Database, client: LMLClient, options: BackfillOptions, *,
         runner = _Runner(job, client, options)
         check_health(client)
         with job.reader() as conn:
-            rows = read_candidates(conn, options.limit)
+            rows = read_candidates(conn, options.limit, stale_handles=options.stale_handles)
         log.info("candidates rotation_rows=%d", len(rows))
         names = telemetry.sentry_names()
         with contextlib.ExitStack() as stack:

@@ -101,6 +101,10 @@ class RefreshOptions(RotationOptions):
         super().validate()
 
 
+# The stale-reference alert's remedy: the rows' release ids resolved again.
+REMEDY = "library-identity rotation backfill --stale-handles"
+
+
 @dataclass(frozen=True)
 class Alert:
     fired: bool
@@ -113,7 +117,7 @@ class Alert:
         pct = "n/a" if self.not_found_pct is None else f"{self.not_found_pct:.2f}%"
         return (f"{self.not_found} of {self.identities_scanned} rotation identities are "
                 f"unknown to LML (not_found {pct}, alert above {self.threshold_pct:g}%): stale "
-                "rotation.lml_identity_id handles; re-resolve them")
+                f"rotation.lml_identity_id handles; re-resolve them with `{REMEDY}`")
 
     def as_dict(self) -> dict[str, Any]:
         pct = None if self.not_found_pct is None else round(self.not_found_pct, 2)

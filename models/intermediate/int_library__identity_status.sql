@@ -33,6 +33,12 @@ merge_skipped as (
 
 ),
 
+review as (
+
+    select * from {{ ref('int_review__decisions') }}
+
+),
+
 joined as (
 
     select
@@ -54,14 +60,21 @@ joined as (
         latest_verdicts.latest_is_no_match,
         latest_verdicts.latest_tracks_counted,
         latest_verdicts.last_resolved_verdict_at,
-        {{ verdict_merge_skip_reason(
-            'latest_verdicts.latest_kind', 'latest_verdicts.latest_verdict_id',
-            'merge_skipped.reason', 'station_identity.library_id is not null') }} as merge_skip_reason
+        review.decision as review_decision,
+        case
+            -- A person rejected the identity: no verdict brings it back.
+            when review.decision = 'reject' and latest_verdicts.latest_kind = 'single_artist'
+                then 'rejected_by_librarian'
+            else {{ verdict_merge_skip_reason(
+                'latest_verdicts.latest_kind', 'latest_verdicts.latest_verdict_id',
+                'merge_skipped.reason', 'station_identity.library_id is not null') }}
+        end as merge_skip_reason
     from library
     inner join cohorts on library.library_id = cohorts.library_id
     left join latest_verdicts on library.library_id = latest_verdicts.library_id
     left join station_identity on library.library_id = station_identity.library_id
     left join merge_skipped on latest_verdicts.latest_verdict_id = merge_skipped.verdict_id
+    left join review on library.library_id = review.library_id
 
 ),
 
@@ -76,13 +89,19 @@ final as (
         canonical_entity_id,
         cohort,
         case
+            -- A person's identity (library-identity review) stands whatever LML said.
+            when review_decision in ('accept', 'set') and has_station_identity then 'resolved'
             when latest_kind is not null
                 then {{ verdict_state('latest_kind', 'latest_tracks_counted', 'merge_skip_reason') }}
             when has_station_identity then 'resolved'
             when unresolved_attempted_at is not null then 'unresolved'
             else 'never_attempted'
         end as status,
-        merge_skip_reason,
+        case
+            when not coalesce(review_decision in ('accept', 'set') and has_station_identity, false)
+                then merge_skip_reason
+        end as merge_skip_reason,
+        review_decision,
         has_station_identity,
         station_last_verified_at,
         station_method,

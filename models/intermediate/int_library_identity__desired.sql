@@ -24,6 +24,12 @@ stored_artist_ids as (
 
 ),
 
+review as (
+
+    select * from {{ ref('int_review__decisions') }}
+
+),
+
 latest as (
 
     select * from checked
@@ -66,7 +72,11 @@ laid_over as (
         current_row.library_id is null
         or latest.attempted_at
         {{ '>=' if var('merge_full_rebuild') else '>' }} current_row.last_verified_at as is_newer,
-        current_row.library_id is null or {{ is_project_row('current_row.notes') }} as is_ours,
+        -- A row a person decided on is theirs: no verdict writes it (review.decision).
+        review.decision as review_decision,
+        review.library_id is null
+        and (current_row.library_id is null or {{ is_project_row('current_row.notes') }})
+            as is_ours,
         {% for column in station_ids + ['wikidata_qid', 'spotify_id', 'apple_music_id',
                                         'last_verified_at', 'method', 'confidence',
                                         'agreement_sources', 'notes'] -%}
@@ -75,6 +85,7 @@ laid_over as (
     from latest
     left join station_identity as current_row on latest.library_id = current_row.library_id
     left join stored_artist_ids on latest.library_id = stored_artist_ids.library_id
+    left join review on latest.library_id = review.library_id
 
 ),
 

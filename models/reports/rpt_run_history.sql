@@ -9,7 +9,7 @@
     'compilation_track_rows_written', 'compilation_track_rows_skipped_unchanged',
     'compilation_track_rows_skipped_librarian', 'compilation_track_rows_skipped_no_cta_match',
     'compilation_track_rows_skipped_no_catalog_artist', 'compilation_track_position_rows_written',
-    'compilation_track_position_rows_skipped_ambiguous'] %}
+    'compilation_track_position_rows_skipped_ambiguous', 'compilation_track_keys'] %}
 
 with
 

@@ -61,6 +61,9 @@ verdict_reasons as (
                         case
                             when checked.mergeable_rank > 1 then 'superseded'
                             -- A later identity is already stored (e.g. by another writer).
+                            -- A person decided on the row (library-identity review).
+                            when desired.review_decision = 'reject' then 'rejected_by_librarian'
+                            when desired.review_decision is not null then 'librarian_decision'
                             when not desired.is_newer then 'superseded_by_newer_identity'
                             when not desired.is_ours then 'other_writer'
                         end

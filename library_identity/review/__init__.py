@@ -1,0 +1,2 @@
+"""What needs a person: the worklist (rpt_worklist) as CSV, and the review loop that
+lands a person's decisions for the merge to write as a librarian's rows."""
