@@ -9,8 +9,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import sentry_sdk
-
 from library_identity import __version__, secrets
 
 # C0 and C1 control characters and DEL: an escape sequence starts with one of them.
@@ -145,6 +143,8 @@ def init_sentry(dsn: str | None, *, environment: str = "production",
     if not dsn and transport is None:
         return False
     secrets.register(dsn)
+    import sentry_sdk  # only a run that reports to Sentry starts it
+
     sentry_sdk.init(
         dsn=dsn,
         transport=transport,

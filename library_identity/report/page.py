@@ -15,8 +15,8 @@ from html import escape
 from typing import Any
 
 from library_identity.dbt_names import project_vars
-from library_identity.report import charts
-from library_identity.report.data import SECTIONS, Report, csv_value
+from library_identity.report.data import Report, csv_value
+from library_identity.report.sections import SECTIONS
 
 RUN_TABLE_LIMIT = 25
 SECTION_BY_NAME = {s.name: s for s in SECTIONS}
@@ -274,6 +274,8 @@ footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 
 
 def render(report: Report, title: str = "Library identity coverage") -> str:
+    from library_identity.report import charts  # matplotlib: only the page draws
+
     svg = charts.render_all(report)
     whole = report.coverage()
     generated = fmt(report.generated_at)

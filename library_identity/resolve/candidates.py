@@ -18,9 +18,7 @@ from library_identity import dbt_names
 from library_identity.db import Database
 from library_identity.dbt import DbtOutcome, compile_model, run_dbt
 from library_identity.errors import DbtError
-
-MODES = ("full", "legacy", "recheck")
-COHORTS = ("va", "non_va")  # in run order: V/A first
+from library_identity.resolve.options import COHORTS, Partition
 
 
 @dataclass(frozen=True)
@@ -36,23 +34,6 @@ class Candidate:
     def as_input(self) -> dict[str, Any]:
         return {"library_id": self.library_id, "artist_name": self.artist_name,
                 "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
-
-
-@dataclass(frozen=True)
-class Partition:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Partition:
-        try:
-            index_text, count_text = text.split("/")
-            index, count = int(index_text), int(count_text)
-        except ValueError:
-            raise ValueError(f"partition must look like i/n (e.g. 0/4), got {text!r}") from None
-        if count < 1 or not 0 <= index < count:
-            raise ValueError(f"partition {text!r}: need n >= 1 and 0 <= i < n")
-        return cls(index, count)
 
 
 def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:

@@ -13,14 +13,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import sentry_sdk
 
-from library_identity import dbt, dbt_names, telemetry
-from library_identity.config import check_ranges, setting
+from library_identity import dbt, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.errors import (
     DatabaseError,
@@ -31,83 +30,21 @@ from library_identity.errors import (
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
-from library_identity.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, LMLClient
+from library_identity.lml.client import BULK_RESOLVE_PATH, LMLClient
 from library_identity.lml.gate import check_health, require_route
-from library_identity.lml.outage import DEFAULT_BUDGET_S, Outage
-from library_identity.lml.pacing import Pacer, PacingSettings
+from library_identity.lml.outage import Outage
+from library_identity.lml.pacing import Pacer
 from library_identity.resolve import candidates, fastpath, landing
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import RunCounters
 from library_identity.resolve.merge import MergeOutcome
 from library_identity.resolve.merge import merge as run_merge
+from library_identity.resolve.options import ResolveOptions
 from library_identity.resolve.verdicts import REPORTED_STEPS, Problem
 
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
-
-
-@dataclass
-class ResolveOptions:
-    """A resolve run's settings: defaults, ranges and help text are declared here once; the
-    command's options and the dbt vars derive from them."""
-
-    mode: str = "full"
-    batch_size: int = setting(500, "Rows per LML call for the non-V/A cohort.",
-                              min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
-    va_batch_size: int = setting(100, "Rows per LML call for the V/A cohort.",
-                                 min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
-    concurrency: int | None = setting(
-        None, "A fixed pace: exactly this many LML calls in flight (default: adaptive).",
-        min=1)
-    min_concurrency: int = setting(
-        1, "Adaptive pace: never fewer LML calls in flight than this.", min=1)
-    max_concurrency: int = setting(
-        8, "Adaptive pace: never more LML calls in flight than this.", min=1)
-    latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
-    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
-    partition: candidates.Partition | None = None
-    dry_run: bool = False
-    stale_days: int = setting(7, "A resolved row is re-checked after this many days.", min=1)
-    unresolved_retry_days: int = setting(
-        7, "An unresolved row is retried after this many days.", min=1)
-    include_tracks: bool = True
-    max_consecutive_failures: int = setting(
-        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
-    lml_outage_budget_s: float = setting(
-        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
-                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
-                          "the batches landed are kept. 0 stops at once.", min=0)
-    cohorts: tuple[str, ...] = candidates.COHORTS
-
-    def validate(self) -> None:
-        if self.mode not in candidates.MODES:
-            raise ValueError(f"mode must be one of {', '.join(candidates.MODES)}")
-        check_ranges(self)
-        if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
-            raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
-        self.pacing().validate()
-
-    def dbt_vars(self) -> dict[str, Any]:
-        return {dbt_names.CANDIDATE_MODE_VAR: self.mode,
-                dbt_names.STALE_DAYS_VAR: self.stale_days,
-                dbt_names.UNRESOLVED_RETRY_DAYS_VAR: self.unresolved_retry_days}
-
-    def pacing(self) -> PacingSettings:
-        if self.concurrency is not None:
-            return PacingSettings.fixed_at(self.concurrency)
-        return PacingSettings(min_concurrency=self.min_concurrency,
-                              max_concurrency=self.max_concurrency,
-                              latency_floor_s=self.latency_floor_s)
-
-    def batch_size_for(self, cohort: str) -> int:
-        return self.va_batch_size if cohort == "va" else self.batch_size
-
-    def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["partition"] = (f"{self.partition.index}/{self.partition.count}"
-                             if self.partition else None)
-        return data
 
 
 @dataclass

@@ -29,7 +29,6 @@ import sentry_sdk
 from pydantic import ValidationError
 
 from library_identity import telemetry
-from library_identity.config import setting
 from library_identity.db import Database
 from library_identity.errors import (
     DatabaseError,
@@ -48,14 +47,13 @@ from library_identity.lml.contract import ReleaseIdentityResolveResponse
 from library_identity.lml.gate import check_health
 from library_identity.lml.outage import Outage
 from library_identity.rotation.counters import BackfillCounters
-from library_identity.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, RotationOptions
+from library_identity.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, BackfillOptions
 
 log = logging.getLogger(__name__)
 
 JOB = "rotation_backfill"
 SOURCE = "discogs_release"
 DRY_RUN_REPORT_VERSION = 1
-MIN_QUIET_PAUSE_S = 1.0  # looking more often only loads the station's database
 
 _CANDIDATES_SQL = (
     "select id, discogs_release_id from wxyc_schema.rotation "
@@ -67,23 +65,6 @@ _ON_AIR_SQL = (
 _GUARDED_UPDATE_SQL = (
     "update wxyc_schema.rotation set lml_identity_id = %s "
     "where id = %s and lml_identity_id is null and discogs_release_id = %s")
-
-
-@dataclass
-class BackfillOptions(RotationOptions):
-    concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
-    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
-    dry_run: bool = False
-    # The quiet period: the station is live while a track was logged within the lookback.
-    quiet_lookback_s: float = setting(
-        60.0, "The station counts as on air while a track was logged within this many "
-              "seconds; 0 never waits.", min=0)
-    quiet_pause_s: float = setting(
-        30.0, "Seconds between looks at the on-air log while the station is on air.",
-        min=MIN_QUIET_PAUSE_S)
-    quiet_max_wait_s: float = setting(
-        1800.0, "Fail the run (exit 1) when one wait reaches this many seconds; 0 waits as "
-                "long as it takes.", min=0)
 
 
 @dataclass(frozen=True)
