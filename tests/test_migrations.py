@@ -21,9 +21,10 @@ STATION_TABLES = {"artists", "library", "library_identity", "library_identity_so
                   "library_identity_history", "compilation_track_artist", "rotation",
                   "library_watermark", "flowsheet"}
 ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
-                  "0004_merge_state", "0005_merge_history"]
+                  "0004_merge_state", "0005_merge_history", "0006_dbt_builds"]
 LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
-                 "merges", "merge_skips", "library_identity_artist_ids", "merge_history"}
+                 "merges", "merge_skips", "library_identity_artist_ids", "merge_history",
+                 "dbt_builds"}
 
 
 def _tables(db: Database, schema: str) -> set[str]:
@@ -148,9 +149,9 @@ def _sessions_waiting_for_a_lock(db: Database) -> int:
 def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
         migrated_db: Database) -> None:
     db = migrated_db
-    migrate.rollback(db, 1)
+    migrate.rollback(db, 2)
     with db.connect() as blocker:
-        # The last migration references merges: it waits here, holding yoyo's lock.
+        # 0005 references merges: it waits here, holding yoyo's lock.
         blocker.execute("lock table identity_loader.merges in access exclusive mode")
         killed = _migrate_cli(db)
         deadline = time.monotonic() + 120
@@ -166,7 +167,7 @@ def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
     proc = _migrate_cli(db)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert "applied 0005_merge_history" in out
+    assert "applied 0005_merge_history, 0006_dbt_builds" in out
     assert f"cleared a migration lock left by process {killed.pid}" in err
     assert "Traceback" not in err
     assert migrate.status(db).pending == []

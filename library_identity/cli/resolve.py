@@ -80,6 +80,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "status": result.status,
         "seconds": round(result.seconds, 2),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "candidates_from": result.candidates_from,
         "candidates": result.candidates,
         "pacing": result.pacing,
         "lml_outage": result.outage,

@@ -60,6 +60,7 @@ class ResolveResult:
     pacing: dict[str, Any] = field(default_factory=dict)
     shortfall: Shortfall | None = None  # why the run outcome rule failed the run
     outage: dict[str, float] = field(default_factory=dict)  # LML outages waited out
+    candidates_from: str = "given"  # built (by dbt), deployed (read as they were), compiled
 
 
 Progress = Callable[[str, int], None]
@@ -259,10 +260,17 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
         compiled = None
+        # How this run came by its candidates: dbt built them, the deployed view was read
+        # as it is (dbt never loaded), or the caller prepared them.
+        source = "given"
         if prepare and options.dry_run:
-            compiled = candidates.compiled_candidates(db, options.dbt_vars())
+            source = "deployed"
+            if not candidates.deployed(db, options.dbt_vars()):
+                compiled = candidates.compiled_candidates(db, options.dbt_vars())
+                source = "compiled"
         elif prepare:
-            candidates.build_candidates(db, options.dbt_vars())
+            built = candidates.prepare(db, options.dbt_vars())
+            source = "built" if built else "deployed"
         with job.reader() as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
                                          limit=options.limit, compiled=compiled,
@@ -323,8 +331,14 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 job.error = "; ".join(outcome.failures)
         result.error = job.error
         result.seconds = job.seconds()
-        # dbt's share of the run: everything it did, of which parsing the project.
+        # dbt's share of the run: everything it did, of which parsing the project (both 0
+        # when nothing was built and nothing merged: dbt was not even loaded).
         timings["dbt_s"], timings["dbt_parse_s"] = dbt.time_spent(since=dbt_before)
+        result.candidates_from = source
+        counted = job.counters
+        used = {"candidates": source, "seconds": round(timings["dbt_s"], 3),
+                "parse_seconds": round(timings["dbt_parse_s"], 3)}
+        job.counters = lambda: {**counted(), "dbt": used}
         return result
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import sentry_sdk
 
 from library_identity import dbt_names
@@ -54,10 +55,14 @@ def _applied(db: Database, after: int) -> tuple[int | None, dict[str, Any], dict
 def pending_verdicts(db: Database) -> int:
     """Verdicts landed since the last applied merge."""
     with db.connect() as conn:
-        row = conn.execute(
-            f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
-            f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
-        ).fetchone()
+        return count_pending(conn)
+
+
+def count_pending(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
+        f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

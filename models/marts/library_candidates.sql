@@ -1,12 +1,13 @@
 {{
     config(
-        materialized='table',
+        materialized='view',
         tags=['candidates'],
-        indexes=[{'columns': ['cohort', 'library_id'], 'unique': true}],
     )
 }}
-{#- Built as a table at `dbt run` time: a stable snapshot the loader pages through
-    (library_id > cursor, by cohort) without recomputing status per page. -#}
+{#- A view, evaluated when read: a deployed view stays current while the project and its
+    vars are unchanged, so a run with nothing due reads it without starting dbt. The
+    loader copies it once into a temporary table it pages through (library_id > cursor,
+    by cohort), so the status is computed once per run. -#}
 {%- set mode = candidate_mode() -%}
 {%- set stale = "interval '" ~ day_count_var('stale_days') ~ " days'" -%}
 {%- set retry = "interval '" ~ day_count_var('unresolved_retry_days') ~ " days'" -%}
