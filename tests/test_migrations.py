@@ -184,3 +184,13 @@ def test_a_migrate_still_running_is_named_with_the_fix(
         with pytest.raises(RunLocked, match=rf"select pg_terminate_backend\({pid}\)"):
             migrate.apply(migrated_db)
     assert migrate.apply(migrated_db) == []
+
+
+def test_the_preflight_names_the_migrations_as_yoyo_does() -> None:
+    # The jobs' preflight reads the ids from the folder without loading yoyo.
+    from yoyo import read_migrations
+
+    from library_identity.paths import MIGRATIONS_DIR
+    from library_identity.preflight import migration_ids
+
+    assert migration_ids(MIGRATIONS_DIR) == [m.id for m in read_migrations(str(MIGRATIONS_DIR))]

@@ -21,11 +21,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
-from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -43,6 +42,9 @@ from library_identity.lml.limits import (
     RETRY_AFTER_MAX_S,
     check_settings,
 )
+
+if TYPE_CHECKING:
+    from pyrate_limiter import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,8 @@ class LMLClient:
         if self.requests_per_minute:
             # One request per interval: the observed rate never exceeds the limit,
             # even at the start of a run.
+            from pyrate_limiter import Duration, Limiter, Rate  # only a capped client
+
             interval_ms = max(1, int(Duration.MINUTE.value / self.requests_per_minute))
             self._limiter = Limiter(Rate(1, interval_ms))
 

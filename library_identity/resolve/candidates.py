@@ -23,7 +23,7 @@ from library_identity import dbt_builds, dbt_names
 from library_identity.db import Database
 from library_identity.dbt import DbtOutcome, compile_model, run_dbt
 from library_identity.errors import DbtError
-from library_identity.resolve.merge import count_pending
+from library_identity.resolve.merge import has_pending
 from library_identity.resolve.options import COHORTS, Partition
 
 
@@ -63,7 +63,7 @@ def deployed(db: Database, dbt_vars: Mapping[str, Any]) -> bool:
     vars still stands, and no verdict landed since the last merge."""
     stamp = dbt_builds.project_stamp(dbt_vars)
     with db.connect() as conn:
-        return (count_pending(conn) == 0
+        return (not has_pending(conn)
                 and dbt_builds.deployed(conn, dbt_names.CANDIDATES_SELECTOR, stamp))
 
 

@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import sentry_sdk
@@ -34,13 +34,18 @@ from library_identity.lml.client import BULK_RESOLVE_PATH, LMLClient
 from library_identity.lml.gate import check_health, require_route
 from library_identity.lml.outage import Outage
 from library_identity.lml.pacing import Pacer
-from library_identity.resolve import candidates, fastpath, landing
+from library_identity.resolve import candidates
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import RunCounters
 from library_identity.resolve.merge import MergeOutcome
 from library_identity.resolve.merge import merge as run_merge
 from library_identity.resolve.options import ResolveOptions
-from library_identity.resolve.verdicts import REPORTED_STEPS, Problem
+
+# The response checks and the landing load the contract's models (pydantic): a run with
+# nothing due never needs them, so they are loaded with the first batch.
+if TYPE_CHECKING:
+    from library_identity.resolve.fastpath import FastOutcome
+    from library_identity.resolve.verdicts import Problem
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ Progress = Callable[[str, int], None]
 class _Call(Call):
     batch: list[Candidate]
     cohort: str
-    outcome: fastpath.FastOutcome | None = None
+    outcome: FastOutcome | None = None
 
 
 def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tracks: bool,
@@ -90,6 +95,8 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
                     span.set_data(f"lml.cache.{key}", value)
     if call.result is not None:
         try:
+            from library_identity.resolve import fastpath
+
             call.outcome = fastpath.classify(batch, call.result.body, run_id)
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
             # The row checks catch what they know; anything else is the call's malformed
@@ -99,6 +106,12 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
                 f"({type(exc).__name__})", status=call.result.status,
                 attempts=call.result.attempts)
     return call
+
+
+def _reported_steps() -> tuple[str, ...]:
+    from library_identity.resolve.verdicts import REPORTED_STEPS
+
+    return REPORTED_STEPS
 
 
 class _Runner:
@@ -129,6 +142,8 @@ class _Runner:
     def _land(self, call: _Call, counters: dict[str, Any]) -> bool:
         """Land one batch (a dropped connection is retried once by the Writer; losing it
         twice stops the run). False: the database refused the batch (writer_error)."""
+        from library_identity.resolve import landing
+
         run_id = self.job.run_id
         assert run_id is not None
         try:
@@ -179,7 +194,7 @@ class _Runner:
         diagnostics = self.job.diagnostics
         for problem in outcome.problems:
             diagnostics.log(log, problem.step, "%s cohort=%s", problem, call.cohort)
-            if problem.step in REPORTED_STEPS and diagnostics.may_send(problem.step):
+            if problem.step in _reported_steps() and diagnostics.may_send(problem.step):
                 self._report(problem, call.cohort)
         if outcome.landed:
             self.failures.succeeded()

@@ -55,15 +55,22 @@ def _applied(db: Database, after: int) -> tuple[int | None, dict[str, Any], dict
 def pending_verdicts(db: Database) -> int:
     """Verdicts landed since the last applied merge."""
     with db.connect() as conn:
-        return count_pending(conn)
+        row = conn.execute(
+            f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
+            f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
-def count_pending(conn: psycopg.Connection) -> int:
+def has_pending(conn: psycopg.Connection) -> bool:
+    """Whether any verdict landed since the last applied merge: the log's last id against
+    the last merge's bound, one probe of each index (a count, or an exists the planner
+    cannot bound, reads the log)."""
     row = conn.execute(
-        f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
+        f"select (select coalesce(max(verdict_id), 0) from {LOADER_SCHEMA}.raw_verdicts) > "
         f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
     ).fetchone()
-    return int(row[0]) if row else 0
+    return bool(row and row[0])
 
 
 def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = None, *,
@@ -72,8 +79,10 @@ def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = 
     either step leaves every station table as it was; the next merge starts over from
     the same verdicts. With nothing landed since the last merge there is nothing to do.
     `after_candidates`: this run's candidates build just refreshed the views it reads."""
-    if not full_rebuild and pending_verdicts(db) == 0:
-        return MergeOutcome(success=True, failures=[], warnings=[])
+    if not full_rebuild:
+        with db.connect() as conn:
+            if not has_pending(conn):
+                return MergeOutcome(success=True, failures=[], warnings=[])
     # The same vars as the run's candidates build, so dbt's partial parse still holds
     # (any change of vars makes dbt parse the whole project again).
     variables = {**dbt_vars, dbt_names.FULL_REBUILD_VAR: True} if full_rebuild else dict(dbt_vars)

@@ -20,6 +20,12 @@ status as (
 
 ),
 
+cohorts as (
+
+    select * from {{ ref('int_library__cohort') }}
+
+),
+
 named as (
 
     -- Rows without an artist name are never sent to LML.
@@ -73,18 +79,34 @@ reasons as (
 
 ),
 
-final as (
+due as (
 
     select
         library_id,
         artist_name::text as artist_name,
         album_title::text as album_title,
         legacy_release_id,
-        cohort,
         {{ mode }}_reason as reason,
         '{{ mode }}'::text as candidate_mode
     from reasons
     where {{ mode }}_reason is not null
+
+),
+
+final as (
+
+    -- The cohort (name patterns over every row and artist: most of the cost of this
+    -- view) joined to the due rows only, so a read with nothing due never computes it.
+    select
+        due.library_id,
+        due.artist_name,
+        due.album_title,
+        due.legacy_release_id,
+        cohorts.cohort,
+        due.reason,
+        due.candidate_mode
+    from due
+    inner join cohorts on due.library_id = cohorts.library_id
 
 )
 
