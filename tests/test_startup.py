@@ -25,7 +25,8 @@ try:
     run()
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(k for k, v in sys.modules.items() if v)}),
+      file=sys.stderr)
 """
 
 
