@@ -34,7 +34,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 loaded = sorted(m for m in sys.modules if m == "dbt" or m.startswith("dbt."))
-print(json.dumps({"code": code, "dbt_modules": loaded}), file=sys.stderr)
+print(json.dumps({"code": code, "dbt_modules": loaded, "sentry": "sentry_sdk" in sys.modules}),
+      file=sys.stderr)
 """
 
 
@@ -77,7 +78,8 @@ def test_a_run_with_nothing_due_reads_the_deployed_view_and_never_loads_dbt(
         env={**env, "DATABASE_URL": db.conninfo, "LML_URL": standin.url,
              "LML_API_KEY": STANDIN_KEY}, capture_output=True, text=True, timeout=300)
     probe = json.loads(proc.stderr.strip().splitlines()[-1])
-    assert probe == {"code": 0, "dbt_modules": []}, proc.stderr
+    # Neither dbt nor, without a DSN, Sentry was loaded.
+    assert probe == {"code": 0, "dbt_modules": [], "sentry": False}, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["candidates_from"] == "deployed"
     assert summary["counters"]["total"]["scanned"] == 0

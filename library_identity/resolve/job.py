@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-import sentry_sdk
 
 from library_identity import dbt, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
@@ -155,9 +154,9 @@ class _Runner:
         except psycopg.Error as exc:
             log.error("writer_error run_id=%s batch_first_id=%s error=%s", run_id,
                       call.batch[0].library_id, type(exc).__name__)
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "writer_error")
-                sentry_sdk.capture_exception(exc)
+                telemetry.sentry().capture_exception(exc)
             return False
 
     def _handle(self, call: _Call) -> bool:
@@ -183,9 +182,9 @@ class _Runner:
             diagnostics.log(log, bucket, "%s cohort=%s rows=%d error=%s", bucket, call.cohort,
                             len(call.batch), call.error)
             if diagnostics.may_send(bucket):
-                with sentry_sdk.new_scope() as scope:
+                with telemetry.sentry().new_scope() as scope:
                     scope.set_tag("step", bucket)
-                    sentry_sdk.capture_exception(call.error)
+                    telemetry.sentry().capture_exception(call.error)
             self._checkpoint()
             self.failures.failed(str(call.error))
             return True
@@ -200,10 +199,10 @@ class _Runner:
             self.failures.succeeded()
         else:
             # Not one row of the batch was usable: the call failed, whatever its status.
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "invalid_response")
                 if diagnostics.may_send("invalid_response"):
-                    sentry_sdk.capture_message(
+                    telemetry.sentry().capture_message(
                         f"LML answered a batch of {len(call.batch)} rows without one usable "
                         f"result ({'; '.join(str(p) for p in outcome.problems[:5])[:300]})",
                         level="error")
@@ -227,12 +226,12 @@ class _Runner:
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
         sends them (its alerts count these events)."""
-        with sentry_sdk.new_scope() as scope:
+        with telemetry.sentry().new_scope() as scope:
             scope.set_tag("step", problem.step)
             scope.set_tag("cohort", cohort)
             scope.set_tag("run_id", str(self.job.run_id or "dry-run"))
             scope.fingerprint = ["library-identity", problem.step]
-            sentry_sdk.capture_message(str(problem), level="error")
+            telemetry.sentry().capture_message(str(problem), level="error")
 
     def _checkpoint(self) -> None:
         self.job.checkpoint(self.counters.as_dict())
@@ -317,9 +316,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if short:
             # What was valid is landed; the run still fails the outcome rule.
             job.error = short.message
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error" if short.lml_failed else "rejected_rows")
-                sentry_sdk.capture_message(short.message, level="error")
+                telemetry.sentry().capture_message(short.message, level="error")
         result = ResolveResult(run_id=job.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
                                error=rejected, pacing=runner.pacer.summary(),

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import sentry_sdk
 
-from library_identity import dbt_names
+from library_identity import dbt_names, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.dbt import DbtOutcome, run_dbt
 
@@ -131,11 +130,11 @@ def _report_gap(gap: tuple[int, int], merge_id: int | None, run_id: uuid.UUID | 
     missed, keys = gap
     log.warning("%s merge_id=%s run_id=%s track_keys=%d no_cta_match=%d", CTA_MATCH_GAP_STEP,
                 merge_id, run_id or "-", keys, missed)
-    with sentry_sdk.new_scope() as scope:
+    with telemetry.sentry().new_scope() as scope:
         scope.set_tag("step", CTA_MATCH_GAP_STEP)
         scope.set_tag("run_id", str(run_id or "-"))
         scope.set_extra("compilation_track_keys", keys)
         scope.set_extra("compilation_track_rows_skipped_no_cta_match", missed)
         scope.fingerprint = ["library-identity", CTA_MATCH_GAP_STEP]
-        sentry_sdk.capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
+        telemetry.sentry().capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
                                    "match no credit row", level="warning")

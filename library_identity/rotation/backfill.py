@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import sentry_sdk
 from pydantic import ValidationError
 
 from library_identity import telemetry
@@ -235,9 +234,9 @@ class _Runner:
         diagnostics.log(log, "lml_error", "lml_error rotation_id=%s error=%s",
                         call.row.rotation_id, reason)
         if call.error is not None and diagnostics.may_send("lml_error"):
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error")
-                sentry_sdk.capture_exception(call.error)
+                telemetry.sentry().capture_exception(call.error)
         self.failures.failed(reason)
 
     def run(self, rows: list[Row], txn: Any) -> None:

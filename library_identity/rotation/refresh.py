@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import sentry_sdk
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
@@ -298,12 +297,12 @@ class _Runner:
         diagnostics.log(log, "lml_error", "lml_error attempt=%d ids=%d error=%s", batch.attempt,
                         len(batch.ids), reason)
         if diagnostics.may_send("lml_error"):
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error")
                 if exc is not None:
-                    sentry_sdk.capture_exception(exc)
+                    telemetry.sentry().capture_exception(exc)
                 else:
-                    sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
+                    telemetry.sentry().capture_message(f"rotation refresh: {reason}", level="error")
         self._checkpoint()
         self.progress(self.counters.identities_scanned, self.total)
         self.failures.failed(reason)
@@ -427,10 +426,10 @@ def _raise_alert(alert: Alert, txn: Any) -> None:
     txn.set_tag("rotation.stale_reference_alert", "fired")
     txn.set_data(f"{telemetry.sentry_names().refresh_prefix}.not_found_pct",
                  round(alert.not_found_pct or 0.0, 2))
-    with sentry_sdk.new_scope() as scope:
+    with telemetry.sentry().new_scope() as scope:
         scope.set_tag("step", "stale_reference_alert")
         scope.set_context("rotation_refresh_alert", alert.as_dict())
-        sentry_sdk.capture_message(f"rotation refresh stale-reference alert: "
+        telemetry.sentry().capture_message(f"rotation refresh stale-reference alert: "
                                    f"{alert.describe()}", level="warning")
 
 
