@@ -13,7 +13,6 @@ from typing import Any
 
 from library_identity import paths
 from library_identity.db import Database
-from library_identity.dbt_names import PROJECT_DIR
 from library_identity.errors import DbtError
 
 # Vars read only when a node runs (in model and test bodies, never in config() calls,
@@ -35,6 +34,7 @@ class DbtOutcome:
     warnings: list[str]
     seconds: float = 0.0  # wall time in dbt, parse included
     parse_seconds: float = 0.0  # of which parsing the project (0 when a parse was reused)
+    relations: tuple[str, ...] = ()  # the models it built, as quoted schema.name
 
 
 @dataclass
@@ -87,7 +87,8 @@ def _environment(db: Database) -> dict[str, str]:
 
 
 def _project_args(dbt_vars: Mapping[str, Any] | None) -> list[str]:
-    args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    project = str(paths.PROJECT_DIR)
+    args = ["--project-dir", project, "--profiles-dir", project]
     if dbt_vars:
         args += ["--vars", json.dumps(dict(dbt_vars), sort_keys=True)]
     return args
@@ -161,10 +162,14 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
             result = _invoke(dbtRunner(manifest=parsed, callbacks=[collect_errors]), cli_args)
     failures: list[str] = []
     warnings: list[str] = []
+    relations: list[str] = []
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
-        name = (getattr(getattr(node_result, "node", None), "unique_id", None)
+        node = getattr(node_result, "node", None)
+        name = (getattr(node, "unique_id", None)
                 or getattr(node_result, "unique_id", None) or "dbt")
+        if status == "success" and str(getattr(node, "resource_type", "")) == "model":
+            relations.append(f'"{node.schema}"."{node.alias}"')
         message = getattr(node_result, "message", "") or ""
         if not message and status == "error" and errors:
             message = " ".join(errors)
@@ -179,7 +184,7 @@ def run_dbt(db: Database, args: Sequence[str], dbt_vars: Mapping[str, Any] | Non
         _spent[0] += seconds
         _spent[1] += parse_seconds
     return DbtOutcome(success=bool(result.success), failures=failures, warnings=warnings,
-                      seconds=seconds, parse_seconds=parse_seconds)
+                      seconds=seconds, parse_seconds=parse_seconds, relations=tuple(relations))
 
 
 def compile_model(db: Database, model: str, dbt_vars: Mapping[str, Any] | None = None) -> str:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any
-
-import psycopg
-import yaml
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from library_identity.errors import ConfigurationError
 from library_identity.paths import PROJECT_DIR
+
+if TYPE_CHECKING:  # psycopg is loaded by what connects, not by the command line's names
+    import psycopg
+    from psycopg import sql
 
 SCHEMA_ENV = "LIBRARY_IDENTITY_DBT_SCHEMA"
 DEFAULT_SCHEMA = "identity"
@@ -85,6 +85,8 @@ def schema() -> str:
 
 def relation(model: str) -> sql.Identifier:
     """A model the loader reads, qualified with the dbt schema."""
+    from psycopg import sql
+
     return sql.Identifier(schema(), model)
 
 
@@ -97,6 +99,8 @@ def compiled_view(conn: psycopg.Connection, model: str, code: str) -> sql.Compos
     """A model's compiled SQL as a temporary view on `conn`, in place of its relation (a
     dry run reads the model without building it). The view is created without parameters,
     so the SQL reaches the server exactly as dbt compiled it."""
+    from psycopg import sql
+
     name = f"compiled_{model}"
     conn.execute(sql.SQL("create or replace temp view {} as {}").format(
         sql.Identifier(name), sql.SQL(code)))
@@ -107,5 +111,7 @@ def compiled_view(conn: psycopg.Connection, model: str, code: str) -> sql.Compos
 def project_vars() -> dict[str, Any]:
     """The vars of dbt_project.yml: the one home of the rules SQL and Python share (the
     0.70 confidence gate, the rotation coverage gate, the candidate defaults, ...)."""
+    import yaml
+
     with (PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as handle:
         return dict(yaml.safe_load(handle).get("vars") or {})

@@ -26,9 +26,8 @@ psycopg's InsufficientPrivilege and OperationalError exit 6 too. The exit codes:
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import psycopg
 
 from library_identity import secrets
 
@@ -171,9 +170,12 @@ def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
         return EXIT_USAGE, message
     if isinstance(exc, DatabaseError):
         return EXIT_DB, message
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+    # A process that never loaded psycopg (`--help`, a failure before any connection)
+    # cannot hold one of its errors.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return EXIT_DB, f"the database user lacks a privilege: {message.splitlines()[0]}"
-    if isinstance(exc, psycopg.OperationalError):
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         return EXIT_DB, f"database unavailable: {message.strip().splitlines()[0]}"
     if isinstance(exc, DbtError):
         if any(marker in message.lower() for marker in _DBT_DATABASE_FAILURES):

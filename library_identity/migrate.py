@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
+from library_identity import dbt_builds
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.errors import DatabaseError, RunLocked
 from library_identity.jobs.lock import LOCK_KEYS
@@ -76,6 +77,11 @@ def apply(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     finally:
         # Closed now, not when collected: a session left open blocks copying the database.
         backend.connection.close()
+    if todo:
+        # What dbt deployed read the tables as they were: the next resolve builds again.
+        with db.connect() as conn:
+            dbt_builds.forget_all(conn)
+            conn.commit()
     return [m.id for m in todo]
 
 

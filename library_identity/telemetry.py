@@ -9,8 +9,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import sentry_sdk
-
 from library_identity import __version__, secrets
 
 # C0 and C1 control characters and DEL: an escape sequence starts with one of them.
@@ -138,6 +136,34 @@ def sentry_names() -> SentryNames:
     return _names
 
 
+class _Inert:
+    """What a Sentry call gives in a process that never loaded Sentry: every method does
+    nothing and returns the same object, which also serves as a context manager (a
+    scope, a transaction, a span)."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return self._nothing
+
+    def _nothing(self, *_args: Any, **_kwargs: Any) -> _Inert:
+        return self
+
+    def __enter__(self) -> _Inert:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+_INERT = _Inert()
+
+
+def sentry() -> Any:
+    """sentry_sdk where this process loaded it (init_sentry does, with a DSN), else a
+    stand-in that does nothing: a run without Sentry never pays for loading it, and
+    sentry_sdk without a client would do nothing either."""
+    return sys.modules.get("sentry_sdk") or _INERT
+
+
 def init_sentry(dsn: str | None, *, environment: str = "production",
                 traces_sample_rate: float = 1.0, transport: Any = None,
                 naming: str = DEFAULT_SENTRY_NAMING) -> bool:
@@ -148,6 +174,8 @@ def init_sentry(dsn: str | None, *, environment: str = "production",
     if not dsn and transport is None:
         return False
     secrets.register(dsn)
+    import sentry_sdk  # only a run that reports to Sentry starts it
+
     sentry_sdk.init(
         dsn=dsn,
         transport=transport,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from library_identity import dbt
+from library_identity import dbt, paths
 from library_identity.db import Database
 
 OTHER_VALUES = {"candidate_mode": "recheck", "stale_days": 30, "unresolved_retry_days": 2,
@@ -19,8 +19,8 @@ def _fresh_parse(db: Database, dbt_vars: dict[str, Any]) -> Any:
     with dbt._environ(dbt._environment(db)):
         result = dbtRunner().invoke(["--log-level", "none", "parse",
                                      "--vars", dbt.json.dumps(dbt_vars),
-                                     "--project-dir", str(dbt.PROJECT_DIR),
-                                     "--profiles-dir", str(dbt.PROJECT_DIR)])
+                                     "--project-dir", str(paths.PROJECT_DIR),
+                                     "--profiles-dir", str(paths.PROJECT_DIR)])
     assert result.success
     return _comparable(result.result.writable_manifest().to_dict())
 

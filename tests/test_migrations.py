@@ -22,10 +22,10 @@ STATION_TABLES = {"artists", "library", "library_identity", "library_identity_so
                   "library_watermark", "flowsheet", "flowsheet_watermark"}
 ALL_MIGRATIONS = ["0001_station_tables", "0002_loader_tables", "0003_station_parity",
                   "0004_merge_state", "0005_merge_history", "0006_station_schema_untouched",
-                  "0007_review_decisions"]
+                  "0007_review_decisions", "0008_dbt_builds"]
 LOADER_TABLES = {"runs", "raw_verdicts", "rotation_refresh_results", "station_objects",
                  "merges", "merge_skips", "library_identity_artist_ids", "merge_history",
-                 "review_decisions"}
+                 "review_decisions", "dbt_builds"}
 
 
 def _tables(db: Database, schema: str) -> set[str]:
@@ -151,7 +151,7 @@ def _sessions_waiting_for_a_lock(db: Database) -> int:
 def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
         migrated_db: Database) -> None:
     db = migrated_db
-    migrate.rollback(db, 3)
+    migrate.rollback(db, 4)
     with db.connect() as blocker:
         # 0005 references merges: it waits here, holding yoyo's lock.
         blocker.execute("lock table identity_loader.merges in access exclusive mode")
@@ -169,7 +169,7 @@ def test_a_migrate_killed_mid_run_leaves_a_lock_the_next_one_clears(
     proc = _migrate_cli(db)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert "applied 0005_merge_history" in out
+    assert "applied 0005_merge_history, 0006_station_schema_untouched, 0007_review_decisions" in out
     assert f"cleared a migration lock left by process {killed.pid}" in err
     assert "Traceback" not in err
     assert migrate.status(db).pending == []
@@ -186,3 +186,13 @@ def test_a_migrate_still_running_is_named_with_the_fix(
         with pytest.raises(RunLocked, match=rf"select pg_terminate_backend\({pid}\)"):
             migrate.apply(migrated_db)
     assert migrate.apply(migrated_db) == []
+
+
+def test_the_preflight_names_the_migrations_as_yoyo_does() -> None:
+    # The jobs' preflight reads the ids from the folder without loading yoyo.
+    from yoyo import read_migrations
+
+    from library_identity.paths import MIGRATIONS_DIR
+    from library_identity.preflight import migration_ids
+
+    assert migration_ids(MIGRATIONS_DIR) == [m.id for m in read_migrations(str(MIGRATIONS_DIR))]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import CLI, SENTRY_TEST_DSN, STANDIN_KEY, SentryCapture
+from psycopg import sql
 
 from library_identity import dbt_names
 from library_identity.db import Database
@@ -77,6 +78,8 @@ def assert_consistent(db: Database, result: ResolveResult) -> None:
     stored = scalar(db, "select counters from identity_loader.runs where run_id = %s",
                     result.run_id)
     merged = stored.pop("merge", None)
+    # How the run came by its candidates, and its time in dbt.
+    assert stored.pop("dbt")["candidates"] == result.candidates_from
     assert stored == json.loads(json.dumps(result.counters.as_dict()))
     if result.merge is not None and result.merge.merge_id is not None:
         # The run record also keeps what its merge wrote and skipped.
@@ -184,9 +187,14 @@ def pick_rows(db: Database, *kinds: str) -> list[int]:
 
 
 def only_candidates(db: Database, ids: list[int]) -> None:
+    """Pin the candidates to these rows: the view becomes a table holding only them."""
+    view = dbt_names.relation("library_candidates")
+    pinned = sql.Identifier(dbt_names.schema(), "library_candidates_pinned")
     with db.connect() as conn:
-        conn.execute(f"delete from {dbt_names.qualified('library_candidates')} "
-                     "where library_id <> all(%s)", (ids,))
+        conn.execute(sql.SQL("create table {} as select * from {} where library_id = any(%s)"
+                             ).format(pinned, view), (ids,))
+        conn.execute(sql.SQL("drop view {}").format(view))
+        conn.execute(sql.SQL("alter table {} rename to library_candidates").format(pinned))
 
 
 def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(

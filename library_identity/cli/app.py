@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from library_identity import dbt_names, paths, secrets, telemetry
 from library_identity.cli import config_file
 from library_identity.config import Setting, flag_name, setting_of
-from library_identity.db import Database, resolve_database
 from library_identity.errors import (
     EXIT_DB,
     EXIT_GATE,
@@ -34,8 +33,12 @@ from library_identity.errors import (
     exit_code_of,
     saved_by,
 )
-from library_identity.lml.client import LMLClient
-from library_identity.preflight import require_database_ready
+
+# The command line loads what a command uses when it runs, so `--help` and a usage error
+# load no database driver, HTTP stack or dbt.
+if TYPE_CHECKING:
+    from library_identity.db import Database
+    from library_identity.lml.client import LMLClient
 
 log = logging.getLogger("library_identity")
 R = TypeVar("R")
@@ -65,6 +68,8 @@ class Settings:
     def database(self) -> Database:
         """The database, reachable with the configured credentials (or exit 2/6)."""
         if self._db is None:
+            from library_identity.db import resolve_database
+
             try:
                 db = resolve_database(self.database_url, self.data_dir,
                                       keep_server=self.keep_server)
@@ -297,6 +302,8 @@ pass_settings = click.make_pass_decorator(Settings)
 
 
 def lml_client(settings: Settings, **kwargs: Any) -> LMLClient:
+    from library_identity.lml.client import LMLClient
+
     if not settings.lml_url:
         fail("LML_URL is not set (use --lml-url or the LML_URL environment variable; "
              "`library-identity demo` runs against the built-in stand-in)", EXIT_USAGE)
@@ -309,6 +316,8 @@ def lml_client(settings: Settings, **kwargs: Any) -> LMLClient:
 def run_job(settings: Settings, options: Any, job: Callable[..., R], *, lml_needed: bool) -> R:
     """Check the options, then the LML settings, before the database is touched; run the
     job until it ends or a signal stops it (the batch in flight is landed)."""
+    from library_identity.preflight import require_database_ready
+
     try:
         options.validate()
     except ValueError as exc:

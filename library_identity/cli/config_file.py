@@ -22,12 +22,10 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-from psycopg.conninfo import conninfo_to_dict
 
 from library_identity import secrets
-from library_identity.db import resolve_database
 from library_identity.errors import ConfigurationError
-from library_identity.lml.client import check_settings
+from library_identity.lml.limits import check_settings
 
 CONFIG_ENV = "LIBRARY_IDENTITY_CONFIG"
 SECRETS_FILE_ENV = "LIBRARY_IDENTITY_SECRETS_FILE"
@@ -320,10 +318,14 @@ def _check_global(option: click.Option, value: Any) -> None:
     elif option.name == "lml_api_key":
         check_settings("https://lml.example", value)
     elif option.name == "database_url":
+        from library_identity.db import resolve_database
+
         resolve_database(value)  # a URL only parses: it connects to nothing
 
 
 def _password(value: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         return conninfo_to_dict(value).get("password")  # type: ignore[return-value]
     except Exception:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from library_identity import secrets
 from library_identity.cli.app import Settings, main, pass_settings
-from library_identity.db import database_params, resolve_database
 from library_identity.errors import (
     EXIT_DB,
     EXIT_LML,
@@ -17,8 +17,9 @@ from library_identity.errors import (
     LMLAuthError,
     LMLUnavailable,
 )
-from library_identity.preflight import Check, database_checks, describe_check
-from library_identity.privileges import grants_sql, takeover_sql
+
+if TYPE_CHECKING:
+    from library_identity.preflight import Check
 
 # Every route a job calls, with a body LML must reject (a 422 proves the route is served).
 LML_ROUTES: tuple[tuple[str, dict[str, object]], ...] = (
@@ -42,6 +43,9 @@ def grants_command(settings: Settings, role: str, database_name: str | None,
     """Print the SQL a DBA runs so that ROLE can run every command against an existing
     station database: the project's own schemas, owned by ROLE, and the narrowest table-
     and column-level privileges on wxyc_schema. Connects to nothing."""
+    from library_identity.db import database_params
+    from library_identity.privileges import grants_sql, takeover_sql
+
     if database_name is None:
         params = database_params(settings.database_url) if settings.database_url else {}
         database_name = params.get("dbname") or "postgres"
@@ -53,6 +57,7 @@ def lml_checks(settings: Settings) -> list[Check]:
     """LML reachable and healthy, and each route served with our key accepted."""
     from library_identity.cli.app import lml_client
     from library_identity.lml.gate import check_health, require_route
+    from library_identity.preflight import Check
 
     if not settings.lml_url:
         return [Check("LML", "LML_URL set", False, "not set",
@@ -78,6 +83,8 @@ def lml_checks(settings: Settings) -> list[Check]:
 
 
 def print_checklist(checks: list[Check]) -> None:
+    from library_identity.preflight import describe_check
+
     section = None
     for check in checks:
         if check.section != section:
@@ -107,6 +114,8 @@ def doctor_command(settings: Settings, skip_lml: bool) -> None:
     cannot be reached or anything in it is missing; otherwise 3 when LML failed a check,
     2 when LML_URL is not set."""
     from library_identity.cli.app import job_failed
+    from library_identity.db import resolve_database
+    from library_identity.preflight import database_checks
 
     try:
         # A URL is checked here, not by settings.database(): a role without CONNECT is one

@@ -14,10 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from library_identity.telemetry import printable
 
@@ -37,6 +33,11 @@ def cell(value: Any) -> str:
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     terminal = to_terminal()
     table = Table(box=box.HEAVY_HEAD if terminal else box.MARKDOWN, pad_edge=True)
     for i, header in enumerate(headers):

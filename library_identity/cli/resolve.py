@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,15 +25,14 @@ from library_identity.cli.app import (
 )
 from library_identity.cli.output import print_table
 from library_identity.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from library_identity.jobs.job import run_saved
-from library_identity.lml.client import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
-from library_identity.preflight import require_database_ready
-from library_identity.resolve import job as resolve_job
-from library_identity.resolve.candidates import COHORTS, MODES, Partition
+from library_identity.lml.limits import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
 from library_identity.resolve.counters import SKIP_BUCKETS, dry_run_report
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
-from library_identity.resolve.merge import MergeOutcome
+from library_identity.resolve.options import COHORTS, MODES, Partition, ResolveOptions
 from library_identity.telemetry import printable
+
+if TYPE_CHECKING:
+    from library_identity.resolve.job import ResolveResult
+    from library_identity.resolve.merge import MergeOutcome
 
 log = logging.getLogger("library_identity.resolve")
 
@@ -81,6 +80,7 @@ def summary(result: ResolveResult) -> dict[str, Any]:
         "status": result.status,
         "seconds": round(result.seconds, 2),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "candidates_from": result.candidates_from,
         "candidates": result.candidates,
         "pacing": result.pacing,
         "lml_outage": result.outage,
@@ -165,6 +165,9 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     them, then one transaction writes identity rows, sources, history, compilation links
     and no-match stamps. Takes the resolve lock: never runs beside a resolve.
     """
+    from library_identity.preflight import require_database_ready
+    from library_identity.resolve import job as resolve_job
+
     db = settings.job_database()
     try:
         require_database_ready(db)  # before any lock, run record or write
@@ -253,6 +256,10 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail(str(exc), EXIT_USAGE)
     if merge_only and (dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
+    from library_identity.jobs.job import run_saved
+    from library_identity.preflight import require_database_ready
+    from library_identity.resolve import job as resolve_job
+
     # LML settings are checked before the database is touched.
     client = None if merge_only else lml_client(
         settings, timeout_s=timeout_s, max_attempts=max_attempts,
@@ -268,7 +275,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
             sys.exit(EXIT_OK if outcome.success else EXIT_GATE)
         with client, graceful_stop() as stop, \
                 progress_reporter(progress and not as_json) as (on_candidates, advance):
-            result = resolve(db, client, options, stop=stop, progress=advance,
+            result = resolve_job.resolve(db, client, options, stop=stop, progress=advance,
                              merge=not no_merge, on_candidates=on_candidates)
     except Exception as exc:
         job_failed(exc)

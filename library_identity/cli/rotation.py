@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -26,7 +26,6 @@ from library_identity.cli.app import (
 )
 from library_identity.cli.output import print_table
 from library_identity.config import setting_of
-from library_identity.db import require_migrated
 from library_identity.errors import (
     EXIT_ALERT,
     EXIT_GATE,
@@ -34,20 +33,12 @@ from library_identity.errors import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from library_identity.jobs.job import run_saved
-from library_identity.rotation.backfill import (
-    BackfillOptions,
-    BackfillResult,
-    backfill,
-    dry_run_report,
-)
-from library_identity.rotation.coverage import GATE_MIN_PCT, Coverage, read_coverage
-from library_identity.rotation.refresh import (
-    RefreshOptions,
-    RefreshResult,
-    refresh,
-)
-from library_identity.rotation.refresh import dry_run_report as refresh_dry_run_report
+from library_identity.rotation.options import GATE_MIN_PCT, BackfillOptions, RefreshOptions
+
+if TYPE_CHECKING:
+    from library_identity.rotation.backfill import BackfillResult
+    from library_identity.rotation.coverage import Coverage
+    from library_identity.rotation.refresh import RefreshResult
 
 log = logging.getLogger("library_identity.rotation")
 
@@ -57,13 +48,15 @@ def rotation() -> None:
     """The rotation (records on air now): fill LML identities, warm LML's cache, coverage."""
 
 
-Result = TypeVar("Result", BackfillResult, RefreshResult)
+Result = TypeVar("Result", "BackfillResult", "RefreshResult")
 
 
 def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
           print_result: Callable[[Result], None]) -> None:
     """One JSON object on stdout (a dry run's report or the summary), else the tables;
     exit 130 when the run was interrupted."""
+    from library_identity.jobs.job import run_saved
+
     if as_json is not None:
         click.echo(json.dumps(as_json(result)))
     else:
@@ -118,6 +111,8 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
                               timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
                               lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run,
                               stale_handles=stale_handles, **quiet)
+    from library_identity.rotation.backfill import backfill, dry_run_report
+
     result = run_job(settings, options, backfill, lml_needed=True)
     _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
           _print_backfill)
@@ -202,6 +197,9 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
         max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
         lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run)
     # A dry run sends nothing, so it needs no LML settings.
+    from library_identity.rotation.refresh import dry_run_report as refresh_dry_run_report
+    from library_identity.rotation.refresh import refresh
+
     result = run_job(settings, options, refresh, lml_needed=not dry_run)
     _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,
           _print_refresh)
@@ -239,6 +237,9 @@ def _print_refresh(result: RefreshResult) -> None:
 def coverage_command(settings: Settings, min_pct: float, strict: bool, as_json: bool) -> None:
     """Active rotation rows, how many have an LML identity, how many could (have a Discogs
     release id), resolvable coverage %, and when each identity's cache was last warmed."""
+    from library_identity.db import require_migrated
+    from library_identity.rotation.coverage import read_coverage
+
     db = settings.database()
     try:
         with db.connect() as conn:

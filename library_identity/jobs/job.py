@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import psycopg
-import sentry_sdk
 
 from library_identity import secrets, telemetry
 from library_identity.db import Database, Writer
@@ -131,7 +130,7 @@ class JobRun:
                **tags: str) -> Iterator[Any]:
         """The run's Sentry transaction, tagged with the run id; `data()` (the counters as
         they stand) is set on it however the block ends."""
-        with sentry_sdk.start_transaction(op=op, name=name) as txn:
+        with telemetry.sentry().start_transaction(op=op, name=name) as txn:
             txn.set_tag("run_id", str(self.run_id or "dry-run"))
             for key, value in tags.items():
                 txn.set_tag(key, value)
@@ -186,11 +185,11 @@ class JobRun:
             self.error = f"database connection lost: {type(exc).__name__}"
             return
         self.error = secrets.scrub(f"{type(exc).__name__}: {exc}")
-        with sentry_sdk.new_scope() as scope:
+        with telemetry.sentry().new_scope() as scope:
             scope.set_tag("step", "invariant" if isinstance(exc, InvariantViolation)
                           else "failed")
             scope.set_tag("run_id", str(self.run_id))
-            sentry_sdk.capture_exception(exc)
+            telemetry.sentry().capture_exception(exc)
 
     def _record(self) -> None:
         if self.run_id is None:

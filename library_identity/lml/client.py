@@ -21,12 +21,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
-from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -37,6 +35,16 @@ from tenacity import (
 
 from library_identity import jsonfast, secrets
 from library_identity.errors import LMLAuthError, LMLError, LMLInterrupted, LMLMalformedResponse
+from library_identity.lml.limits import (
+    LML_BULK_RESOLVE_CAP,
+    MAX_TIMEOUT_S,
+    MIN_REQUESTS_PER_MINUTE,
+    RETRY_AFTER_MAX_S,
+    check_settings,
+)
+
+if TYPE_CHECKING:
+    from pyrate_limiter import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +53,14 @@ REFRESH_PATH = "/api/v1/cache/refresh-for-identities"
 IDENTITY_RESOLVE_PATH = "/api/v1/identity/resolve"
 HEALTH_PATH = "/health"
 
-LML_BULK_RESOLVE_CAP = 1000
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # What a proxy or LML itself answers while LML restarts or is down (429 is LML saying it is
 # busy, not gone).
 OUTAGE_STATUSES = frozenset({502, 503, 504})
-# A server asking for a longer pause fails the call instead of stalling the run.
-RETRY_AFTER_MAX_S = 120.0
 # A full bulk-resolve batch with per-track credits stays far below this; a larger body is
 # refused as a failed call rather than read into memory.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MESSAGE_MAX_CHARS = 200
-
-
-def check_settings(base_url: str, api_key: str | None) -> None:
-    """Refuse an LML URL that is not http(s) and a key no HTTP header can carry (the
-    message never quotes the key)."""
-    parts = urlsplit(base_url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError("LML_URL must be an http:// or https:// URL with a host, e.g. "
-                         "https://lml.example")
-    if api_key is not None and not (api_key.isascii() and api_key.isprintable()
-                                    and " " not in api_key and api_key):
-        raise ValueError("LML_API_KEY must be printable ASCII without spaces or line breaks "
-                         "(check for a stray newline or quote around the key)")
 
 
 # -- the per-request deadline -------------------------------------------------------------
@@ -156,12 +148,6 @@ def normalise_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-# The pacing a client takes: slower than one call every 100 minutes, or a deadline past a
-# day, is no setting a run can use (and past what timers and sockets can count in).
-MIN_REQUESTS_PER_MINUTE = 0.01
-MAX_TIMEOUT_S = 86_400.0
-
-
 @dataclass
 class LMLClient:
     base_url: str
@@ -209,6 +195,8 @@ class LMLClient:
         if self.requests_per_minute:
             # One request per interval: the observed rate never exceeds the limit,
             # even at the start of a run.
+            from pyrate_limiter import Duration, Limiter, Rate  # only a capped client
+
             interval_ms = max(1, int(Duration.MINUTE.value / self.requests_per_minute))
             self._limiter = Limiter(Rate(1, interval_ms))
 

@@ -28,7 +28,6 @@ from library_identity.lml.client import LMLClient, is_outage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BUDGET_S = 300.0
 PROBE_FIRST_S = 1.0  # the first pause before asking /health again, doubled each time
 PROBE_MAX_S = 15.0  # ...up to this: LML back is noticed within this many seconds
 PROBE_TIMEOUT_S = 5.0

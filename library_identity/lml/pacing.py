@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from library_identity.lml.client import RETRY_AFTER_MAX_S
+from library_identity.lml.limits import RETRY_AFTER_MAX_S
 
 THROTTLE_STATUSES = frozenset({429, 503})
 # A longer Retry-After is not waited for: the client fails such a call at once.

@@ -30,6 +30,7 @@ from library_identity.dbt_names import (
 )
 from library_identity.errors import DatabaseError, DbtError, ReportModelsMissing
 from library_identity.jobs.lock import REPORT_VIEWS_LOCK_KEY
+from library_identity.report.sections import SECTION_NAMES, SECTIONS
 
 REPORT_VERSION = 1
 # Station roles may default to a few seconds; a report on a large library needs longer.
@@ -43,36 +44,6 @@ SESSION_SETTINGS = {"jit": "off"}
 VIEWS_LOCK_WAIT_MS = 600_000
 
 
-@dataclass(frozen=True)
-class Section:
-    """One report model as the report shows it."""
-
-    name: str  # JSON key and CSV section
-    model: str  # the dbt model in models/reports
-    keys: tuple[str, ...]  # columns that identify a row (none: a one-row section)
-    order_by: tuple[str, ...] = ()
-
-    def key_of(self, row: dict[str, Any]) -> str:
-        return "/".join(str(row[k]) for k in self.keys)
-
-
-SECTIONS: tuple[Section, ...] = (
-    Section("library_coverage", "rpt_library_coverage", ("cohort",), ("cohort_order",)),
-    Section("library_merge_skipped", "rpt_library_merge_skipped", ("cohort", "reason"),
-            ("cohort_order", "reason")),
-    Section("identity_by_method", "rpt_identity_by_method", ("method", "confidence_band"),
-            ("method_order", "method", "band_order")),
-    Section("identity_by_source", "rpt_identity_by_source", ("source", "confidence_band"),
-            ("source_order", "source", "band_order")),
-    Section("identity_age", "rpt_identity_age", ("age_bucket",), ("bucket_order",)),
-    Section("run_history", "rpt_run_history", ("run_id",), ("run_number",)),
-    Section("run_churn", "rpt_run_churn", ("run_id",), ("run_number",)),
-    Section("rotation_coverage", "rpt_rotation_coverage", ()),
-    Section("merge_skips", "rpt_merge_skips", ("skip_level", "reason"),
-            ("skip_level", "reason")),
-    Section("station_anomalies", "rpt_station_anomalies", ("anomaly",), ("anomaly",)),
-)
-SECTION_NAMES = tuple(s.name for s in SECTIONS)
 BANDS_MODEL = CONFIDENCE_BANDS
 # Read with the sections, shown apart: what needs a person (the page leads with them).
 ALERTS_MODEL, ALERTS_ORDER = "rpt_alerts", ("alert_order", "alert", "job")

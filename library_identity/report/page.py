@@ -20,8 +20,9 @@ from html import escape
 from typing import Any
 
 from library_identity.dbt_names import project_vars
-from library_identity.report import charts, worklist_panel
-from library_identity.report.data import SECTIONS, Report, csv_value
+from library_identity.report import worklist_panel
+from library_identity.report.data import Report, csv_value
+from library_identity.report.sections import SECTIONS
 
 RUN_TABLE_LIMIT = 25
 SECTION_BY_NAME = {s.name: s for s in SECTIONS}
@@ -355,6 +356,8 @@ def _panel(name: str, note: str, chart: str, table: str) -> str:
 
 
 def render(report: Report, title: str = "Library identity coverage") -> str:
+    from library_identity.report import charts  # matplotlib: only the page draws
+
     svg = charts.render_all(report)
     whole = report.coverage()
     panels = [

@@ -1,8 +1,13 @@
 """The run's candidates: dbt decides who needs resolving, the loader pages a snapshot.
 
-dbt (re)builds `library_candidates` for the chosen mode; the loader then copies it into
-a temporary table once, so the run works on a fixed set (rows landed during the run
+dbt deploys `library_candidates` (a view) for the chosen mode; the loader then copies it
+into a temporary table once, so the run works on a fixed set (rows landed during the run
 never come back in the same run) and pages it by library_id cursor, never OFFSET.
+
+dbt runs only when the deployment is not current (library_identity.dbt_builds: another
+project, other vars, a relation rebuilt or dropped since) or when verdicts landed since
+the last merge (the verdict state the view reads has not taken them in yet). Otherwise
+the deployed view is read as it is, and dbt is never loaded.
 """
 
 from __future__ import annotations
@@ -14,13 +19,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from library_identity import dbt_names
+from library_identity import dbt_builds, dbt_names
 from library_identity.db import Database
 from library_identity.dbt import DbtOutcome, compile_model, run_dbt
 from library_identity.errors import DbtError
-
-MODES = ("full", "legacy", "recheck")
-COHORTS = ("va", "non_va")  # in run order: V/A first
+from library_identity.resolve.merge import has_pending
+from library_identity.resolve.options import COHORTS, Partition
 
 
 @dataclass(frozen=True)
@@ -38,30 +42,37 @@ class Candidate:
                 "album_title": self.album_title, "legacy_release_id": self.legacy_release_id}
 
 
-@dataclass(frozen=True)
-class Partition:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Partition:
-        try:
-            index_text, count_text = text.split("/")
-            index, count = int(index_text), int(count_text)
-        except ValueError:
-            raise ValueError(f"partition must look like i/n (e.g. 0/4), got {text!r}") from None
-        if count < 1 or not 0 <= index < count:
-            raise ValueError(f"partition {text!r}: need n >= 1 and 0 <= i < n")
-        return cls(index, count)
-
-
 def build_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> DbtOutcome:
     """Have dbt rebuild the candidate model (and what it reads) for these vars, and the
-    views the run's merge reads (selector candidates)."""
+    views the run's merge reads (selector candidates); record what it deployed."""
+    stamp = dbt_builds.project_stamp(dbt_vars)
+    with db.connect() as conn:
+        dbt_builds.forget(conn, dbt_names.CANDIDATES_SELECTOR)
+        conn.commit()
     outcome = run_dbt(db, ["run", "--selector", dbt_names.CANDIDATES_SELECTOR], dbt_vars)
     if not outcome.success:
         raise DbtError("dbt could not build the candidates: " + "; ".join(outcome.failures))
+    with db.connect() as conn:
+        dbt_builds.record(conn, dbt_names.CANDIDATES_SELECTOR, stamp, outcome.relations)
+        conn.commit()
     return outcome
+
+
+def deployed(db: Database, dbt_vars: Mapping[str, Any]) -> bool:
+    """Whether the deployed candidates can be read as they are: the last build for these
+    vars still stands, and no verdict landed since the last merge."""
+    stamp = dbt_builds.project_stamp(dbt_vars)
+    with db.connect() as conn:
+        return (not has_pending(conn)
+                and dbt_builds.deployed(conn, dbt_names.CANDIDATES_SELECTOR, stamp))
+
+
+def prepare(db: Database, dbt_vars: Mapping[str, Any]) -> bool:
+    """Make the candidate view current for these vars; True when dbt had to build it."""
+    if deployed(db, dbt_vars):
+        return False
+    build_candidates(db, dbt_vars)
+    return True
 
 
 def compiled_candidates(db: Database, dbt_vars: Mapping[str, Any]) -> str:

@@ -13,14 +13,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-import sentry_sdk
 
-from library_identity import dbt, dbt_names, telemetry
-from library_identity.config import check_ranges, setting
+from library_identity import dbt, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.errors import (
     DatabaseError,
@@ -31,83 +29,26 @@ from library_identity.errors import (
 from library_identity.jobs.calls import Call, CallLoop, traced_call
 from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
-from library_identity.lml.client import BULK_RESOLVE_PATH, LML_BULK_RESOLVE_CAP, LMLClient
+from library_identity.lml.client import BULK_RESOLVE_PATH, LMLClient
 from library_identity.lml.gate import check_health, require_route
-from library_identity.lml.outage import DEFAULT_BUDGET_S, Outage
-from library_identity.lml.pacing import Pacer, PacingSettings
-from library_identity.resolve import candidates, fastpath, landing
+from library_identity.lml.outage import Outage
+from library_identity.lml.pacing import Pacer
+from library_identity.resolve import candidates
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import RunCounters
 from library_identity.resolve.merge import MergeOutcome
 from library_identity.resolve.merge import merge as run_merge
-from library_identity.resolve.verdicts import REPORTED_STEPS, Problem
+from library_identity.resolve.options import ResolveOptions
+
+# The response checks and the landing load the contract's models (pydantic): a run with
+# nothing due never needs them, so they are loaded with the first batch.
+if TYPE_CHECKING:
+    from library_identity.resolve.fastpath import FastOutcome
+    from library_identity.resolve.verdicts import Problem
 
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 120_000  # the station's default 5 s is too short for bulk work
-
-
-@dataclass
-class ResolveOptions:
-    """A resolve run's settings: defaults, ranges and help text are declared here once; the
-    command's options and the dbt vars derive from them."""
-
-    mode: str = "full"
-    batch_size: int = setting(500, "Rows per LML call for the non-V/A cohort.",
-                              min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
-    va_batch_size: int = setting(100, "Rows per LML call for the V/A cohort.",
-                                 min=1, max=LML_BULK_RESOLVE_CAP, why="LML's cap")
-    concurrency: int | None = setting(
-        None, "A fixed pace: exactly this many LML calls in flight (default: adaptive).",
-        min=1)
-    min_concurrency: int = setting(
-        1, "Adaptive pace: never fewer LML calls in flight than this.", min=1)
-    max_concurrency: int = setting(
-        8, "Adaptive pace: never more LML calls in flight than this.", min=1)
-    latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
-    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
-    partition: candidates.Partition | None = None
-    dry_run: bool = False
-    stale_days: int = setting(7, "A resolved row is re-checked after this many days.", min=1)
-    unresolved_retry_days: int = setting(
-        7, "An unresolved row is retried after this many days.", min=1)
-    include_tracks: bool = True
-    max_consecutive_failures: int = setting(
-        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
-    lml_outage_budget_s: float = setting(
-        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
-                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
-                          "the batches landed are kept. 0 stops at once.", min=0)
-    cohorts: tuple[str, ...] = candidates.COHORTS
-
-    def validate(self) -> None:
-        if self.mode not in candidates.MODES:
-            raise ValueError(f"mode must be one of {', '.join(candidates.MODES)}")
-        check_ranges(self)
-        if not self.cohorts or set(self.cohorts) - set(candidates.COHORTS):
-            raise ValueError(f"cohorts must be among {', '.join(candidates.COHORTS)}")
-        self.pacing().validate()
-
-    def dbt_vars(self) -> dict[str, Any]:
-        return {dbt_names.CANDIDATE_MODE_VAR: self.mode,
-                dbt_names.STALE_DAYS_VAR: self.stale_days,
-                dbt_names.UNRESOLVED_RETRY_DAYS_VAR: self.unresolved_retry_days}
-
-    def pacing(self) -> PacingSettings:
-        if self.concurrency is not None:
-            return PacingSettings.fixed_at(self.concurrency)
-        return PacingSettings(min_concurrency=self.min_concurrency,
-                              max_concurrency=self.max_concurrency,
-                              latency_floor_s=self.latency_floor_s)
-
-    def batch_size_for(self, cohort: str) -> int:
-        return self.va_batch_size if cohort == "va" else self.batch_size
-
-    def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["partition"] = (f"{self.partition.index}/{self.partition.count}"
-                             if self.partition else None)
-        return data
 
 
 @dataclass
@@ -123,6 +64,7 @@ class ResolveResult:
     pacing: dict[str, Any] = field(default_factory=dict)
     shortfall: Shortfall | None = None  # why the run outcome rule failed the run
     outage: dict[str, float] = field(default_factory=dict)  # LML outages waited out
+    candidates_from: str = "given"  # built (by dbt), deployed (read as they were), compiled
 
 
 Progress = Callable[[str, int], None]
@@ -132,7 +74,7 @@ Progress = Callable[[str, int], None]
 class _Call(Call):
     batch: list[Candidate]
     cohort: str
-    outcome: fastpath.FastOutcome | None = None
+    outcome: FastOutcome | None = None
 
 
 def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tracks: bool,
@@ -152,6 +94,8 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
                     span.set_data(f"lml.cache.{key}", value)
     if call.result is not None:
         try:
+            from library_identity.resolve import fastpath
+
             call.outcome = fastpath.classify(batch, call.result.body, run_id)
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
             # The row checks catch what they know; anything else is the call's malformed
@@ -161,6 +105,12 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
                 f"({type(exc).__name__})", status=call.result.status,
                 attempts=call.result.attempts)
     return call
+
+
+def _reported_steps() -> tuple[str, ...]:
+    from library_identity.resolve.verdicts import REPORTED_STEPS
+
+    return REPORTED_STEPS
 
 
 class _Runner:
@@ -191,6 +141,8 @@ class _Runner:
     def _land(self, call: _Call, counters: dict[str, Any]) -> bool:
         """Land one batch (a dropped connection is retried once by the Writer; losing it
         twice stops the run). False: the database refused the batch (writer_error)."""
+        from library_identity.resolve import landing
+
         run_id = self.job.run_id
         assert run_id is not None
         try:
@@ -202,9 +154,9 @@ class _Runner:
         except psycopg.Error as exc:
             log.error("writer_error run_id=%s batch_first_id=%s error=%s", run_id,
                       call.batch[0].library_id, type(exc).__name__)
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "writer_error")
-                sentry_sdk.capture_exception(exc)
+                telemetry.sentry().capture_exception(exc)
             return False
 
     def _handle(self, call: _Call) -> bool:
@@ -230,9 +182,9 @@ class _Runner:
             diagnostics.log(log, bucket, "%s cohort=%s rows=%d error=%s", bucket, call.cohort,
                             len(call.batch), call.error)
             if diagnostics.may_send(bucket):
-                with sentry_sdk.new_scope() as scope:
+                with telemetry.sentry().new_scope() as scope:
                     scope.set_tag("step", bucket)
-                    sentry_sdk.capture_exception(call.error)
+                    telemetry.sentry().capture_exception(call.error)
             self._checkpoint()
             self.failures.failed(str(call.error))
             return True
@@ -241,16 +193,16 @@ class _Runner:
         diagnostics = self.job.diagnostics
         for problem in outcome.problems:
             diagnostics.log(log, problem.step, "%s cohort=%s", problem, call.cohort)
-            if problem.step in REPORTED_STEPS and diagnostics.may_send(problem.step):
+            if problem.step in _reported_steps() and diagnostics.may_send(problem.step):
                 self._report(problem, call.cohort)
         if outcome.landed:
             self.failures.succeeded()
         else:
             # Not one row of the batch was usable: the call failed, whatever its status.
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "invalid_response")
                 if diagnostics.may_send("invalid_response"):
-                    sentry_sdk.capture_message(
+                    telemetry.sentry().capture_message(
                         f"LML answered a batch of {len(call.batch)} rows without one usable "
                         f"result ({'; '.join(str(p) for p in outcome.problems[:5])[:300]})",
                         level="error")
@@ -274,12 +226,12 @@ class _Runner:
     def _report(self, problem: Problem, cohort: str) -> None:
         """A Sentry event per finding, tagged with its step, as the station's consumer
         sends them (its alerts count these events)."""
-        with sentry_sdk.new_scope() as scope:
+        with telemetry.sentry().new_scope() as scope:
             scope.set_tag("step", problem.step)
             scope.set_tag("cohort", cohort)
             scope.set_tag("run_id", str(self.job.run_id or "dry-run"))
             scope.fingerprint = ["library-identity", problem.step]
-            sentry_sdk.capture_message(str(problem), level="error")
+            telemetry.sentry().capture_message(str(problem), level="error")
 
     def _checkpoint(self) -> None:
         self.job.checkpoint(self.counters.as_dict())
@@ -322,10 +274,17 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         check_health(client)
         require_route(client, BULK_RESOLVE_PATH, {"inputs": [], "include_tracks": False})
         compiled = None
+        # How this run came by its candidates: dbt built them, the deployed view was read
+        # as it is (dbt never loaded), or the caller prepared them.
+        source = "given"
         if prepare and options.dry_run:
-            compiled = candidates.compiled_candidates(db, options.dbt_vars())
+            source = "deployed"
+            if not candidates.deployed(db, options.dbt_vars()):
+                compiled = candidates.compiled_candidates(db, options.dbt_vars())
+                source = "compiled"
         elif prepare:
-            candidates.build_candidates(db, options.dbt_vars())
+            built = candidates.prepare(db, options.dbt_vars())
+            source = "built" if built else "deployed"
         with job.reader() as read_conn:
             counts = candidates.snapshot(read_conn, partition=options.partition,
                                          limit=options.limit, compiled=compiled,
@@ -357,9 +316,9 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
         if short:
             # What was valid is landed; the run still fails the outcome rule.
             job.error = short.message
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error" if short.lml_failed else "rejected_rows")
-                sentry_sdk.capture_message(short.message, level="error")
+                telemetry.sentry().capture_message(short.message, level="error")
         result = ResolveResult(run_id=job.run_id, status=job.status,
                                counters=runner.counters, candidates=counts, timings=timings,
                                error=rejected, pacing=runner.pacer.summary(),
@@ -386,8 +345,14 @@ def resolve(db: Database, client: LMLClient, options: ResolveOptions, *,
                 job.error = "; ".join(outcome.failures)
         result.error = job.error
         result.seconds = job.seconds()
-        # dbt's share of the run: everything it did, of which parsing the project.
+        # dbt's share of the run: everything it did, of which parsing the project (both 0
+        # when nothing was built and nothing merged: dbt was not even loaded).
         timings["dbt_s"], timings["dbt_parse_s"] = dbt.time_spent(since=dbt_before)
+        result.candidates_from = source
+        counted = job.counters
+        used = {"candidates": source, "seconds": round(timings["dbt_s"], 3),
+                "parse_seconds": round(timings["dbt_parse_s"], 3)}
+        job.counters = lambda: {**counted(), "dbt": used}
         return result
 
 

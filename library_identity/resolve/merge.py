@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sentry_sdk
+import psycopg
 
-from library_identity import dbt_names
+from library_identity import dbt_names, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
 from library_identity.dbt import DbtOutcome, run_dbt
 
@@ -61,12 +61,17 @@ def pending_verdicts(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
-def pending_decisions(db: Database) -> int:
-    """A person's decisions (library-identity review) no write-back has applied yet."""
-    with db.connect() as conn:
-        row = conn.execute(f"select count(*) from {LOADER_SCHEMA}.review_decisions "
-                           "where applied_at is null").fetchone()
-    return int(row[0]) if row else 0
+def has_pending(conn: psycopg.Connection) -> bool:
+    """Whether a merge has work: a verdict landed since the last applied merge (the log's
+    last id against the last merge's bound, one probe of each index; a count, or an exists
+    the planner cannot bound, reads the log), or a person's decision not yet applied."""
+    row = conn.execute(
+        f"select (select coalesce(max(verdict_id), 0) from {LOADER_SCHEMA}.raw_verdicts) > "
+        f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges) "
+        # A person's decisions (library-identity review) waiting for a write-back.
+        f"or exists (select 1 from {LOADER_SCHEMA}.review_decisions where applied_at is null)"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = None, *,
@@ -76,8 +81,10 @@ def merge(db: Database, dbt_vars: Mapping[str, Any], run_id: uuid.UUID | None = 
     the same verdicts. With nothing landed since the last merge and no decision waiting
     there is nothing to do.
     `after_candidates`: this run's candidates build just refreshed the views it reads."""
-    if not full_rebuild and pending_verdicts(db) == 0 and pending_decisions(db) == 0:
-        return MergeOutcome(success=True, failures=[], warnings=[])
+    if not full_rebuild:
+        with db.connect() as conn:
+            if not has_pending(conn):
+                return MergeOutcome(success=True, failures=[], warnings=[])
     # The same vars as the run's candidates build, so dbt's partial parse still holds
     # (any change of vars makes dbt parse the whole project again).
     variables = {**dbt_vars, dbt_names.FULL_REBUILD_VAR: True} if full_rebuild else dict(dbt_vars)
@@ -126,11 +133,11 @@ def _report_gap(gap: tuple[int, int], merge_id: int | None, run_id: uuid.UUID | 
     missed, keys = gap
     log.warning("%s merge_id=%s run_id=%s track_keys=%d no_cta_match=%d", CTA_MATCH_GAP_STEP,
                 merge_id, run_id or "-", keys, missed)
-    with sentry_sdk.new_scope() as scope:
+    with telemetry.sentry().new_scope() as scope:
         scope.set_tag("step", CTA_MATCH_GAP_STEP)
         scope.set_tag("run_id", str(run_id or "-"))
         scope.set_extra("compilation_track_keys", keys)
         scope.set_extra("compilation_track_rows_skipped_no_cta_match", missed)
         scope.fingerprint = ["library-identity", CTA_MATCH_GAP_STEP]
-        sentry_sdk.capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
+        telemetry.sentry().capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
                                    "match no credit row", level="warning")

@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import sentry_sdk
 from pydantic import ValidationError
 
 from library_identity import telemetry
-from library_identity.config import setting
 from library_identity.db import Database
 from library_identity.errors import (
     DatabaseError,
@@ -48,14 +46,13 @@ from library_identity.lml.contract import ReleaseIdentityResolveResponse
 from library_identity.lml.gate import check_health
 from library_identity.lml.outage import Outage
 from library_identity.rotation.counters import BackfillCounters
-from library_identity.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, RotationOptions
+from library_identity.rotation.options import ACTIVE_ROTATION, STATEMENT_TIMEOUT_MS, BackfillOptions
 
 log = logging.getLogger(__name__)
 
 JOB = "rotation_backfill"
 SOURCE = "discogs_release"
 DRY_RUN_REPORT_VERSION = 1
-MIN_QUIET_PAUSE_S = 1.0  # looking more often only loads the station's database
 
 _CANDIDATES_SQL = (
     "select id, discogs_release_id from wxyc_schema.rotation "
@@ -80,32 +77,6 @@ _GUARDED_UPDATE_SQL = (
 _GUARDED_REPLACE_SQL = (
     "update wxyc_schema.rotation set lml_identity_id = %s "
     "where id = %s and lml_identity_id = %s and discogs_release_id = %s")
-
-
-@dataclass
-class BackfillOptions(RotationOptions):
-    concurrency: int = setting(1, "identity/resolve calls in flight at once.", min=1)
-    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
-    dry_run: bool = False
-    # Instead of empty handles, the handles the latest cache refresh found unknown to LML
-    # (the refresh's stale-reference alert): each row's release id is resolved again.
-    stale_handles: bool = False
-    # The quiet period: the station is live while a track was logged within the lookback.
-    quiet_lookback_s: float = setting(
-        60.0, "The station counts as on air while a track was logged within this many "
-              "seconds; 0 never waits.", min=0)
-    quiet_pause_s: float = setting(
-        30.0, "Seconds between looks at the on-air log while the station is on air.",
-        min=MIN_QUIET_PAUSE_S)
-    quiet_max_wait_s: float = setting(
-        1800.0, "Fail the run (exit 1) once its waits add up to this many seconds; 0 waits "
-                "as long as it takes.", min=0)
-
-    def sentry_settings(self) -> dict[str, bool | float]:
-        """The settings the station's job puts on its transaction, in its units."""
-        return {"dry_run": self.dry_run,
-                "live_activity_lookback_seconds": self.quiet_lookback_s,
-                "live_activity_pause_ms": self.quiet_pause_s * 1000}
 
 
 @dataclass(frozen=True)
@@ -296,9 +267,9 @@ class _Runner:
         diagnostics.log(log, "lml_error", "lml_error rotation_id=%s error=%s",
                         call.row.rotation_id, reason)
         if call.error is not None and diagnostics.may_send("lml_error"):
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error")
-                sentry_sdk.capture_exception(call.error)
+                telemetry.sentry().capture_exception(call.error)
         self.failures.failed(reason)
 
     def run(self, rows: list[Row], txn: Any) -> None:

@@ -19,14 +19,10 @@ from library_identity.dbt_names import (
     ROTATION_COVERAGE,
     ROTATION_REFRESH_CANDIDATES,
     ROTATION_REFRESH_RESULTS,
-    project_vars,
     relation,
 )
 from library_identity.rotation.models import build_models
-from library_identity.rotation.options import STATEMENT_TIMEOUT_MS
-
-# Resolvable coverage the rotation must reach; dbt's gate and report read the same var.
-GATE_MIN_PCT = float(project_vars()["rotation_coverage_min_pct"])
+from library_identity.rotation.options import GATE_MIN_PCT, STATEMENT_TIMEOUT_MS
 
 _COVERAGE_SQL = sql.SQL(
     "select active, active_with_discogs, active_with_lml, active_without_lml_identity, "

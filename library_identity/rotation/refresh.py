@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import sentry_sdk
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from library_identity import telemetry
-from library_identity.config import setting
 from library_identity.db import Database, jsonb_text, landable
 from library_identity.errors import (
     DatabaseError,
@@ -39,12 +37,7 @@ from library_identity.jobs.job import FailureStreak, JobRun
 from library_identity.jobs.outcome import Shortfall, shortfall
 from library_identity.jobs.records import save_counters
 from library_identity.jsonfast import NotJSON
-from library_identity.lml.client import (
-    MAX_TIMEOUT_S,
-    MIN_REQUESTS_PER_MINUTE,
-    REFRESH_PATH,
-    LMLClient,
-)
+from library_identity.lml.client import REFRESH_PATH, LMLClient
 from library_identity.lml.contract import CacheRefreshResultItem
 from library_identity.lml.gate import check_health, require_route
 from library_identity.lml.outage import Outage
@@ -54,51 +47,18 @@ from library_identity.rotation.models import (
     read_candidates,
     read_candidates_without_building,
 )
-from library_identity.rotation.options import STATEMENT_TIMEOUT_MS, RotationOptions
+from library_identity.rotation.options import (
+    LML_REFRESH_BATCH_CAP,
+    STATEMENT_TIMEOUT_MS,
+    RefreshOptions,
+)
 
 log = logging.getLogger(__name__)
 
 JOB = "rotation_refresh"
 DRY_RUN_REPORT_VERSION = 1
-# LML answers 400 above 50 ids. Fixed, never a setting: a larger
-# configured batch size is refused before anything is sent.
-LML_REFRESH_BATCH_CAP = 50
-# A cold batch of 50 takes about 4 minutes inside LML; shorter timeouts would abandon
-# batches LML is still warming and then send them again.
-MIN_TIMEOUT_S = 300.0
-DEFAULT_TIMEOUT_S = 360.0
 _COPY_SQL = ("copy identity_loader.rotation_refresh_results (run_id, identity_id, status, "
              "warmed_releases, warmed_artists, sources, message) from stdin")
-
-
-@dataclass
-class RefreshOptions(RotationOptions):
-    batch_size: int = setting(LML_REFRESH_BATCH_CAP, "Identities per LML call; LML refuses "
-                              f"more than {LML_REFRESH_BATCH_CAP}.", min=1)
-    concurrency: int = setting(3, "Refresh calls in flight at once.", min=1)
-    requests_per_minute: float = setting(
-        20.0, "Token-bucket cap on LML calls per minute, retries included.",
-        min=MIN_REQUESTS_PER_MINUTE)
-    timeout_s: float = setting(DEFAULT_TIMEOUT_S,
-                               f"Seconds per refresh call, at least {MIN_TIMEOUT_S:g}.",
-                               max=MAX_TIMEOUT_S)
-    not_found_alert_pct: float = setting(
-        1.0, "Stale-reference alert (exit 5) when more than this share of identities is "
-             "not_found.", min=0, max=100)
-    retry_delay_s: float = setting(
-        30.0, "Seconds before an identity LML answered `error` for is sent once more.", min=0)
-    dry_run: bool = False  # read the candidates, call nothing, write nothing
-
-    def validate(self) -> None:
-        # Said with the reason, before the generic range checks.
-        if self.batch_size > LML_REFRESH_BATCH_CAP:
-            raise ValueError(f"batch size {self.batch_size} is above LML's refresh cap of "
-                             f"{LML_REFRESH_BATCH_CAP} ids per call; use at most "
-                             f"{LML_REFRESH_BATCH_CAP}")
-        if self.timeout_s < MIN_TIMEOUT_S:
-            raise ValueError(f"refresh timeout {self.timeout_s:g} s is too short: a cold batch "
-                             f"takes about 4 minutes in LML; use at least {MIN_TIMEOUT_S:g} s")
-        super().validate()
 
 
 # The stale-reference alert's remedy: the rows' release ids resolved again.
@@ -341,12 +301,12 @@ class _Runner:
         diagnostics.log(log, "lml_error", "lml_error attempt=%d ids=%d error=%s", batch.attempt,
                         len(batch.ids), reason)
         if diagnostics.may_send("lml_error"):
-            with sentry_sdk.new_scope() as scope:
+            with telemetry.sentry().new_scope() as scope:
                 scope.set_tag("step", "lml_error")
                 if exc is not None:
-                    sentry_sdk.capture_exception(exc)
+                    telemetry.sentry().capture_exception(exc)
                 else:
-                    sentry_sdk.capture_message(f"rotation refresh: {reason}", level="error")
+                    telemetry.sentry().capture_message(f"rotation refresh: {reason}", level="error")
         self._checkpoint()
         self.progress(self.counters.identities_scanned, self.total)
         self.failures.failed(reason)
@@ -470,10 +430,10 @@ def _raise_alert(alert: Alert, txn: Any) -> None:
     txn.set_tag("rotation.stale_reference_alert", "fired")
     txn.set_data(f"{telemetry.sentry_names().refresh_prefix}.not_found_pct",
                  round(alert.not_found_pct or 0.0, 2))
-    with sentry_sdk.new_scope() as scope:
+    with telemetry.sentry().new_scope() as scope:
         scope.set_tag("step", "stale_reference_alert")
         scope.set_context("rotation_refresh_alert", alert.as_dict())
-        sentry_sdk.capture_message(f"rotation refresh stale-reference alert: "
+        telemetry.sentry().capture_message(f"rotation refresh stale-reference alert: "
                                    f"{alert.describe()}", level="warning")
 
 

@@ -1,12 +1,13 @@
 {{
     config(
-        materialized='table',
+        materialized='view',
         tags=['candidates'],
-        indexes=[{'columns': ['cohort', 'library_id'], 'unique': true}],
     )
 }}
-{#- Built as a table at `dbt run` time: a stable snapshot the loader pages through
-    (library_id > cursor, by cohort) without recomputing status per page. -#}
+{#- A view, evaluated when read: a deployed view stays current while the project and its
+    vars are unchanged, so a run with nothing due reads it without starting dbt. The
+    loader copies it once into a temporary table it pages through (library_id > cursor,
+    by cohort), so the status is computed once per run. -#}
 {%- set mode = candidate_mode() -%}
 {%- set stale = "interval '" ~ day_count_var('stale_days') ~ " days'" -%}
 {%- set retry = "interval '" ~ day_count_var('unresolved_retry_days') ~ " days'" -%}
@@ -16,6 +17,12 @@ with
 status as (
 
     select * from {{ ref('int_library__identity_status') }}
+
+),
+
+cohorts as (
+
+    select * from {{ ref('int_library__cohort') }}
 
 ),
 
@@ -72,18 +79,34 @@ reasons as (
 
 ),
 
-final as (
+due as (
 
     select
         library_id,
         artist_name::text as artist_name,
         album_title::text as album_title,
         legacy_release_id,
-        cohort,
         {{ mode }}_reason as reason,
         '{{ mode }}'::text as candidate_mode
     from reasons
     where {{ mode }}_reason is not null
+
+),
+
+final as (
+
+    -- The cohort (name patterns over every row and artist: most of the cost of this
+    -- view) joined to the due rows only, so a read with nothing due never computes it.
+    select
+        due.library_id,
+        due.artist_name,
+        due.album_title,
+        due.legacy_release_id,
+        cohorts.cohort,
+        due.reason,
+        due.candidate_mode
+    from due
+    inner join cohorts on due.library_id = cohorts.library_id
 
 )
 

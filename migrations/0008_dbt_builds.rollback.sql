@@ -1,0 +1,1 @@
+drop table identity_loader.dbt_builds;
