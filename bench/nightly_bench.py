@@ -4,14 +4,14 @@ Prints figures; it is not a test. Usage:
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/nightly_bench.py [--rows 64676] [--repeat 1]
-                                                [--schema ../shared/station/wxyc_schema.sql]
 
 DATABASE_URL names the server and a role that may create databases and extensions (the
 schema runs `create extension pg_trgm`): a superuser. On it the bench makes a database from
 the station's schema file (its triggers, functions and indexes included), runs
 `library-identity migrate`, and writes the sample library into the station's own tables
-(`load_sample`). Then, on a fresh copy for each repeat, with the LML stand-in at zero
-latency in a process of its own and each run a fresh `library-identity resolve --json`:
+(tests/station.py, as the tests build theirs). Then, on a fresh copy for each repeat, with
+the LML stand-in at zero latency in a process of its own and each run a fresh
+`library-identity resolve --json`:
 
 1. the first run (the whole library: candidates, load, merge and gates);
 2. a daily run: one row in seven aged past the 7-day windows (its verdict, the merge's
@@ -44,35 +44,17 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import station  # noqa: E402
 
 from library_identity import dbt_names  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
-from library_identity.demo.seed import DEFAULT_ROWS, seed_library  # noqa: E402
+from library_identity.demo.seed import DEFAULT_ROWS  # noqa: E402
 
 KEY = "bench-key-0123456789"
 PREFIX = "nightly_bench"
-# The station's schema file: ../shared/station/wxyc_schema.sql from the checkout, or from a
-# folder above it (a worktree).
-SCHEMA_FILE = next((p / "shared" / "station" / "wxyc_schema.sql" for p in ROOT.parents
-                    if (p / "shared" / "station" / "wxyc_schema.sql").is_file()),
-                   ROOT.parent / "shared" / "station" / "wxyc_schema.sql")
 CLI = (sys.executable, "-m", "library_identity")
-# The sample's tables, parents first, and the columns it fills in each.
-SAMPLE_TABLES = {
-    "artists": ("id", "artist_name", "alphabetical_name", "code_letters"),
-    "library": ("id", "artist_id", "album_title", "artist_name", "code_number",
-                "code_volume_letters", "legacy_release_id", "canonical_entity_id",
-                "canonical_entity_confidence", "canonical_entity_resolved_at", "add_date",
-                "last_modified"),
-    "compilation_track_artist": ("id", "library_id", "artist_name", "track_title",
-                                 "track_position", "track_artist_id",
-                                 "track_artist_link_confidence", "track_artist_link_method"),
-    "rotation": ("id", "album_id", "legacy_rotation_id", "legacy_library_release_id",
-                 "rotation_bin", "add_date", "kill_date", "artist_name", "album_title",
-                 "discogs_release_id", "discogs_release_id_source", "lml_identity_id"),
-}
-# Columns the station's tables require that the sample has no notion of.
-STATION_REQUIRED = {"library": {"genre_id": "genres", "format_id": "format"}}
 
 
 def database(server: Database, name: str) -> Database:
@@ -113,57 +95,6 @@ def cli(db: Database, *args: str, lml_url: str | None = None) -> tuple[str, floa
 
 
 # -- the database -----------------------------------------------------------------------------
-
-def load_station_schema(db: Database, schema_file: Path) -> None:
-    """The station's schema file, as psql would run it (it holds no psql commands)."""
-    with db.connect(autocommit=True) as conn:
-        conn.execute(schema_file.read_text(encoding="utf-8"))  # type: ignore[arg-type]
-
-
-def load_sample(server: Database, db: Database, rows: int) -> float:
-    """Write the sample library into the station's own tables of `db`: seed it into a
-    scratch database on the project's own tables, then copy it across, giving each library
-    row the one genre and format it needs. Returns seconds."""
-    started = time.perf_counter()
-    scratch = fresh_database(server, f"{PREFIX}_scratch")
-    try:
-        cli(scratch, "migrate")
-        with scratch.connect() as conn:
-            seed_library(conn, rows)
-        with scratch.connect() as source, db.connect() as target:
-            extra: dict[str, int] = {}
-            for column, table in STATION_REQUIRED["library"].items():
-                name_column = "genre_name" if table == "genres" else "format_name"
-                row = target.execute(sql.SQL("insert into wxyc_schema.{} ({}) values (%s) "
-                                             "returning id").format(
-                    sql.Identifier(table), sql.Identifier(name_column)),
-                    ("sample",)).fetchone()
-                assert row is not None
-                extra[column] = int(row[0])
-            for table, columns in SAMPLE_TABLES.items():
-                constants = extra if table == "library" else {}
-                select = sql.SQL("copy (select {}{} from wxyc_schema.{} order by id) to stdout"
-                                 ).format(sql.SQL(", ").join(map(sql.Identifier, columns)),
-                                          sql.SQL("".join(f", {v}" for v in constants.values())),
-                                          sql.Identifier(table))
-                insert = sql.SQL("copy wxyc_schema.{} ({}) from stdin").format(
-                    sql.Identifier(table),
-                    sql.SQL(", ").join(map(sql.Identifier, (*columns, *constants))))
-                with source.cursor().copy(select) as out, \
-                        target.cursor().copy(insert) as into:
-                    for chunk in out:
-                        into.write(chunk)
-            for table in SAMPLE_TABLES:
-                target.execute(sql.SQL(
-                    "select setval(pg_get_serial_sequence({}, 'id'), max(id)) "
-                    "from wxyc_schema.{}").format(sql.Literal(f"wxyc_schema.{table}"),
-                                                  sql.Identifier(table)))
-                target.execute(sql.SQL("analyze wxyc_schema.{}").format(sql.Identifier(table)))
-            target.commit()
-    finally:
-        drop_database(server, scratch.params["dbname"])
-    return time.perf_counter() - started
-
 
 def make_due(db: Database, every: int = 7, days: int = 8) -> int:
     """Age one library row in `every` by `days`: its verdicts, the merge's verdict state
@@ -258,7 +189,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--repeat", type=int, default=1,
                         help="Runs of the three, each on a fresh copy.")
-    parser.add_argument("--schema", type=Path, default=SCHEMA_FILE)
     parser.add_argument("--keep", action="store_true", help="Keep the databases.")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
@@ -277,10 +207,13 @@ def main() -> None:
 
     started = time.perf_counter()
     template = fresh_database(server, f"{PREFIX}_template")
-    load_station_schema(template, args.schema)
+    station.load(template)
     schema_s = time.perf_counter() - started
     _, migrate_s = cli(template, "migrate")
-    sample_s = load_sample(server, template, args.rows)
+    started = time.perf_counter()
+    with template.connect() as conn:
+        station.seed_sample(conn, args.rows)
+    sample_s = time.perf_counter() - started
     print(f"\nthe station's schema loaded in {schema_s:.1f} s, migrated in {migrate_s:.1f} s, "
           f"{args.rows:,} sample rows written into its tables in {sample_s:.1f} s")
 
