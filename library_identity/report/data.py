@@ -1,4 +1,4 @@
-"""The coverage report's numbers: dbt's report models (models/reports), read with plain SQL
+"""The coverage report's numbers: dbt's report models (models/marts/reports), read with plain SQL
 in one snapshot, so the terminal table, JSON, CSV and the HTML page all show the same
 figures."""
 
@@ -48,7 +48,7 @@ class Section:
     """One report model as the report shows it."""
 
     name: str  # JSON key and CSV section
-    model: str  # the dbt model in models/reports
+    model: str  # the dbt model in models/marts/reports
     keys: tuple[str, ...]  # columns that identify a row (none: a one-row section)
     order_by: tuple[str, ...] = ()
 

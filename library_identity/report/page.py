@@ -345,7 +345,7 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
 <p>Generated {escape(generated)} from the database's report models.</p></header>
 {_kpis(report)}
 {body}
-<footer>library-identity report · dbt models in models/reports · numbers as of
+<footer>library-identity report · dbt models in models/marts/reports · numbers as of
 {escape(generated)}</footer>
 </main>
 </body>
