@@ -48,8 +48,8 @@
                     {{ skip_reason_sql }},
                     case
                         when {{ verdict_id_sql }} > (
-                            select coalesce(max(applied.through_verdict_id), 0)
-                            from {{ source('loader', 'merges') }} as applied
+                            select watermark.merged_through
+                            from {{ ref('int_merges__watermark') }} as watermark
                         ) then 'not_merged_yet'
                         when not ({{ has_identity_sql }}) then 'identity_not_stored'
                     end

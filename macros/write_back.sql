@@ -60,6 +60,8 @@
     history_rows as (
         insert into {{ source('station', 'library_identity_history') }} ({{ history | join(', ') }})
         select {{ history | join(', ') }} from {{ ref('wb_library_identity_history') }}
+        -- History ids in library order, whatever plan reads the change set.
+        order by library_id
         returning history_id, library_id
     ),
 
@@ -286,10 +288,7 @@
     {%- set check -%}
         select count(*) filter (where built.merged_through is distinct from current.merged_through)
         from {{ ref('int_verdicts__new') }} as built
-        cross join (
-            select coalesce(max(through_verdict_id), 0) as merged_through
-            from {{ source('loader', 'merges') }}
-        ) as current
+        cross join {{ ref('int_merges__watermark') }} as current
     {%- endset -%}
     {%- if run_query(check).columns[0].values()[0] > 0 -%}
         {{ exceptions.raise_compiler_error(

@@ -36,7 +36,7 @@ def report_command(settings: Settings, output_format: str, sections: tuple[str, 
     sources at what confidence, identity age, churn and coverage per resolve run, and
     rotation coverage against its gate.
 
-    Rebuilds dbt's report models (models/reports) and reloads the confidence bands seed
+    Rebuilds dbt's report models (models/marts/reports) and reloads the confidence bands seed
     unless --no-refresh, then reads them in one snapshot, so every format shows the same
     numbers.
     """

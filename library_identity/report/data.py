@@ -1,4 +1,4 @@
-"""The coverage report's numbers: dbt's report models (models/reports), read with plain SQL
+"""The coverage report's numbers: dbt's report models (models/marts/reports), read with plain SQL
 in one snapshot, so the terminal table, JSON, CSV and the HTML page all show the same
 figures."""
 

@@ -433,7 +433,7 @@ def render(report: Report, title: str = "Library identity coverage") -> str:
 {worklist_panel.worklist_html(report)}
 {_kpis(report)}
 {body}
-<footer>library-identity report · dbt models in models/reports · numbers as of
+<footer>library-identity report · dbt models in models/marts/reports · numbers as of
 {escape(worklist_panel.utc(report.generated_at))}</footer>
 </main>
 <script>{worklist_panel.SCRIPT}</script>

@@ -12,7 +12,7 @@ class Section:
     """One report model as the report shows it."""
 
     name: str  # JSON key and CSV section
-    model: str  # the dbt model in models/reports
+    model: str  # the dbt model in models/marts/reports
     keys: tuple[str, ...]  # columns that identify a row (none: a one-row section)
     order_by: tuple[str, ...] = ()
 

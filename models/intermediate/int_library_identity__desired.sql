@@ -20,7 +20,7 @@ station_identity as (
 
 stored_artist_ids as (
 
-    select * from {{ source('loader', 'library_identity_artist_ids') }}
+    select * from {{ ref('stg_loader__library_identity_artist_ids') }}
 
 ),
 

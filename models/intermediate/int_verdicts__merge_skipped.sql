@@ -4,7 +4,7 @@ with
 
 skips as (
 
-    select * from {{ source('loader', 'merge_skips') }}
+    select * from {{ ref('stg_loader__merge_skips') }}
 
 ),
 

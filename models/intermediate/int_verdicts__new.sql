@@ -8,6 +8,7 @@
         ],
     )
 }}
+-- depends_on: {{ ref('int_merges__watermark') }}
 -- The verdicts landed since the last applied merge: the only input of an incremental
 -- merge, so its cost follows what is new rather than the size of the log. With var
 -- merge_full_rebuild it is the whole log (a replay after a merge rule changes).
@@ -17,8 +18,7 @@
 {%- set merged_through = 0 -%}
 {%- if execute -%}
     {%- set merged_through = run_query(
-        "select coalesce(max(through_verdict_id), 0) from "
-        ~ source('loader', 'merges')).columns[0].values()[0] -%}
+        "select merged_through from " ~ ref('int_merges__watermark')).columns[0].values()[0] -%}
 {%- endif %}
 with
 

@@ -5,7 +5,7 @@ with
 
 skips as (
 
-    select * from {{ ref('library_identity_merge_skips') }}
+    select * from {{ ref('stg_loader__merge_skips') }}
 
 ),
 

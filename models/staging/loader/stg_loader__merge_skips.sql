@@ -1,4 +1,4 @@
--- Everything the merges did not write, one row per skipped item, for per-run counts.
+-- Everything the merges did not write, one row per skipped item (the merge's own log).
 with
 
 skips as (

@@ -12,7 +12,7 @@ desired as (
 
 stored as (
 
-    select * from {{ source('loader', 'library_identity_artist_ids') }}
+    select * from {{ ref('stg_loader__library_identity_artist_ids') }}
 
 ),
 
