@@ -117,8 +117,14 @@ def tables() -> tuple[Table, ...]:
     return tuple(_table(entry) for entry in _declared("station"))
 
 
+def column_meta(source_name: str, table_name: str, key: str) -> dict[str, Any]:
+    """Column name -> the value of meta `key`, for the columns of a declared table that
+    set it, in declaration order."""
+    (entry,) = [t for t in _declared(source_name) if t["name"] == table_name]
+    return {c["name"]: (c.get("meta") or {})[key] for c in entry.get("columns") or ()
+            if (c.get("meta") or {}).get(key)}
+
+
 def declared_columns(source_name: str, table_name: str, flag: str) -> tuple[str, ...]:
     """The columns of a declared table whose meta sets `flag`, in declaration order."""
-    (entry,) = [t for t in _declared(source_name) if t["name"] == table_name]
-    return tuple(c["name"] for c in entry.get("columns") or ()
-                 if (c.get("meta") or {}).get(flag))
+    return tuple(column_meta(source_name, table_name, flag))

@@ -28,20 +28,16 @@ from library_identity.jobs.lock import acquire_lock
 from library_identity.report.data import from_spreadsheet_safe
 from library_identity.resolve.merge import MergeOutcome, merge
 from library_identity.review.worklist import ID_COLUMNS
+from library_identity.tables import column_meta
 
 DECISIONS = ("accept", "reject", "set")
 NOTE_MAX = 500
 INT_MAX = 2**31 - 1
-# What each id column holds (library_identity's types, and the forms the sources use).
+# What each id column holds (library_identity's types, and the forms the sources use), as
+# its declaration says.
 _ID_FORMS: dict[str, tuple[str, re.Pattern[str] | None]] = {
-    "discogs_release_id": ("a positive whole number", re.compile(r"[1-9][0-9]{0,9}")),
-    "discogs_master_id": ("a positive whole number", re.compile(r"[1-9][0-9]{0,9}")),
-    "musicbrainz_release_group_mbid": ("a MusicBrainz id (a UUID)", None),
-    "musicbrainz_release_mbid": ("a MusicBrainz id (a UUID)", None),
-    "wikidata_qid": ("a Wikidata item id such as Q42", re.compile(r"Q[1-9][0-9]{0,11}")),
-    "spotify_id": ("a Spotify id (22 letters and digits)", re.compile(r"[0-9A-Za-z]{22}")),
-    "apple_music_id": ("an Apple Music id (digits)", re.compile(r"[1-9][0-9]{0,14}")),
-}
+    column: (review["form"], re.compile(review["pattern"]) if review.get("pattern") else None)
+    for column, review in column_meta("station", "library_identity", "review").items()}
 
 
 @dataclass(frozen=True)

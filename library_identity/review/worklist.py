@@ -14,14 +14,15 @@ from psycopg import errors
 from library_identity.db import Database
 from library_identity.errors import ReportModelsMissing
 from library_identity.report import data
+from library_identity.tables import declared_columns
 
 KINDS = ("unresolved", "refused", "low-confidence")
 KIND_LABELS = {"unresolved": "unresolved albums", "refused": "identities the merge refused",
                "low-confidence": "low-confidence identities"}
 COHORTS = {"va": "V/A", "non_va": "non-V/A"}
-# The station identity's id columns a person may fill or correct (library_identity's).
-ID_COLUMNS = ("discogs_release_id", "discogs_master_id", "musicbrainz_release_group_mbid",
-              "musicbrainz_release_mbid", "wikidata_qid", "spotify_id", "apple_music_id")
+# The station identity's id columns a person may fill or correct: library_identity's
+# columns its declaration marks `review`.
+ID_COLUMNS = declared_columns("station", "library_identity", "review")
 # (CSV header, rpt_worklist column)
 FIELDS = (("library_id", "library_id"), ("kind", "kind"), ("artist", "artist_name"),
           ("title", "album_title"), ("cohort", "cohort"), ("times_tried", "times_tried"),

@@ -1,6 +1,6 @@
-{{ config(tags=['merge']) }}
 -- The merge watermark: the last verdict an applied merge covered (0 before the first).
--- Everything that asks what is merged yet reads it here.
+-- Everything that asks what is merged yet reads it here. Not tagged merge: a merge that
+-- rebuilt this view would drop the views built on it (the candidates among them).
 with
 
 applied as (
