@@ -38,7 +38,7 @@ from resolve_bench import KEY, StandInProcess, fresh_database  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.resolve import candidates  # noqa: E402
-from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
+from library_identity.resolve.resolve_job import ResolveOptions, resolve  # noqa: E402
 
 BATCH = 100
 FIXED = (1, 2, 4, 8)

@@ -24,16 +24,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import pydantic_core  # noqa: E402
+from reference_classifier import classify_batch, copy_row  # noqa: E402
 
 from library_identity import dbt_names, jsonfast  # noqa: E402
 from library_identity.demo.standin.server import _dumps  # noqa: E402
 from library_identity.demo.standin.verdicts import verdict  # noqa: E402
 from library_identity.resolve import fastpath, landing  # noqa: E402
 from library_identity.resolve.candidates import Candidate  # noqa: E402
-from library_identity.resolve.job import _young_collections  # noqa: E402
-from library_identity.resolve.verdicts import classify_batch  # noqa: E402
+from library_identity.resolve.resolve_job import _young_collections  # noqa: E402
 
 BATCH = {"va": 100, "non_va": 500}
 
@@ -112,7 +113,7 @@ def main() -> None:
         rows_old.clear()
         for (batch, _), payload in zip(data, decoded, strict=True):
             outcome = classify_batch(batch, payload)
-            rows_old.extend(landing.copy_row(run_id, v) for v in outcome.verdicts)
+            rows_old.extend(copy_row(run_id, v) for v in outcome.verdicts)
 
     def fast_path() -> None:
         rows_new.clear()

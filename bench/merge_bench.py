@@ -38,7 +38,7 @@ from library_identity import dbt_names  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.resolve import candidates  # noqa: E402
-from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
+from library_identity.resolve.resolve_job import ResolveOptions, resolve  # noqa: E402
 
 MERGE_IN_A_PROCESS = """
 import json, sys, time

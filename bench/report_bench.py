@@ -36,7 +36,7 @@ from library_identity.db import Database, resolve_database  # noqa: E402
 from library_identity.demo.standin.server import StandIn, StandInConfig  # noqa: E402
 from library_identity.lml.client import LMLClient  # noqa: E402
 from library_identity.report import data  # noqa: E402
-from library_identity.resolve.job import ResolveOptions, resolve  # noqa: E402
+from library_identity.resolve.resolve_job import ResolveOptions, resolve  # noqa: E402
 
 KEY = "bench-key-report-0123456789"
 RUN_MODES = ("legacy", "full", "recheck")

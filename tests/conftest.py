@@ -22,7 +22,7 @@ from library_identity import migrate
 from library_identity.db import Database, resolve_database
 from library_identity.demo.seed import seed_library
 from library_identity.resolve import candidates
-from library_identity.resolve.job import ResolveOptions
+from library_identity.resolve.resolve_job import ResolveOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every command the tests run reads no config file (a developer's own would leak in); a

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from library_identity.cli import main
 from library_identity.config import flag_name, setting_of
-from library_identity.resolve.job import ResolveOptions
+from library_identity.resolve.resolve_job import ResolveOptions
 from library_identity.rotation.backfill import BackfillOptions
 from library_identity.rotation.refresh import RefreshOptions
 

@@ -25,7 +25,7 @@ from library_identity.report.data import (
     WORKLIST_MODEL,
     load_report,
 )
-from library_identity.resolve.job import ResolveOptions, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, resolve
 from library_identity.rotation.refresh import RefreshOptions, refresh
 
 ROOT = dbt_names.PROJECT_DIR

@@ -20,7 +20,7 @@ from library_identity.db import Database
 from library_identity.demo.standin.server import StandIn
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, ResolveResult, resolve
 
 N_ROWS = 600
 

@@ -10,15 +10,15 @@ import uuid
 from typing import Any
 
 import pytest
+from reference_classifier import _validate, classify_batch, copy_row
 
 from library_identity import jsonfast
 from library_identity.demo.standin import StandIn, StandInConfig
 from library_identity.demo.standin.verdicts import verdict
 from library_identity.demo.synthetic import artist_name
 from library_identity.lml.client import LMLClient
-from library_identity.resolve import fastpath, landing
+from library_identity.resolve import fastpath
 from library_identity.resolve.candidates import Candidate
-from library_identity.resolve.verdicts import _validate, classify_batch
 
 KEY = "fastpath-key"
 RUN_ID = uuid.uuid4()
@@ -38,7 +38,7 @@ def batch(n: int, offset: int = 0) -> list[Candidate]:
 
 def model_rows(items: list[Candidate], payload: Any) -> tuple[Any, list[tuple[Any, ...]]]:
     outcome = classify_batch(items, payload)
-    return outcome, [landing.copy_row(RUN_ID, v) for v in outcome.verdicts]
+    return outcome, [copy_row(RUN_ID, v) for v in outcome.verdicts]
 
 
 def same_findings(fast: list[Any], models: list[Any]) -> bool:

@@ -25,7 +25,7 @@ from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import LMLUnavailable
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, ResolveResult, resolve
 from library_identity.rotation.backfill import BackfillOptions, backfill
 from library_identity.rotation.options import ACTIVE_ROTATION
 from library_identity.rotation.refresh import RefreshOptions, refresh

@@ -23,7 +23,7 @@ from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.errors import LMLError
 from library_identity.jobs import diagnostics as jobs_diagnostics
 from library_identity.resolve import merge
-from library_identity.resolve.job import ResolveOptions
+from library_identity.resolve.resolve_job import ResolveOptions
 
 N_ROWS = 600
 MARK = '"__poison__"'

@@ -14,7 +14,7 @@ from conftest import STANDIN_KEY
 from library_identity.db import Database
 from library_identity.demo.standin.server import BULK_PATH, StandIn, StandInConfig
 from library_identity.lml.client import LMLClient
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, ResolveResult, resolve
 
 N_ROWS = 1200
 BATCH = 25  # many small batches: room for the pace to move

@@ -35,7 +35,7 @@ from library_identity.lml.client import LMLClient
 from library_identity.report import data
 from library_identity.report.data import SECTIONS, csv_value
 from library_identity.report.page import fmt
-from library_identity.resolve.job import ResolveOptions, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-report-4c3b2a"

@@ -28,7 +28,7 @@ from library_identity.jobs.diagnostics import LINES_PER_STEP
 from library_identity.jobs.lock import LOCK_KEYS
 from library_identity.lml.client import LMLClient
 from library_identity.resolve import candidates
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, ResolveResult, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = STANDIN_KEY
@@ -224,7 +224,7 @@ def test_a_copy_that_takes_a_dropped_rows_place_counts_as_the_station_does(
 def test_a_credit_confidence_out_of_range_keeps_the_compilation(
         db: Database, standin: StandIn, caplog: pytest.LogCaptureFixture) -> None:
     standin.config.track_confidence_rate = 1.0
-    with caplog.at_level(logging.WARNING, logger="library_identity.resolve.job"):
+    with caplog.at_level(logging.WARNING, logger="library_identity.resolve.resolve_job"):
         result = run(db, standin, merge=True)
     assert result.status == "succeeded", result.merge
     total = result.counters.total

@@ -18,7 +18,7 @@ from conftest import CLI, STANDIN_KEY
 from library_identity.db import Database
 from library_identity.demo.standin.server import StandIn, StandInConfig
 from library_identity.lml.client import LMLClient
-from library_identity.resolve.job import ResolveOptions, resolve
+from library_identity.resolve.resolve_job import ResolveOptions, resolve
 from library_identity.review.worklist import HEADER, ID_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent

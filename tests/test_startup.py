@@ -13,7 +13,7 @@ import pytest
 # Loaded only by the commands that use them.
 HEAVY = ("dbt", "matplotlib", "numpy", "agate", "library_identity.report.data",
          "library_identity.report.page", "library_identity.report.charts",
-         "library_identity.resolve.job", "library_identity.jobs.job")
+         "library_identity.resolve.resolve_job", "library_identity.jobs.job")
 # The drivers and clients a command loads when it connects or calls LML.
 CLIENTS = ("psycopg", "httpx", "sentry_sdk", "pydantic", "yoyo")
 

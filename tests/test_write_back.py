@@ -22,8 +22,8 @@ from library_identity.db import Database
 from library_identity.dbt import run_dbt
 from library_identity.demo.standin.server import StandIn
 from library_identity.lml.client import LMLClient
-from library_identity.resolve.job import ResolveOptions, ResolveResult, resolve
 from library_identity.resolve.merge import merge, pending_verdicts
+from library_identity.resolve.resolve_job import ResolveOptions, ResolveResult, resolve
 from library_identity.telemetry import init_sentry
 
 N_ROWS = 1200

@@ -31,8 +31,8 @@ from library_identity.resolve.options import COHORTS, MODES, Partition, ResolveO
 from library_identity.telemetry import printable
 
 if TYPE_CHECKING:
-    from library_identity.resolve.job import ResolveResult
     from library_identity.resolve.merge import MergeOutcome
+    from library_identity.resolve.resolve_job import ResolveResult
 
 log = logging.getLogger("library_identity.resolve")
 
@@ -166,7 +166,7 @@ def merge_command(settings: Settings, full_rebuild: bool, as_json: bool) -> None
     and no-match stamps. Takes the resolve lock: never runs beside a resolve.
     """
     from library_identity.preflight import require_database_ready
-    from library_identity.resolve import job as resolve_job
+    from library_identity.resolve import resolve_job
 
     db = settings.job_database()
     try:
@@ -258,7 +258,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
     from library_identity.jobs.job import run_saved
     from library_identity.preflight import require_database_ready
-    from library_identity.resolve import job as resolve_job
+    from library_identity.resolve import resolve_job
 
     # LML settings are checked before the database is touched.
     client = None if merge_only else lml_client(

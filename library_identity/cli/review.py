@@ -15,7 +15,7 @@ from library_identity.cli.resolve import print_merge
 from library_identity.db import require_migrated
 from library_identity.errors import EXIT_GATE, EXIT_OK, EXIT_USAGE
 from library_identity.preflight import require_database_ready
-from library_identity.resolve.job import ResolveOptions
+from library_identity.resolve.resolve_job import ResolveOptions
 from library_identity.review import decisions, worklist
 
 

@@ -1,11 +1,12 @@
 """The batch loop's hot path: a decoded bulk-resolve body straight to COPY rows.
 
-Same sorting and counting as `verdicts.classify_batch` (the trust rule is shared), and
-the same contract as the models in `library_identity.lml.contract`, but checked on the plain decoded
-data with no model object per row: about four times less CPU a row. JSON types are taken
-strictly (a string where the contract promises a number, or a number where it promises a
-boolean, breaks it), and values the landing table cannot hold (a NUL character anywhere, an
-integer beyond bigint) make the row invalid rather than failing the whole batch's COPY.
+The same contract as the models in `library_identity.lml.contract`, but checked on the
+plain decoded data with no model object per row: about four times less CPU a row than the
+models (tests/test_fastpath.py holds the two to the same sorting and counting). JSON
+types are taken strictly (a string where the contract promises a number, or a number where
+it promises a boolean, breaks it), and values the landing table cannot hold (a NUL
+character anywhere, an integer beyond bigint) make the row invalid rather than failing the
+whole batch's COPY.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from library_identity.lml.contract import (
 )
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import Counters
-from library_identity.resolve.verdicts import (
+from library_identity.resolve.response_rules import (
     Problem,
     count_unanswered,
     flag_track_confidences,
@@ -150,9 +151,8 @@ def result_error(raw: dict[str, Any]) -> str | None:
 
 
 def classify(batch: list[Candidate], payload: Any, run_id: uuid.UUID | None) -> FastOutcome:
-    """Sort every input row of one batch into exactly one bucket, as
-    `verdicts.classify_batch` does; build the COPY rows of the landable ones when there is
-    a run to land them in."""
+    """Sort every input row of one batch into exactly one bucket; build the COPY rows of
+    the landable ones when there is a run to land them in."""
     outcome = FastOutcome()
     counters = outcome.counters
     results = payload.get("results") if type(payload) is dict else None

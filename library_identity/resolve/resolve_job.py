@@ -44,7 +44,7 @@ from library_identity.resolve.options import ResolveOptions
 # nothing due never needs them, so they are loaded with the first batch.
 if TYPE_CHECKING:
     from library_identity.resolve.fastpath import FastOutcome
-    from library_identity.resolve.verdicts import Problem
+    from library_identity.resolve.response_rules import Problem
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _call_lml(client: LMLClient, batch: list[Candidate], cohort: str, include_tr
 
 
 def _reported_steps() -> tuple[str, ...]:
-    from library_identity.resolve.verdicts import REPORTED_STEPS
+    from library_identity.resolve.response_rules import REPORTED_STEPS
 
     return REPORTED_STEPS
 

@@ -1,4 +1,7 @@
-"""Checks one bulk-resolve response against its batch and sorts every input row.
+"""The reference classifier of a bulk-resolve response: the same sorting and counting as
+the loader's (library_identity.resolve.fastpath), with every result checked by the
+contract's pydantic models (library_identity.lml.contract). The differential test and the
+loader's CPU benchmark hold the loader to it.
 
 Every input row ends in exactly one bucket, so `scanned` counts library rows, never
 results. A result is only landed when it is trusted (its library_id was sent, and it is
@@ -7,16 +10,24 @@ that id's genuine answer) and valid (it passes the contract's models).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from library_identity.db import landable
+from library_identity.db import jsonb_text, landable
 from library_identity.jsonfast import NotJSON
-from library_identity.lml.contract import INTEGER_MAX, BulkResolveResult, is_confidence
+from library_identity.lml.contract import INTEGER_MAX, BulkResolveResult
 from library_identity.resolve.candidates import Candidate
 from library_identity.resolve.counters import Counters
+from library_identity.resolve.response_rules import (
+    Problem,
+    count_unanswered,
+    flag_track_confidences,
+    tracks_usable,
+    trusted_positions,
+)
 
 
 @dataclass(frozen=True)
@@ -29,32 +40,11 @@ class Verdict:
     raw_json: str  # `raw` as JSON text, checked to fit the jsonb column
 
 
-@dataclass(frozen=True)
-class Problem:
-    """Something wrong in a response: a log event `<step> key=value…`; the steps in
-    REPORTED_STEPS also go to Sentry as events tagged with the step."""
-
-    step: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.step} {self.detail}"
-
-
-# The steps the station's consumer reports to Sentry from a response check.
-REPORTED_STEPS = ("lml_cardinality_mismatch", "lml_untrusted_library_id")
-
-
 @dataclass
 class BatchOutcome:
     verdicts: list[Verdict] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     problems: list[Problem] = field(default_factory=list)
-
-
-def tracks_usable(tracks_contract_version: Any) -> bool:
-    # Only the literal integer 1 means per-track data follows the contract.
-    return type(tracks_contract_version) is int and tracks_contract_version == 1
 
 
 _RESULTS = TypeAdapter(list[BulkResolveResult])
@@ -79,11 +69,6 @@ def _validate(raw: Any) -> BulkResolveResult | str:
     except (ValueError, RecursionError) as exc:
         return f"not checkable ({type(exc).__name__})"
     return _check(result)
-
-
-def shown(value: Any) -> str:
-    """A value LML sent, as a log shows it: its repr, cut short."""
-    return repr(value)[:40]
 
 
 def _check(result: BulkResolveResult) -> BulkResolveResult | str:
@@ -134,62 +119,6 @@ def classify_batch(batch: list[Candidate], payload: Any) -> BatchOutcome:
     return outcome
 
 
-def count_unanswered(inputs: int, answered: int, results: int, counters: Counters,
-                     problems: list[Problem]) -> None:
-    """Rows without a trusted answer: those a short response left out are a cardinality
-    mismatch (asked again next run), the rest lost their place to a foreign or repeated
-    id (untrusted). A response of any other length than the batch is reported as a
-    cardinality mismatch, as the station reports it; extra results cost no row."""
-    unanswered = inputs - answered
-    shortfall = min(unanswered, max(0, inputs - results))
-    if shortfall:
-        counters.skip("lml_cardinality_mismatch", shortfall)
-    if unanswered > shortfall:
-        counters.skip("lml_untrusted_library_id", unanswered - shortfall)
-    if results != inputs:
-        problems.append(Problem("lml_cardinality_mismatch",
-                                f"results={results} inputs={inputs}"))
-
-
-def trusted_positions(batch: list[Candidate], results: list[Any],
-                       problems: list[Problem]) -> dict[int, int]:
-    """The result position trusted for each answered library_id. LML answers in input
-    order, so of several copies of one id the copy at that id's input position is the
-    genuine one (a copy elsewhere took another row's place); failing that, the first. Every
-    other copy, and every result for an id not sent, is untrusted."""
-    position = {c.library_id: i for i, c in enumerate(batch)}
-    copies: dict[int, list[int]] = {}
-    for i, raw in enumerate(results):
-        library_id = raw.get("library_id") if isinstance(raw, dict) else None
-        if type(library_id) is int and library_id in position:
-            copies.setdefault(library_id, []).append(i)
-        else:
-            problems.append(Problem("lml_untrusted_library_id",
-                                    f"library_id={shown(library_id)} position={i} "
-                                    "reason=not_sent"))
-    chosen: dict[int, int] = {}
-    for library_id, found in copies.items():
-        chosen[library_id] = (position[library_id] if position[library_id] in found
-                              else found[0])
-        problems.extend(Problem("lml_untrusted_library_id",
-                                f"library_id={library_id} position={i} reason=repeated")
-                        for i in found if i != chosen[library_id])
-    return chosen
-
-
-def flag_track_confidences(library_id: int, tracks: list[Any] | None,
-                           problems: list[Problem]) -> None:
-    """A credit whose confidence is outside 0..1 keeps the compilation; the merge stores
-    that credit's link confidence as NULL. Logged, as the station does."""
-    bad = [t for t in tracks or ()
-           if t.get("confidence") is not None and not is_confidence(t.get("confidence"))]
-    if bad:
-        problems.append(Problem(
-            "compilation_confidence_out_of_range",
-            f"library_id={library_id} credits={len(bad)} "
-            f"first_value={shown(bad[0].get('confidence'))}"))
-
-
 def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
            raw: dict[str, Any], raw_json: str, tcv: Any, usable: bool) -> Verdict:
     counters.scanned += 1
@@ -213,3 +142,20 @@ def _count(counters: Counters, candidate: Candidate, result: BulkResolveResult,
     return Verdict(candidate=candidate, result=result, raw=raw,
                    tracks_contract_version=tcv if fits else None,
                    tracks_attempted=tracks_attempted, raw_json=raw_json)
+
+
+def copy_row(run_id: uuid.UUID, v: Verdict) -> tuple[Any, ...]:
+    """One raw_verdicts row in landing.COLUMNS order, from the models."""
+    main = v.result.main
+    return (
+        run_id, v.candidate.library_id, v.candidate.cohort, v.result.kind, v.result.method,
+        v.result.confidence,
+        main.discogs_artist_id if main else None,
+        main.musicbrainz_artist_id if main else None,
+        main.wikidata_qid if main else None,
+        main.spotify_artist_id if main else None,
+        main.apple_music_artist_id if main else None,
+        main.bandcamp_id if main else None,
+        v.tracks_contract_version, v.tracks_attempted, len(v.result.tracks or ()),
+        jsonb_text(v.candidate.as_input()), v.raw_json,
+    )
