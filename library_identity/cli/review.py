@@ -12,11 +12,8 @@ import click
 from library_identity.cli.app import Settings, fail, job_failed, main, pass_settings
 from library_identity.cli.output import print_table
 from library_identity.cli.resolve import print_merge
-from library_identity.db import require_migrated
 from library_identity.errors import EXIT_GATE, EXIT_OK, EXIT_USAGE
-from library_identity.preflight import require_database_ready
-from library_identity.resolve.resolve_job import ResolveOptions
-from library_identity.review import decisions, worklist
+from library_identity.review import KINDS
 
 
 @main.group()
@@ -25,7 +22,7 @@ def review() -> None:
 
 
 @review.command("export")
-@click.option("--kind", type=click.Choice(worklist.KINDS),
+@click.option("--kind", type=click.Choice(KINDS),
               help="Only unresolved albums, identities the merge refused, or low-confidence "
                    "identities (default: all three).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -37,6 +34,9 @@ def export_command(settings: Settings, kind: str | None, out: Path, no_refresh: 
     """Write the worklist as CSV: one line per library row, with its library_id, why it
     needs a person, the station identity's ids where one exists, and empty decision and
     note columns to fill (accept, reject or set) for `review apply`."""
+    from library_identity.db import require_migrated
+    from library_identity.review import worklist
+
     db = settings.database()
     try:
         with db.connect() as conn:
@@ -73,6 +73,10 @@ def apply_command(settings: Settings, path: Path, by: str | None, dry_run: bool,
     merge writes them to the station's identity tables as a librarian's rows (notes
     `librarian: ...`), which no later verdict overwrites.
     """
+    from library_identity.preflight import require_database_ready
+    from library_identity.resolve.options import ResolveOptions
+    from library_identity.review import decisions
+
     db = settings.job_database()
     try:
         require_database_ready(db)

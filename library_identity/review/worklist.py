@@ -16,7 +16,6 @@ from library_identity.errors import ReportModelsMissing
 from library_identity.report import data
 from library_identity.tables import declared_columns
 
-KINDS = ("unresolved", "refused", "low-confidence")
 KIND_LABELS = {"unresolved": "unresolved albums", "refused": "identities the merge refused",
                "low-confidence": "low-confidence identities"}
 COHORTS = {"va": "V/A", "non_va": "non-V/A"}
