@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from library_identity.report.data import Report
-from library_identity.review import worklist
+from library_identity.review import KINDS, worklist
 
 SHOWN_WITHOUT_SCRIPT = 100
 # The worklist table's columns: (CSV header, heading, numeric).
@@ -124,10 +124,10 @@ def worklist_html(report: Report) -> str:
             f"{escape(cells[index[name]])}</td>" for name, label, numeric in TABLE_COLUMNS)
             + "</tr>")
     options = "".join(f'<option value="{k}">{escape(worklist.KIND_LABELS[k])} '
-                      f"({counts.get(k, 0):,})</option>" for k in worklist.KINDS)
+                      f"({counts.get(k, 0):,})</option>" for k in KINDS)
     links = " · ".join(
         f'<a class="csv" data-kind="{k}" download="worklist-{k}.csv" href="#">'
-        f"{escape(worklist.KIND_LABELS[k])} ({counts.get(k, 0):,})</a>" for k in worklist.KINDS)
+        f"{escape(worklist.KIND_LABELS[k])} ({counts.get(k, 0):,})</a>" for k in KINDS)
     total = len(report.worklist)
     return f"""<section class="panel worklist" id="worklist">
 <h2>Worklist: what needs a person</h2>
