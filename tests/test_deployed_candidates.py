@@ -139,7 +139,7 @@ def test_a_changed_model_is_built_before_it_is_read(
         shutil.copy(paths.PROJECT_DIR / name, project / name)
     for folder in ("models", "macros", "seeds", "tests/generic", "tests/singular"):
         shutil.copytree(paths.PROJECT_DIR / folder, project / folder)
-    model = project / "models" / "marts" / "library_candidates.sql"
+    model = project / "models" / "marts" / "loader" / "library_candidates.sql"
     text = model.read_text(encoding="utf-8")
     assert "where {{ mode }}_reason is not null" in text
     model.write_text(text.replace("where {{ mode }}_reason is not null",
