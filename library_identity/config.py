@@ -1,5 +1,6 @@
 """Job settings declared once: each field of a job's options carries its default, its
-range and its help text (`setting`); the command line's options (`library_identity.cli.app.option`)
+range, its help text and the environment variable that may set it (`setting`); the
+command line's options (`library_identity.cli.app.options_from`), the config file's keys
 and the range checks (`check_ranges`) derive from that declaration. A field's option is
 the field's name with dashes, without the `_s` of a field in seconds (`timeout_s`:
 `--timeout`)."""
@@ -18,6 +19,7 @@ class Setting:
     min: float | None = None
     max: float | None = None
     why: str = ""  # said after a range, e.g. "LML's cap"
+    env: str | None = None  # the environment variable that sets it, below the flag
 
     def check(self, value: float, name: str = "") -> None:
         """ValueError when `value` is outside the range (or not a finite number); the
@@ -44,10 +46,11 @@ class Setting:
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            why: str = "") -> Any:
-    """A dataclass field with its default, range (inclusive) and help text."""
-    return field(default=default,
-                 metadata={"setting": Setting(help=help, min=min, max=max, why=why)})
+            why: str = "", env: str | None = None) -> Any:
+    """A dataclass field with its default, range (inclusive), help text and environment
+    variable."""
+    return field(default=default, metadata={
+        "setting": Setting(help=help, min=min, max=max, why=why, env=env)})
 
 
 def _num(value: float) -> str:

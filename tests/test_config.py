@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from library_identity.cli import main
+from library_identity.cli.app import options_from
 from library_identity.config import flag_name, setting_of
 from library_identity.resolve.resolve_job import ResolveOptions
 from library_identity.rotation.backfill import BackfillOptions
@@ -63,3 +65,29 @@ def test_the_cli_default_is_the_options_default(options: type, name: str, param:
                   if p.name == name)
     assert option.default == setting_of(options, name)[0].default
     options().validate()  # every default is within its range
+
+
+def test_a_command_gets_one_options_object_built_from_its_declared_settings() -> None:
+    """options_from: the declared settings are the command's options, in the order the class
+    declares them, each with its environment variable; the command gets one options object,
+    its own options named after a field included (`--stale-handles`, `--dry-run`)."""
+    got: list[tuple[BackfillOptions, bool]] = []
+
+    @click.command()
+    @options_from(BackfillOptions, without=("max_consecutive_failures",))
+    @click.option("--stale-handles", is_flag=True)
+    @click.option("--dry-run", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True)
+    def command(options: BackfillOptions, as_json: bool) -> None:
+        got.append((options, as_json))
+
+    declared = [f"--{flag_name(f.name)}" for f in fields(BackfillOptions)
+                if "setting" in f.metadata and f.name != "max_consecutive_failures"]
+    assert [p.opts[0] for p in command.params] == [*declared, "--stale-handles", "--dry-run",
+                                                   "--json"]
+    result = CliRunner().invoke(command, ["--limit", "3", "--stale-handles", "--json"],
+                                env={"BACKFILL_QUIET_PAUSE_SECONDS": "7",
+                                     "LML_OUTAGE_BUDGET_SECONDS": "0"})
+    assert result.exit_code == 0, result.output
+    assert got == [(BackfillOptions(limit=3, stale_handles=True, quiet_pause_s=7.0,
+                                    lml_outage_budget_s=0.0), True)]

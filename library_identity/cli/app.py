@@ -6,15 +6,16 @@ exception the loader knows is in library_identity/errors.py (`exit_code_of`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -85,15 +86,40 @@ class Settings:
 
 def option(options: type, name: str, *decls: str, **extra: Any) -> Any:
     """A click option for one field of a job's options (library_identity.config.setting): its
-    default, range and help come from the field, and the command line refuses a value
-    out of range with the same message as the options' validate()."""
+    default, range, help and environment variable come from the field, and the command
+    line refuses a value out of range with the same message as the options' validate()."""
     found, declared, kind = setting_of(options, name)
     bounds = declared.describe_range()
     help_text = f"{declared.help.rstrip('.')} ({bounds})." if bounds else declared.help
+    env = {"envvar": declared.env, "show_envvar": True} if declared.env else {}
     return click.option(*(decls or (f"--{flag_name(name)}", name)),
                         **{"type": _Declared(declared, kind), "default": found.default,
                            "show_default": found.default is not None, "help": help_text,
-                           **extra})
+                           **env, **extra})
+
+
+def options_from(options: type, *, without: Collection[str] = ()
+                 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Every declared setting of a job's options class (`option`), in the order the class
+    declares them, as the command's options; the command is passed one `options` object,
+    built from those and from its other options named after a field of the class
+    (`--dry-run` fills `dry_run`). `without`: declared settings the command leaves at
+    their default."""
+    names = {f.name for f in fields(options)}
+    declared = [f.name for f in fields(options)
+                if "setting" in f.metadata and f.name not in without]
+
+    def decorate(command: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(command)
+        def with_options(*args: Any, **given: Any) -> R:
+            own = {name: given.pop(name) for name in list(given) if name in names}
+            return command(*args, options=options(**own), **given)
+
+        for name in reversed(declared):  # click lists a command's options bottom-up
+            option(options, name)(with_options)
+        return with_options
+
+    return decorate
 
 
 class _Declared(click.ParamType):
@@ -127,8 +153,6 @@ class FiniteFloat(click.FloatRange):
 
 
 PROG = "library-identity"
-# The jobs' outage budget (--lml-outage-budget) from the environment.
-OUTAGE_BUDGET_ENV = "LML_OUTAGE_BUDGET_SECONDS"
 _COMMAND_KEY = "library_identity.command"
 
 

@@ -12,20 +12,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from library_identity.cli.app import (
-    OUTAGE_BUDGET_ENV,
-    FiniteFloat,
     Settings,
     fail,
     graceful_stop,
     job_failed,
     lml_client,
     main,
-    option,
+    options_from,
     pass_settings,
 )
 from library_identity.cli.output import print_table
 from library_identity.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from library_identity.lml.limits import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
 from library_identity.resolve.counters import SKIP_BUCKETS, dry_run_report
 from library_identity.resolve.options import COHORTS, MODES, Partition, ResolveOptions
 from library_identity.telemetry import printable
@@ -193,33 +190,29 @@ def pace_line(pacing: dict[str, Any]) -> str:
     return text
 
 
+def _partition(_ctx: click.Context, _param: click.Parameter, given: str | None
+               ) -> Partition | None:
+    try:
+        return Partition.parse(given) if given else None
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _cohorts(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]
+             ) -> tuple[str, ...]:
+    return tuple(c for c in COHORTS if c in given) or COHORTS  # V/A first, each once
+
+
 @main.command("resolve")
 @click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
               help="full: never attempted, stale or retry-due rows; legacy: the old "
                    "canonical-only scope; recheck: every unresolved row.")
-@option(ResolveOptions, "batch_size")
-@option(ResolveOptions, "va_batch_size")
-@option(ResolveOptions, "concurrency")
-@option(ResolveOptions, "min_concurrency")
-@option(ResolveOptions, "max_concurrency")
-@click.option("--requests-per-minute", type=FiniteFloat(min=MIN_REQUESTS_PER_MINUTE),
-              help="Hard ceiling on LML calls per minute, retries included (unlimited when "
-                   "unset).")
-@click.option("--timeout", "timeout_s",
-              type=FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S), default=30.0,
-              show_default=True,
-              help="Deadline in seconds for each LML request, from connecting to the last "
-                   "byte of the answer.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Attempts per call for transient failures (429, 502-504, network).")
-@option(ResolveOptions, "max_consecutive_failures")
-@option(ResolveOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
-@option(ResolveOptions, "limit")
-@click.option("--partition", metavar="I/N", help="Only rows with library_id % N = I.")
+@options_from(ResolveOptions)
+@click.option("--partition", metavar="I/N", callback=_partition,
+              help="Only rows with library_id % N = I.")
 @click.option("--cohort", "cohorts", type=click.Choice(COHORTS), multiple=True,
+              default=COHORTS, callback=_cohorts,
               help="Only this cohort (repeatable; default both, V/A first).")
-@option(ResolveOptions, "stale_days")
-@option(ResolveOptions, "unresolved_retry_days")
 @click.option("--dry-run", is_flag=True,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -227,14 +220,8 @@ def pace_line(pacing: dict[str, Any]) -> str:
 @click.option("--merge-only", is_flag=True, help="Only run the dbt merge and gates.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
 @pass_settings
-def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_size: int,
-                    concurrency: int | None, min_concurrency: int, max_concurrency: int,
-                    requests_per_minute: float | None, timeout_s: float,
-                    max_attempts: int, max_consecutive_failures: int,
-                    lml_outage_budget_s: float, limit: int | None,
-                    partition: str | None, stale_days: int, unresolved_retry_days: int,
-                    dry_run: bool, as_json: bool, no_merge: bool, merge_only: bool,
-                    progress: bool, cohorts: tuple[str, ...]) -> None:
+def resolve_command(settings: Settings, options: ResolveOptions, as_json: bool,
+                    no_merge: bool, merge_only: bool, progress: bool) -> None:
     """Resolve library rows through LML and land the raw verdicts, then merge.
 
     Runs dbt's candidate models, calls LML's bulk-resolve in batches (V/A cohort first),
@@ -242,28 +229,17 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
     dbt merge and its gates.
     """
     try:
-        options = ResolveOptions(
-            mode=mode, batch_size=batch_size, va_batch_size=va_batch_size,
-            concurrency=concurrency, min_concurrency=min_concurrency,
-            max_concurrency=max_concurrency, limit=limit,
-            partition=Partition.parse(partition) if partition else None, dry_run=dry_run,
-            stale_days=stale_days, unresolved_retry_days=unresolved_retry_days,
-            max_consecutive_failures=max_consecutive_failures,
-            lml_outage_budget_s=lml_outage_budget_s,
-            cohorts=tuple(c for c in COHORTS if c in cohorts) if cohorts else COHORTS)
         options.validate()
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    if merge_only and (dry_run or no_merge):
+    if merge_only and (options.dry_run or no_merge):
         fail("--merge-only cannot be combined with --dry-run or --no-merge", EXIT_USAGE)
     from library_identity.jobs.job import run_saved
     from library_identity.preflight import require_database_ready
     from library_identity.resolve import resolve_job
 
     # LML settings are checked before the database is touched.
-    client = None if merge_only else lml_client(
-        settings, timeout_s=timeout_s, max_attempts=max_attempts,
-        requests_per_minute=requests_per_minute)
+    client = None if merge_only else lml_client(settings, **options.client_settings())
     db = settings.job_database()
     try:
         require_database_ready(db)  # before any lock, run record or write
@@ -279,7 +255,7 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
                              merge=not no_merge, on_candidates=on_candidates)
     except Exception as exc:
         job_failed(exc)
-    if dry_run:
+    if options.dry_run:
         click.echo(json.dumps(dry_run_report(result.counters, options.mode)))
     elif as_json:
         click.echo(json.dumps(summary(result)))
@@ -287,10 +263,10 @@ def resolve_command(settings: Settings, mode: str, batch_size: int, va_batch_siz
         print_summary(result)
     if result.status == "interrupted":
         fail("interrupted: stopped on a signal after landing the batches in flight",
-             EXIT_INTERRUPTED, run_saved(result.run_id, result.status, dry_run=dry_run))
+             EXIT_INTERRUPTED, run_saved(result.run_id, result.status, dry_run=options.dry_run))
     if result.status == "failed":
         fail(result.error or "the run failed",
              result.shortfall.exit_code if result.shortfall else EXIT_GATE,
-             run_saved(result.run_id, result.status, dry_run=dry_run))
+             run_saved(result.run_id, result.status, dry_run=options.dry_run))
     if result.status == "gate_failed":
         sys.exit(EXIT_GATE)

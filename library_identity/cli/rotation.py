@@ -8,19 +8,19 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from library_identity.cli.app import (
-    OUTAGE_BUDGET_ENV,
     FiniteFloat,
     Settings,
     fail,
     job_failed,
     main,
-    option,
+    options_from,
     pass_settings,
     run_job,
 )
@@ -71,18 +71,7 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
 
 # -- backfill -----------------------------------------------------------------------------
 @rotation.command("backfill")
-@option(BackfillOptions, "concurrency")
-@option(BackfillOptions, "requests_per_minute")
-@option(BackfillOptions, "timeout_s")
-@option(BackfillOptions, "max_attempts")
-@option(BackfillOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
-@option(BackfillOptions, "limit")
-@option(BackfillOptions, "quiet_lookback_s", envvar="BACKFILL_QUIET_LOOKBACK_SECONDS",
-        show_envvar=True)
-@option(BackfillOptions, "quiet_pause_s", envvar="BACKFILL_QUIET_PAUSE_SECONDS",
-        show_envvar=True)
-@option(BackfillOptions, "quiet_max_wait_s", envvar="BACKFILL_QUIET_MAX_WAIT_SECONDS",
-        show_envvar=True)
+@options_from(BackfillOptions, without=("max_consecutive_failures",))
 @click.option("--stale-handles", is_flag=True,
               help="Re-resolve the handles LML no longer knows (the latest cache refresh "
                    "answered not_found: `rotation refresh`'s stale-reference alert) instead "
@@ -91,11 +80,7 @@ def _show(result: Result, as_json: Callable[[Result], dict[str, Any]] | None,
               help="Call LML and count, write nothing; print one JSON report on stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
-def backfill_command(settings: Settings, concurrency: int, requests_per_minute: float,
-                     timeout_s: float, max_attempts: int, lml_outage_budget_s: float,
-                     limit: int | None, quiet_lookback_s: float, quiet_pause_s: float,
-                     quiet_max_wait_s: float, stale_handles: bool, dry_run: bool,
-                     as_json: bool) -> None:
+def backfill_command(settings: Settings, options: BackfillOptions, as_json: bool) -> None:
     """Fill rotation.lml_identity_id for active rows with a Discogs release id.
 
     Asks LML's identity/resolve (source discogs_release) for each such row and writes the
@@ -104,17 +89,11 @@ def backfill_command(settings: Settings, concurrency: int, requests_per_minute: 
     Before each call it waits while the station is on air (a track in the on-air log
     within the lookback).
     """
-    quiet = _station_quiet_period(click.get_current_context(), {
-        "quiet_lookback_s": quiet_lookback_s, "quiet_pause_s": quiet_pause_s,
-        "quiet_max_wait_s": quiet_max_wait_s})
-    options = BackfillOptions(concurrency=concurrency, requests_per_minute=requests_per_minute,
-                              timeout_s=timeout_s, max_attempts=max_attempts, limit=limit,
-                              lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run,
-                              stale_handles=stale_handles, **quiet)
+    options = _station_quiet_period(click.get_current_context(), options)
     from library_identity.rotation.backfill import backfill, dry_run_report
 
     result = run_job(settings, options, backfill, lml_needed=True)
-    _show(result, dry_run_report if dry_run else _backfill_summary if as_json else None,
+    _show(result, dry_run_report if options.dry_run else _backfill_summary if as_json else None,
           _print_backfill)
 
 
@@ -126,10 +105,10 @@ STATION_QUIET_ENV = {"quiet_lookback_s": ("LIVE_ACTIVITY_LOOKBACK_SECONDS", 1, "
                      "quiet_max_wait_s": ("LIVE_ACTIVITY_MAX_PAUSE_MS", 1000, "milliseconds")}
 
 
-def _station_quiet_period(ctx: click.Context, given: dict[str, float]) -> dict[str, float]:
-    """The quiet-period settings, with the station's variables in, converted to seconds;
-    a value there that is not a number in range exits 2, naming the variable."""
-    settings = dict(given)
+def _station_quiet_period(ctx: click.Context, options: BackfillOptions) -> BackfillOptions:
+    """The options with the station's quiet-period variables in, converted to seconds; a
+    value there that is not a number in range exits 2, naming the variable."""
+    settings: dict[str, float] = {}
     for name, (env, per_second, unit) in STATION_QUIET_ENV.items():
         raw = os.environ.get(env, "").strip()
         if not raw or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
@@ -143,7 +122,7 @@ def _station_quiet_period(ctx: click.Context, given: dict[str, float]) -> dict[s
             fail(f"{env} must be a number of {unit}, at least {least:g}; got {raw!r}",
                  EXIT_USAGE)
         settings[name] = value / per_second
-    return settings
+    return replace(options, **settings)
 
 
 def _backfill_summary(result: BackfillResult) -> dict[str, Any]:
@@ -164,25 +143,13 @@ def _print_backfill(result: BackfillResult) -> None:
 
 # -- refresh ------------------------------------------------------------------------------
 @rotation.command("refresh")
-@option(RefreshOptions, "batch_size")
-@option(RefreshOptions, "concurrency")
-@option(RefreshOptions, "requests_per_minute")
-@option(RefreshOptions, "timeout_s")
-@option(RefreshOptions, "max_attempts")
-@option(RefreshOptions, "retry_delay_s")
-@option(RefreshOptions, "max_consecutive_failures")
-@option(RefreshOptions, "lml_outage_budget_s", envvar=OUTAGE_BUDGET_ENV, show_envvar=True)
-@option(RefreshOptions, "not_found_alert_pct")
+@options_from(RefreshOptions)
 @click.option("--dry-run", is_flag=True,
               help="Print one JSON report of the ids and batches a run would send; call "
                    "nothing, write nothing (LML_URL not needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @pass_settings
-def refresh_command(settings: Settings, batch_size: int, concurrency: int,
-                    requests_per_minute: float, timeout_s: float, max_attempts: int,
-                    retry_delay_s: float, max_consecutive_failures: int,
-                    lml_outage_budget_s: float, not_found_alert_pct: float, dry_run: bool,
-                    as_json: bool) -> None:
+def refresh_command(settings: Settings, options: RefreshOptions, as_json: bool) -> None:
     """Warm LML's cache for every release identity in the active rotation.
 
     Checks LML first (/health, and that the refresh route exists), then sends the distinct
@@ -190,19 +157,13 @@ def refresh_command(settings: Settings, batch_size: int, concurrency: int,
     retries `error` items once in a later batch. Exit 5 when the not_found share is above
     the alert threshold (stale handles in rotation.lml_identity_id).
     """
-    options = RefreshOptions(
-        batch_size=batch_size, concurrency=concurrency,
-        requests_per_minute=requests_per_minute, timeout_s=timeout_s,
-        not_found_alert_pct=not_found_alert_pct, retry_delay_s=retry_delay_s,
-        max_consecutive_failures=max_consecutive_failures, max_attempts=max_attempts,
-        lml_outage_budget_s=lml_outage_budget_s, dry_run=dry_run)
     # A dry run sends nothing, so it needs no LML settings.
     from library_identity.rotation.refresh import dry_run_report as refresh_dry_run_report
     from library_identity.rotation.refresh import refresh
 
-    result = run_job(settings, options, refresh, lml_needed=not dry_run)
-    _show(result, refresh_dry_run_report if dry_run else _refresh_summary if as_json else None,
-          _print_refresh)
+    result = run_job(settings, options, refresh, lml_needed=not options.dry_run)
+    _show(result, refresh_dry_run_report if options.dry_run
+          else _refresh_summary if as_json else None, _print_refresh)
     if result.alert is not None and result.alert.fired:
         sys.exit(EXIT_ALERT)  # the run logged the WARNING line; the summary repeats it
 

@@ -5,4 +5,6 @@
 - `records`: the run records in identity_loader.runs.
 - `job`: one run from lock to record (`JobRun`) and the failed-calls-in-a-row rule.
 - `calls`: LML calls made on worker threads, and the loop that keeps them in flight.
+- `call_settings`: the LML call settings every job declares alike (timeout, attempts,
+  failures in a row, outage budget).
 """

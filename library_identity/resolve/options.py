@@ -8,7 +8,8 @@ from typing import Any
 
 from library_identity import dbt_names
 from library_identity.config import check_ranges, setting
-from library_identity.lml.limits import DEFAULT_BUDGET_S, LML_BULK_RESOLVE_CAP
+from library_identity.jobs import call_settings
+from library_identity.lml.limits import LML_BULK_RESOLVE_CAP, MIN_REQUESTS_PER_MINUTE
 from library_identity.lml.pacing import PacingSettings
 
 MODES = ("full", "legacy", "recheck")
@@ -50,29 +51,38 @@ class ResolveOptions:
         1, "Adaptive pace: never fewer LML calls in flight than this.", min=1)
     max_concurrency: int = setting(
         8, "Adaptive pace: never more LML calls in flight than this.", min=1)
-    latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
-    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
-    partition: Partition | None = None
-    dry_run: bool = False
+    requests_per_minute: float | None = setting(
+        None, "Hard ceiling on LML calls per minute, retries included; unlimited when unset.",
+        min=MIN_REQUESTS_PER_MINUTE)
+    timeout_s: float = call_settings.timeout_s(30.0)
+    max_attempts: int = call_settings.max_attempts()
+    max_consecutive_failures: int = call_settings.max_consecutive_failures()
+    lml_outage_budget_s: float = call_settings.lml_outage_budget_s(
+        "the batches landed are kept")
     stale_days: int = setting(7, "A resolved row is re-checked after this many days.", min=1)
     unresolved_retry_days: int = setting(
         7, "An unresolved row is retried after this many days.", min=1)
-    include_tracks: bool = True
-    max_consecutive_failures: int = setting(
-        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
-    lml_outage_budget_s: float = setting(
-        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
-                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
-                          "the batches landed are kept. 0 stops at once.", min=0)
+    limit: int | None = setting(None, "Resolve at most this many rows.", min=0)
+    partition: Partition | None = None
     cohorts: tuple[str, ...] = COHORTS
+    dry_run: bool = False
+    latency_floor_s: float = 0.05  # latency rises below this much are jitter, not load
+    include_tracks: bool = True
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         check_ranges(self)
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout must be above 0, got {self.timeout_s:g}")
         if not self.cohorts or set(self.cohorts) - set(COHORTS):
             raise ValueError(f"cohorts must be among {', '.join(COHORTS)}")
         self.pacing().validate()
+
+    def client_settings(self) -> dict[str, Any]:
+        """What the LML client must be built with for this run."""
+        return {"timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
+                "requests_per_minute": self.requests_per_minute}
 
     def dbt_vars(self) -> dict[str, Any]:
         return {dbt_names.CANDIDATE_MODE_VAR: self.mode,

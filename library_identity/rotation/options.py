@@ -10,7 +10,8 @@ from typing import Any
 
 from library_identity.config import check_ranges, setting
 from library_identity.dbt_names import project_vars
-from library_identity.lml.limits import DEFAULT_BUDGET_S, MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
+from library_identity.jobs import call_settings
+from library_identity.lml.limits import MAX_TIMEOUT_S, MIN_REQUESTS_PER_MINUTE
 
 # The station's rotation jobs run with 60 s; its roles' default of 5 s is too short.
 STATEMENT_TIMEOUT_MS = 60_000
@@ -39,17 +40,10 @@ class RotationOptions:
     requests_per_minute: float = setting(20.0, "Cap on LML calls per minute.",
                                          min=MIN_REQUESTS_PER_MINUTE)
     # 8 s: the station's backfill timeout for identity/resolve (refresh declares its own).
-    timeout_s: float = setting(8.0, "Deadline in seconds for each LML request, from "
-                                    "connecting to the last byte of the answer, above 0.",
-                               max=MAX_TIMEOUT_S)
-    max_attempts: int = setting(
-        4, "Attempts per call for transient failures (429, 502-504, network).", min=1)
-    max_consecutive_failures: int = setting(
-        5, "Stop the run (exit 3) after this many failed batches in a row.", min=1)
-    lml_outage_budget_s: float = setting(
-        DEFAULT_BUDGET_S, "Seconds to wait for LML to come back when it stops answering "
-                          "mid-run (refused, timeouts, 502-504) before stopping (exit 3); "
-                          "what was landed is kept. 0 stops at once.", min=0)
+    timeout_s: float = call_settings.timeout_s(8.0)
+    max_attempts: int = call_settings.max_attempts()
+    max_consecutive_failures: int = call_settings.max_consecutive_failures()
+    lml_outage_budget_s: float = call_settings.lml_outage_budget_s("what was landed is kept")
 
     def validate(self) -> None:
         check_ranges(self)
@@ -77,13 +71,13 @@ class BackfillOptions(RotationOptions):
     # The quiet period: the station is live while a track was logged within the lookback.
     quiet_lookback_s: float = setting(
         60.0, "The station counts as on air while a track was logged within this many "
-              "seconds; 0 never waits.", min=0)
+              "seconds; 0 never waits.", min=0, env="BACKFILL_QUIET_LOOKBACK_SECONDS")
     quiet_pause_s: float = setting(
         30.0, "Seconds between looks at the on-air log while the station is on air.",
-        min=MIN_QUIET_PAUSE_S)
+        min=MIN_QUIET_PAUSE_S, env="BACKFILL_QUIET_PAUSE_SECONDS")
     quiet_max_wait_s: float = setting(
         1800.0, "Fail the run (exit 1) once its waits add up to this many seconds; 0 waits "
-                "as long as it takes.", min=0)
+                "as long as it takes.", min=0, env="BACKFILL_QUIET_MAX_WAIT_SECONDS")
 
     def sentry_settings(self) -> dict[str, bool | float]:
         """The settings the station's job puts on its transaction, in its units."""
@@ -103,11 +97,11 @@ class RefreshOptions(RotationOptions):
     timeout_s: float = setting(DEFAULT_TIMEOUT_S,
                                f"Seconds per refresh call, at least {MIN_TIMEOUT_S:g}.",
                                max=MAX_TIMEOUT_S)
+    retry_delay_s: float = setting(
+        30.0, "Seconds before an identity LML answered `error` for is sent once more.", min=0)
     not_found_alert_pct: float = setting(
         1.0, "Stale-reference alert (exit 5) when more than this share of identities is "
              "not_found.", min=0, max=100)
-    retry_delay_s: float = setting(
-        30.0, "Seconds before an identity LML answered `error` for is sent once more.", min=0)
     dry_run: bool = False  # read the candidates, call nothing, write nothing
 
     def validate(self) -> None:
