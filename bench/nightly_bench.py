@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,14 +44,15 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import station  # noqa: E402
+from resolve_bench import KEY, StandInProcess  # noqa: E402
 
 from library_identity import dbt_names  # noqa: E402
 from library_identity.db import Database, resolve_database  # noqa: E402
 from library_identity.demo.seed import DEFAULT_ROWS  # noqa: E402
 
-KEY = "bench-key-0123456789"
 PREFIX = "nightly_bench"
 CLI = (sys.executable, "-m", "library_identity")
 
@@ -118,38 +118,6 @@ def make_due(db: Database, every: int = 7, days: int = 8) -> int:
 
 
 # -- the stand-in -----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class StandInProcess:
-    """The stand-in in its own process at zero latency."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [*CLI, "lml-standin", "--port", str(self.port), "--api-key", KEY], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the stand-in did not start")
-
-    def __enter__(self) -> StandInProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
 
 # -- figures ----------------------------------------------------------------------------------
 
