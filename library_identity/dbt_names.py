@@ -32,6 +32,8 @@ LIBRARY_CANDIDATES = "library_candidates"
 # The merge's incremental verdict state: `seed --replace` empties it with the log it describes.
 VERDICT_STATE = "int_verdicts__latest"
 IDENTITY_STATUS = "int_library__identity_status"
+# The merge watermark (the last verdict an applied merge covered), computed once.
+MERGE_WATERMARK = "int_merges__watermark"
 ROTATION_REFRESH_CANDIDATES = "rotation_refresh_candidates"
 ROTATION_COVERAGE = "rotation_coverage"
 ROTATION_REFRESH_RESULTS = "stg_loader__rotation_refresh_results"
@@ -44,7 +46,8 @@ REPORT_MODELS = (
     "rpt_merge_skips", "rpt_library_merge_skipped", "rpt_station_anomalies",
     "rpt_alerts", "rpt_worklist", CONFIDENCE_BANDS,
 )
-READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, ROTATION_REFRESH_CANDIDATES,
+READ_MODELS = (LIBRARY_CANDIDATES, IDENTITY_STATUS, VERDICT_STATE, MERGE_WATERMARK,
+               ROTATION_REFRESH_CANDIDATES,
                ROTATION_COVERAGE, ROTATION_REFRESH_RESULTS, *REPORT_MODELS)
 
 # selectors.yml

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from library_identity import dbt_names, telemetry
 from library_identity.db import LOADER_SCHEMA, Database
@@ -52,25 +53,38 @@ def _applied(db: Database, after: int) -> tuple[int | None, dict[str, Any], dict
 
 
 def pending_verdicts(db: Database) -> int:
-    """Verdicts landed since the last applied merge."""
+    """Verdicts landed since the last applied merge (0 before any dbt build)."""
     with db.connect() as conn:
-        row = conn.execute(
-            f"select count(*) from {LOADER_SCHEMA}.raw_verdicts where verdict_id > "
-            f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges)"
-        ).fetchone()
+        if not _watermark_built(conn):
+            return 0
+        row = conn.execute(sql.SQL(
+            "select count(*) from {log} where verdict_id > (select merged_through from {mark})"
+        ).format(log=sql.Identifier(LOADER_SCHEMA, "raw_verdicts"),
+                 mark=dbt_names.relation(dbt_names.MERGE_WATERMARK))).fetchone()
     return int(row[0]) if row else 0
+
+
+def _watermark_built(conn: psycopg.Connection) -> bool:
+    row = conn.execute("select to_regclass(%s) is not null",
+                       [dbt_names.qualified(dbt_names.MERGE_WATERMARK)]).fetchone()
+    return bool(row and row[0])
 
 
 def has_pending(conn: psycopg.Connection) -> bool:
     """Whether a merge has work: a verdict landed since the last applied merge (the log's
-    last id against the last merge's bound, one probe of each index; a count, or an exists
-    the planner cannot bound, reads the log), or a person's decision not yet applied."""
-    row = conn.execute(
-        f"select (select coalesce(max(verdict_id), 0) from {LOADER_SCHEMA}.raw_verdicts) > "
-        f"(select coalesce(max(through_verdict_id), 0) from {LOADER_SCHEMA}.merges) "
+    last id against the watermark, int_merges__watermark; one probe of each index, where
+    a count, or an exists the planner cannot bound, reads the log), or a person's decision
+    not yet applied. Before any dbt build there is always work: the build comes first."""
+    if not _watermark_built(conn):
+        return True
+    row = conn.execute(sql.SQL(
+        "select (select coalesce(max(verdict_id), 0) from {log}) > "
+        "(select merged_through from {mark}) "
         # A person's decisions (library-identity review) waiting for a write-back.
-        f"or exists (select 1 from {LOADER_SCHEMA}.review_decisions where applied_at is null)"
-    ).fetchone()
+        "or exists (select 1 from {decisions} where applied_at is null)"
+    ).format(log=sql.Identifier(LOADER_SCHEMA, "raw_verdicts"),
+             mark=dbt_names.relation(dbt_names.MERGE_WATERMARK),
+             decisions=sql.Identifier(LOADER_SCHEMA, "review_decisions"))).fetchone()
     return bool(row and row[0])
 
 
