@@ -43,7 +43,10 @@ class MigrationStatus:
     pending: list[str]
 
 
-def _backend(db: Database) -> Any:
+@contextmanager
+def _backend(db: Database) -> Iterator[Any]:
+    """yoyo's backend for the database; its connection is closed on leaving, not when
+    collected (a session left open blocks copying the database, or dropping it)."""
     # yoyo keeps its bookkeeping in the connection's schema: ours, not public.
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     # exists; a station role has its schema made by the DBA and no such privilege.
@@ -53,13 +56,17 @@ def _backend(db: Database) -> Any:
         if not exists:
             conn.execute(f"create schema {LOADER_SCHEMA}")
     uri = f"{db.yoyo_uri(LOADER_SCHEMA)}&{urlencode({'application_name': APPLICATION_NAME})}"
-    return get_backend(uri)
+    backend = get_backend(uri)
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
 
 
 def status(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationStatus:
-    backend = _backend(db)
-    migrations = read_migrations(str(migrations_dir))
-    pending = {m.id for m in backend.to_apply(migrations)}
+    with _backend(db) as backend:
+        migrations = read_migrations(str(migrations_dir))
+        pending = {m.id for m in backend.to_apply(migrations)}
     return MigrationStatus(
         applied=[m.id for m in migrations if m.id not in pending],
         pending=[m.id for m in migrations if m.id in pending],
@@ -68,15 +75,11 @@ def status(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationStat
 
 def apply(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; returns their ids (empty when up to date)."""
-    backend = _backend(db)
-    try:
+    with _backend(db) as backend:
         migrations = read_migrations(str(migrations_dir))
         with migration_lock(backend):
             todo = backend.to_apply(migrations)
             backend.apply_migrations(todo)
-    finally:
-        # Closed now, not when collected: a session left open blocks copying the database.
-        backend.connection.close()
     if todo:
         # What dbt deployed read the tables as they were: the next resolve builds again.
         with db.connect() as conn:
@@ -88,16 +91,13 @@ def apply(db: Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
 def rollback(db: Database, count: int | None = None,
              migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     """Roll back the last `count` applied migrations (all when None)."""
-    backend = _backend(db)
-    try:
+    with _backend(db) as backend:
         migrations = read_migrations(str(migrations_dir))
         with migration_lock(backend):
             todo = backend.to_rollback(migrations)
             if count is not None:
                 todo = todo[:count]
             backend.rollback_migrations(todo)
-    finally:
-        backend.connection.close()
     return [m.id for m in todo]
 
 

@@ -67,19 +67,23 @@ def family(data_type: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Table:
     name: str
-    columns: dict[str, tuple[str, ...]]
+    # The declaration as written: data types, who writes each column, the grants.
+    data_types: dict[str, str]
     # Columns an older station database may lack; the project then reads NULL.
     optional: tuple[str, ...] = ()
     # Set for a table only one use needs: the other commands run without it.
     needed_for: str | None = None
-    # The declaration as written: data types, who writes each column, the grants.
-    data_types: dict[str, str] = field(default_factory=dict)
     written_by: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
         return f"{STATION_SCHEMA}.{self.name}"
+
+    @property
+    def columns(self) -> dict[str, tuple[str, ...]]:
+        """Each column and the types a database may hold it as."""
+        return {column: family(data_type) for column, data_type in self.data_types.items()}
 
     def written(self, by: str) -> tuple[str, ...]:
         """The columns `by` (write_back, backfill) writes, in declaration order."""
@@ -99,9 +103,9 @@ def _table(entry: dict[str, Any]) -> Table:
         if column_meta.get("optional"):
             optional.append(column["name"])
     needed = meta.get("needed_for")
-    return Table(entry["name"], {c: family(t) for c, t in data_types.items()},
-                 optional=tuple(optional), needed_for=NEEDED_FOR[needed] if needed else None,
-                 data_types=data_types, written_by=written_by, meta=meta)
+    return Table(entry["name"], data_types, optional=tuple(optional),
+                 needed_for=NEEDED_FOR[needed] if needed else None, written_by=written_by,
+                 meta=meta)
 
 
 @functools.cache

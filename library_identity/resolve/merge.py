@@ -153,5 +153,6 @@ def _report_gap(gap: tuple[int, int], merge_id: int | None, run_id: uuid.UUID | 
         scope.set_extra("compilation_track_keys", keys)
         scope.set_extra("compilation_track_rows_skipped_no_cta_match", missed)
         scope.fingerprint = ["library-identity", CTA_MATCH_GAP_STEP]
-        telemetry.sentry().capture_message(f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys "
-                                   "match no credit row", level="warning")
+        telemetry.sentry().capture_message(
+            f"{CTA_MATCH_GAP_STEP}: {missed} of {keys} track keys match no credit row",
+            level="warning")
